@@ -1,0 +1,103 @@
+// DesiredDataplane: what every dataplane renders. Produced by the planner from
+// the model; pure data, deterministic for the same inputs and ID hints.
+import type { IPFamily, Protocol } from '../model/types.js';
+
+export type FrontendKind = 'ClusterIP' | 'NodePort' | 'ExternalIP' | 'LoadBalancer';
+
+export interface Frontend {
+  kind: FrontendKind;
+  /** Canonical address. NodePort frontends carry one node address each. */
+  address: string;
+  port: number;
+}
+
+export interface PlannedBackend {
+  /** Stable numeric ID, shared by every service that uses the same address, port and protocol. */
+  id: number;
+  address: string;
+  port: number;
+  nodeName: string | null;
+  zone: string | null;
+  /** On this node. */
+  local: boolean;
+  /** Serving but terminating: only used when nothing else is. */
+  terminating: boolean;
+}
+
+/**
+ * What happens to a new connection when the set is empty:
+ * - reject: the service has no usable endpoints anywhere (kube-proxy REJECT: the client sees "refused").
+ * - drop: endpoints exist, but none this traffic may use (a Local policy without local endpoints).
+ */
+export type EmptyAction = 'reject' | 'drop';
+
+export interface BackendSet {
+  /** Deterministic order: address, then port. */
+  backends: PlannedBackend[];
+  onEmpty: EmptyAction;
+}
+
+export interface PlannedService {
+  /** "namespace/name:portName/family", unique. */
+  key: string;
+  namespace: string;
+  name: string;
+  portName: string;
+  protocol: Protocol;
+  family: IPFamily;
+  /** Stable numeric ID, restorable from the dataplane's pinned state. */
+  id: number;
+  frontends: Frontend[];
+  /**
+   * internal: ClusterIP traffic (internalTrafficPolicy).
+   * external: NodePort/ExternalIP/LoadBalancer traffic from outside the node (externalTrafficPolicy).
+   * cluster: external frontends reached from this node or its pods, which kube-proxy
+   *   short-circuits to the Cluster-policy endpoints whatever the external policy.
+   * The three are the same object when they hold the same backends.
+   */
+  internal: BackendSet;
+  external: BackendSet;
+  cluster: BackendSet;
+  /** ClientIP affinity in seconds, null for none. */
+  affinityTimeout: number | null;
+  /** loadBalancerSourceRanges: applies to LoadBalancer frontends only. Empty = everyone. */
+  sourceRanges: string[];
+  /** External traffic keeps its client source address (externalTrafficPolicy: Local). */
+  preserveSource: boolean;
+  /** Maglev for external frontends: table size and backends in table order. Null when no external frontend. */
+  maglev: { m: number; backends: PlannedBackend[] } | null;
+  /** How topology hints were applied, for logs and dumps: "" when none. */
+  topology: string;
+}
+
+export interface HealthCheck {
+  namespace: string;
+  name: string;
+  port: number;
+  /** Ready, non-terminating endpoints on this node, as kube-proxy counts them. */
+  localEndpoints: number;
+}
+
+export interface DesiredDataplane {
+  /** Increases with every plan; for logs and metrics. */
+  generation: number;
+  services: ReadonlyMap<string, PlannedService>;
+  /** healthCheckNodePort servers, by "namespace/name". */
+  healthChecks: ReadonlyMap<string, HealthCheck>;
+  /** Node addresses NodePort frontends were planned on, per family. */
+  nodePortAddresses: Readonly<Record<IPFamily, readonly string[]>>;
+}
+
+/** IDs found in a dataplane's state from an earlier run, to keep them stable across restarts. */
+export interface IdHints {
+  /** Frontend "PROTO/address/port" -> service ID. */
+  services: ReadonlyMap<string, number>;
+  /** Backend "PROTO/address/port" -> backend ID. */
+  backends: ReadonlyMap<string, number>;
+}
+
+export const EMPTY_ID_HINTS: IdHints = { services: new Map(), backends: new Map() };
+
+export function frontendHintKey(protocol: Protocol, address: string, port: number): string {
+  return `${protocol}/${address}/${port}`;
+}

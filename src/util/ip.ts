@@ -1,0 +1,132 @@
+// IP address and CIDR helpers. Addresses are kept as canonical strings
+// (what `net` and the kernel print) so they can be compared, sorted and used
+// as map keys; bytes are produced only where a BPF key needs them.
+import { isIPv4, isIPv6 } from 'node:net';
+
+export type IPFamily = 'IPv4' | 'IPv6';
+
+export function familyOf(ip: string): IPFamily | null {
+  if (isIPv4(ip)) return 'IPv4';
+  if (isIPv6(ip)) return 'IPv6';
+  return null;
+}
+
+/** Bytes of an address in network order: 4 for IPv4, 16 for IPv6. Throws on garbage. */
+export function ipBytes(ip: string): Uint8Array {
+  if (isIPv4(ip)) return Uint8Array.from(ip.split('.').map(Number));
+  if (!isIPv6(ip)) throw new Error(`not an IP address: ${ip}`);
+  let s = ip;
+  const out = new Uint8Array(16);
+  // An embedded IPv4 tail (::ffff:1.2.3.4) becomes two hextets.
+  const v4tail = /(\d+\.\d+\.\d+\.\d+)$/.exec(s);
+  if (v4tail) {
+    const b = ipBytes(v4tail[1]!);
+    s = s.slice(0, -v4tail[1]!.length) + `${((b[0]! << 8) | b[1]!).toString(16)}:${((b[2]! << 8) | b[3]!).toString(16)}`;
+  }
+  const [head, tail] = s.includes('::') ? s.split('::') as [string, string] : [s, undefined];
+  const h = head ? head.split(':') : [];
+  const t = tail ? tail.split(':') : [];
+  const groups = tail === undefined ? h : [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t];
+  groups.forEach((g, i) => {
+    const v = parseInt(g, 16);
+    out[i * 2] = v >> 8;
+    out[i * 2 + 1] = v & 0xff;
+  });
+  return out;
+}
+
+/** Canonical text of an address given its bytes (RFC 5952 for IPv6). */
+export function ipFromBytes(b: Uint8Array, family: IPFamily): string {
+  if (family === 'IPv4') return `${b[0]}.${b[1]}.${b[2]}.${b[3]}`;
+  const g: number[] = [];
+  for (let i = 0; i < 8; i++) g.push((b[i * 2]! << 8) | b[i * 2 + 1]!);
+  // Longest run of zero groups (length >= 2) becomes "::".
+  let best = -1;
+  let bestLen = 0;
+  for (let i = 0; i < 8;) {
+    if (g[i] !== 0) { i++; continue; }
+    let j = i;
+    while (j < 8 && g[j] === 0) j++;
+    if (j - i > bestLen && j - i >= 2) { best = i; bestLen = j - i; }
+    i = j;
+  }
+  const hex = (xs: number[]) => xs.map((x) => x.toString(16)).join(':');
+  if (best < 0) return hex(g);
+  return `${hex(g.slice(0, best))}::${hex(g.slice(best + bestLen))}`;
+}
+
+/** The canonical form of an IP string, or null when it is not one. */
+export function canonicalIP(ip: string): string | null {
+  const fam = familyOf(ip);
+  if (!fam) return null;
+  return ipFromBytes(ipBytes(ip), fam);
+}
+
+export interface Cidr {
+  family: IPFamily;
+  bytes: Uint8Array;
+  prefix: number;
+  text: string;
+}
+
+/** Parses "a.b.c.d/n" or "x::/n" into its network (host bits cleared). Null when invalid. */
+export function parseCidr(s: string): Cidr | null {
+  const slash = s.indexOf('/');
+  if (slash < 0) return null;
+  const ip = s.slice(0, slash);
+  const p = s.slice(slash + 1);
+  const family = familyOf(ip);
+  if (!family || !/^\d{1,3}$/.test(p)) return null;
+  const prefix = Number(p);
+  const bits = family === 'IPv4' ? 32 : 128;
+  if (prefix > bits) return null;
+  const bytes = ipBytes(ip);
+  for (let i = 0; i < bytes.length; i++) {
+    const keep = Math.max(0, Math.min(8, prefix - i * 8));
+    bytes[i]! &= (0xff << (8 - keep)) & 0xff;
+  }
+  return { family, bytes, prefix, text: `${ipFromBytes(bytes, family)}/${prefix}` };
+}
+
+export function cidrContains(c: Cidr, ip: string): boolean {
+  if (familyOf(ip) !== c.family) return false;
+  const b = ipBytes(ip);
+  for (let i = 0; i < c.bytes.length; i++) {
+    const keep = Math.max(0, Math.min(8, c.prefix - i * 8));
+    if (keep === 0) break;
+    const mask = (0xff << (8 - keep)) & 0xff;
+    if ((b[i]! & mask) !== c.bytes[i]) return false;
+  }
+  return true;
+}
+
+/** Total order on canonical addresses: IPv4 before IPv6, then numerically. */
+export function compareIP(a: string, b: string): number {
+  const ba = ipBytes(a);
+  const bb = ipBytes(b);
+  if (ba.length !== bb.length) return ba.length - bb.length;
+  for (let i = 0; i < ba.length; i++) if (ba[i] !== bb[i]) return ba[i]! - bb[i]!;
+  return 0;
+}
+
+export function isLoopback(ip: string): boolean {
+  const b = ipBytes(ip);
+  if (b.length === 4) return b[0] === 127;
+  return b.every((x, i) => (i === 15 ? x === 1 : x === 0));
+}
+
+export function isLinkLocal(ip: string): boolean {
+  const b = ipBytes(ip);
+  if (b.length === 4) return b[0] === 169 && b[1] === 254;
+  return b[0] === 0xfe && (b[1]! & 0xc0) === 0x80;
+}
+
+export function isLinkLocalMulticast(ip: string): boolean {
+  const b = ipBytes(ip);
+  if (b.length === 4) return b[0] === 224 && b[1] === 0 && b[2] === 0;
+  return b[0] === 0xff && (b[1]! & 0x0f) === 0x02;
+}
+
+export function isUnspecified(ip: string): boolean {
+  return ipBytes(ip).every((x) => x === 0);
+}
