@@ -1,0 +1,160 @@
+// The bpf dataplane: DesiredDataplane -> pinned maps read by the socket
+// programs. A full sync dumps the maps and repairs every difference (so a
+// restarted proxy converges without flushing, and an entry edited behind its
+// back is put right); a partial sync touches only the changed services and
+// trusts the mirror.
+import type { Logger } from '../../runtime/log.js';
+import type { DesiredDataplane, IdHints, PlannedService } from '../../planner/types.js';
+import { frontendHintKey } from '../../planner/types.js';
+import type { Dataplane, SyncError, SyncOptions, SyncResult } from '../types.js';
+import { applyOps } from './apply.js';
+import { readBackend, readFeKey, readFeVal, readSetKey, readSetVal } from './layout.js';
+import { loadSockDatapath, type LoadOptions, type SockDatapath } from './loader.js';
+import { Mirror } from './mirror.js';
+import { opCount, reconcile, type Scope } from './reconcile.js';
+import { feKeyText, MAX_SET_BACKENDS, renderService, type RenderedService } from './render.js';
+
+export class BpfDataplane implements Dataplane {
+  readonly mode = 'bpf' as const;
+  private readonly mirror = new Mirror();
+  /** What this process last applied, per planned-service key: a partial sync needs the old IDs. */
+  private readonly applied = new Map<string, RenderedService>();
+  private readonly reported = new Set<string>();
+
+  private constructor(private readonly dp: SockDatapath, private readonly log: Logger) {}
+
+  static open(opts: LoadOptions): BpfDataplane {
+    return new BpfDataplane(loadSockDatapath(opts), opts.log);
+  }
+
+  get maps(): SockDatapath['maps'] {
+    return this.dp.maps;
+  }
+
+  async restore(): Promise<IdHints> {
+    this.reload();
+    const services = new Map<string, number>();
+    for (const { key, val } of this.mirror.frontends.values()) services.set(frontendHintKey(key.protocol, key.address, key.port), val.svcId);
+    const backends = new Map<string, number>();
+    for (const [id, b] of this.mirror.backends) backends.set(frontendHintKey(b.protocol, b.address, b.port), id);
+    if (services.size > 0) this.log.info({ frontends: services.size, backends: backends.size }, 'found the datapath of an earlier run: keeping its IDs');
+    return { services, backends };
+  }
+
+  async sync(desired: DesiredDataplane, opts: SyncOptions): Promise<SyncResult> {
+    const errors: SyncError[] = [];
+    const unsupported: SyncResult['unsupported'] = [];
+    const keys = opts.full ? [...desired.services.keys()] : [...opts.changed];
+    const rendered: RenderedService[] = [];
+    const scopeIds = new Set<number>();
+    for (const key of keys) {
+      const old = this.applied.get(key);
+      if (old) scopeIds.add(old.id);
+      const svc = desired.services.get(key);
+      if (!svc) continue;
+      const problem = tooLarge(svc);
+      if (problem) {
+        errors.push({ service: key, code: 'SERVICE_TOO_LARGE', message: problem });
+        if (old) rendered.push(old); // keep what it had
+        continue;
+      }
+      rendered.push(renderService(svc));
+      scopeIds.add(svc.id);
+      for (const feature of this.unsupportedFeatures(svc)) unsupported.push({ service: key, feature });
+    }
+    if (opts.full) this.reload();
+    const scope: Scope = opts.full ? { all: true } : { all: false, svcIds: scopeIds };
+    const ops = reconcile(rendered, this.mirror, scope);
+    const res = opCount(ops) === 0 ? { upserts: 0, deletes: 0, errors: [], failed: new Set<string>() } : applyOps(this.dp.maps, ops, this.mirror);
+    errors.push(...res.errors);
+
+    if (opts.full) this.applied.clear();
+    else for (const key of keys) this.applied.delete(key);
+    for (const r of rendered) if (!res.failed.has(r.key)) this.applied.set(r.key, r);
+    return { full: opts.full, upserts: res.upserts, deletes: res.deletes, errors, unsupported };
+  }
+
+  /** Per-event counters summed over CPUs, by name. */
+  readCounters(): Map<string, bigint> {
+    const out = new Map<string, bigint>();
+    const { keys, values, count, valueStride } = this.dp.maps.stats.dump();
+    const perCpu = Math.ceil(this.dp.maps.stats.valueSize / 8) * 8;
+    for (let i = 0; i < count; i++) {
+      const idx = keys.readUInt32LE(i * 4);
+      const name = this.dp.statNames[idx];
+      if (!name) continue;
+      let sum = 0n;
+      for (let off = i * valueStride; off < (i + 1) * valueStride; off += perCpu) sum += values.readBigUInt64LE(off);
+      out.set(name, sum);
+    }
+    return out;
+  }
+
+  /** Entries and capacity per map, for metrics. */
+  mapUsage(): { name: string; entries: number; capacity: number }[] {
+    const m = this.dp.maps;
+    return [
+      { name: m.fe.name, entries: this.mirror.frontends.size, capacity: m.fe.capacity },
+      { name: m.set.name, entries: [...this.mirror.sets.values()].reduce((n, s) => n + s.slots.size + (s.header ? 1 : 0), 0), capacity: m.set.capacity },
+      { name: m.be.name, entries: this.mirror.backends.size, capacity: m.be.capacity },
+      { name: m.member.name, entries: this.mirror.members.size, capacity: m.member.capacity },
+    ];
+  }
+
+  async dispose(): Promise<void> {
+    this.dp.close();
+  }
+
+  /** Rebuilds the mirror from the kernel's maps. */
+  private reload(): void {
+    const { fe, set, be, member } = this.dp.maps;
+    this.mirror.clear();
+    {
+      const d = fe.dump();
+      for (let i = 0; i < d.count; i++) {
+        const key = readFeKey(d.keys, i * fe.keySize);
+        this.mirror.putFrontend(feKeyText(key), key, readFeVal(d.values, i * fe.valueSize));
+      }
+    }
+    {
+      const d = set.dump();
+      for (let i = 0; i < d.count; i++) {
+        const k = readSetKey(d.keys, i * set.keySize);
+        this.mirror.putSlot(k.set, k.slot, k.gen, readSetVal(d.values, i * set.valueSize));
+      }
+    }
+    {
+      const d = be.dump();
+      for (let i = 0; i < d.count; i++) this.mirror.backends.set(d.keys.readUInt32LE(i * 4), readBackend(d.values, i * be.valueSize));
+    }
+    {
+      const d = member.dump();
+      for (let i = 0; i < d.count; i++) this.mirror.addMember(d.keys.readUInt32LE(i * 8), d.keys.readUInt32LE(i * 8 + 4));
+    }
+  }
+
+  private unsupportedFeatures(svc: PlannedService): string[] {
+    const out: string[] = [];
+    const note = (feature: string) => {
+      const k = `${svc.key}\0${feature}`;
+      if (this.reported.has(k)) return;
+      this.reported.add(k);
+      out.push(feature);
+    };
+    if (svc.protocol === 'SCTP') note('SCTP: the socket hooks translate TCP and UDP only');
+    if (svc.frontends.some((f) => f.kind !== 'ClusterIP')) {
+      note('NodePort/ExternalIP/LoadBalancer traffic from outside the node (XDP/TC datapath not built yet); connections from this node and its pods work');
+    }
+    if (svc.sourceRanges.length > 0) note('loadBalancerSourceRanges (enforced at XDP, not built yet)');
+    return out;
+  }
+}
+
+function tooLarge(svc: PlannedService): string | null {
+  for (const [name, set] of [['internal', svc.internal], ['external', svc.external], ['cluster', svc.cluster]] as const) {
+    if (set.backends.length > MAX_SET_BACKENDS) {
+      return `service ${svc.key} has ${set.backends.length} ${name} endpoints; the bpf dataplane serves at most ${MAX_SET_BACKENDS} per service`;
+    }
+  }
+  return null;
+}

@@ -1,0 +1,74 @@
+// A pinned map, written in batches: one syscall per batch, and when an entry
+// fails, the rest of the batch still goes through and the caller learns which
+// entries failed and why (a full map, most often).
+import * as native from './native.js';
+import type { MapInfo } from './native.js';
+
+const ENOENT = 2;
+
+export interface EntryFailure { index: number; errno: number }
+
+export class BpfMap {
+  readonly info: MapInfo;
+
+  constructor(readonly name: string, readonly fd: number) {
+    this.info = native.mapInfo(fd);
+  }
+
+  get keySize(): number { return this.info.keySize; }
+  get valueSize(): number { return this.info.valueSize; }
+  get capacity(): number { return this.info.maxEntries; }
+
+  /** Writes n entries; fill(i, keys, keyOff, values, valOff) encodes entry i. */
+  update(n: number, fill: (i: number, keys: Buffer, keyOff: number, values: Buffer, valOff: number) => void): EntryFailure[] {
+    if (n === 0) return [];
+    const { keySize: ks, valueSize: vs } = this;
+    const keys = Buffer.alloc(n * ks);
+    const values = Buffer.alloc(n * vs);
+    for (let i = 0; i < n; i++) fill(i, keys, i * ks, values, i * vs);
+    const failures: EntryFailure[] = [];
+    let start = 0;
+    while (start < n) {
+      const count = n - start;
+      const r = native.updateBatch(this.fd, keys.subarray(start * ks), values.subarray(start * vs), count);
+      if (r.errno === 0) break;
+      // The kernel stopped at entry start + done: record it, go on after it.
+      failures.push({ index: start + r.done, errno: -r.errno });
+      start += r.done + 1;
+    }
+    return failures;
+  }
+
+  /** Deletes n keys. Keys already gone count as deleted. */
+  delete(n: number, fill: (i: number, keys: Buffer, keyOff: number) => void): EntryFailure[] {
+    if (n === 0) return [];
+    const ks = this.keySize;
+    const keys = Buffer.alloc(n * ks);
+    for (let i = 0; i < n; i++) fill(i, keys, i * ks);
+    const failures: EntryFailure[] = [];
+    let start = 0;
+    while (start < n) {
+      const r = native.deleteBatch(this.fd, keys.subarray(start * ks), n - start);
+      if (r.errno === 0) break;
+      if (-r.errno !== ENOENT) failures.push({ index: start + r.done, errno: -r.errno });
+      start += r.done + 1;
+    }
+    return failures;
+  }
+
+  /** Every entry, as contiguous key and value buffers. */
+  dump(): { keys: Buffer; values: Buffer; count: number; valueStride: number } {
+    const perCpu = [5, 6, 10].includes(this.info.type); // PERCPU_HASH, PERCPU_ARRAY, LRU_PERCPU_HASH
+    const valueStride = perCpu ? Math.ceil(this.valueSize / 8) * 8 * native.possibleCpus() : this.valueSize;
+    const max = this.capacity;
+    const keys = Buffer.alloc(max * this.keySize);
+    const values = Buffer.alloc(max * valueStride);
+    const count = native.dump(this.fd, keys, values, max);
+    return { keys, values, count, valueStride };
+  }
+
+  lookup(key: Buffer): Buffer | null {
+    const value = Buffer.alloc(this.valueSize);
+    return native.lookup(this.fd, key, value) ? value : null;
+  }
+}

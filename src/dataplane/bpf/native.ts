@@ -1,0 +1,206 @@
+// FFI to libbpf and to our shim (native/bpfproxy.c), through koffi. Thin on
+// purpose: every call returns what the C returns; errors become BpfError with
+// the step that failed and libbpf's text for the errno.
+import { createRequire } from 'node:module';
+import { NATIVE_LIBRARY } from '../../util/paths.js';
+
+// koffi ships as CommonJS.
+const require = createRequire(import.meta.url);
+type KoffiFn = (...args: unknown[]) => unknown;
+interface KoffiLib { func(sig: string): KoffiFn }
+interface Koffi { load(path: string): KoffiLib; opaque(name: string): unknown; pointer(t: unknown): unknown }
+const koffi = require('koffi') as Koffi;
+
+export class BpfError extends Error {
+  constructor(
+    readonly step: string,
+    readonly errno: number,
+    detail?: string,
+  ) {
+    super(`${step}: ${detail ?? strerror(errno)}`);
+    this.name = 'BpfError';
+  }
+}
+
+/** An opaque `struct bpf_object *`. */
+export type ObjectHandle = { readonly __brand: 'bpf_object' };
+
+let bound: ReturnType<typeof bind> | null = null;
+
+function bind() {
+  koffi.opaque('bpf_object');
+  const shim = koffi.load(NATIVE_LIBRARY);
+  const libbpf = koffi.load('libbpf.so.1');
+  const libc = koffi.load('libc.so.6');
+  return {
+    objectLoad: shim.func('bpf_object *bpx_object_load(const char *path, const char *pin_dir, const char *sizes, void *notes, size_t notes_len, void *err, size_t err_len)'),
+    objectClose: shim.func('void bpx_object_close(bpf_object *obj)'),
+    objectMapFd: shim.func('int bpx_object_map_fd(bpf_object *obj, const char *name)'),
+    objectProgFd: shim.func('int bpx_object_prog_fd(bpf_object *obj, const char *name)'),
+    objectPrograms: shim.func('int bpx_object_programs(bpf_object *obj, void *out, size_t out_len)'),
+    btfStruct: shim.func('int bpx_btf_struct(bpf_object *obj, const char *name, void *out, size_t out_len)'),
+    btfEnum: shim.func('int bpx_btf_enum(bpf_object *obj, const char *name, void *out, size_t out_len)'),
+    logTake: shim.func('size_t bpx_log_take(void *out, size_t out_len)'),
+    cgroupLink: shim.func('int bpx_cgroup_link(int prog_fd, const char *cgroup, int attach_type, const char *link_path, void *err, size_t err_len)'),
+    mapInfo: shim.func('int bpx_map_info(int fd, void *out)'),
+    updateBatch: shim.func('int bpx_map_update_batch(int fd, void *keys, void *values, void *count, uint64_t flags)'),
+    deleteBatch: shim.func('int bpx_map_delete_batch(int fd, void *keys, void *count)'),
+    dump: shim.func('int bpx_map_dump(int fd, void *keys, void *values, uint32_t max, void *count)'),
+    possibleCpus: shim.func('int bpx_num_possible_cpus(void)'),
+    testRun: shim.func('int bpx_prog_test_run(int prog_fd, void *in, uint32_t in_size, void *out, void *out_size, uint32_t repeat, void *retval, void *duration)'),
+    update: libbpf.func('int bpf_map_update_elem(int fd, void *key, void *value, uint64_t flags)'),
+    lookup: libbpf.func('int bpf_map_lookup_elem(int fd, void *key, void *value)'),
+    delete: libbpf.func('int bpf_map_delete_elem(int fd, void *key)'),
+    objGet: libbpf.func('int bpf_obj_get(const char *path)'),
+    strerror: libbpf.func('int libbpf_strerror(int err, void *buf, size_t size)'),
+    close: libc.func('int close(int fd)'),
+  };
+}
+
+function fns() {
+  bound ??= bind();
+  return bound;
+}
+
+function cstr(buf: Buffer): string {
+  const end = buf.indexOf(0);
+  return buf.toString('utf8', 0, end < 0 ? buf.length : end);
+}
+
+export function strerror(errno: number): string {
+  const buf = Buffer.alloc(256);
+  fns().strerror(-Math.abs(errno), buf, buf.length);
+  return cstr(buf) || `errno ${Math.abs(errno)}`;
+}
+
+/** libbpf's warnings and verifier output since the last call. */
+export function takeLibbpfLog(): string {
+  const buf = Buffer.alloc(64 * 1024);
+  fns().logTake(buf, buf.length);
+  return cstr(buf).trim();
+}
+
+export interface LoadedObject {
+  handle: ObjectHandle;
+  notes: string[];
+}
+
+export function objectLoad(path: string, pinDir: string, sizes: Record<string, number>): LoadedObject {
+  const notes = Buffer.alloc(4096);
+  const err = Buffer.alloc(1024);
+  const spec = Object.entries(sizes).map(([k, v]) => `${k}=${v}`).join(',');
+  const h = fns().objectLoad(path, pinDir, spec, notes, notes.length, err, err.length) as ObjectHandle | null;
+  if (!h) throw new BpfError(`load BPF object ${path}`, 0, cstr(err) || 'failed');
+  return { handle: h, notes: cstr(notes).split(';').map((s) => s.trim()).filter(Boolean) };
+}
+
+export function objectClose(h: ObjectHandle): void {
+  fns().objectClose(h);
+}
+
+export function objectMapFd(h: ObjectHandle, name: string): number {
+  const fd = fns().objectMapFd(h, name) as number;
+  if (fd < 0) throw new BpfError(`find map ${name}`, fd);
+  return fd;
+}
+
+export function objectProgFd(h: ObjectHandle, name: string): number {
+  const fd = fns().objectProgFd(h, name) as number;
+  if (fd < 0) throw new BpfError(`find program ${name}`, fd);
+  return fd;
+}
+
+/** Every program of the object with the attach type libbpf derived from its section. */
+export function objectPrograms(h: ObjectHandle): { name: string; attachType: number }[] {
+  const out = Buffer.alloc(4096);
+  fns().objectPrograms(h, out, out.length);
+  return cstr(out).split(';').filter(Boolean).map((p) => {
+    const [name, t] = p.split('=') as [string, string];
+    return { name, attachType: Number(t) };
+  });
+}
+
+export function btfStruct(h: ObjectHandle, name: string): string | null {
+  const out = Buffer.alloc(4096);
+  return (fns().btfStruct(h, name, out, out.length) as number) === 0 ? cstr(out) : null;
+}
+
+export function btfEnum(h: ObjectHandle, name: string): string | null {
+  const out = Buffer.alloc(8192);
+  return (fns().btfEnum(h, name, out, out.length) as number) === 0 ? cstr(out) : null;
+}
+
+/** Returns true when an existing pinned link got the new program, false when a link was created. */
+export function cgroupLink(progFd: number, cgroup: string, attachType: number, linkPath: string): boolean {
+  const err = Buffer.alloc(1024);
+  const ret = fns().cgroupLink(progFd, cgroup, attachType, linkPath, err, err.length) as number;
+  if (ret < 0) throw new BpfError(`attach to cgroup ${cgroup}`, ret, cstr(err));
+  return ret === 1;
+}
+
+export interface MapInfo { type: number; keySize: number; valueSize: number; maxEntries: number; flags: number; id: number }
+
+export function mapInfo(fd: number): MapInfo {
+  const out = new Uint32Array(6);
+  const ret = fns().mapInfo(fd, out) as number;
+  if (ret < 0) throw new BpfError('map info', ret);
+  return { type: out[0]!, keySize: out[1]!, valueSize: out[2]!, maxEntries: out[3]!, flags: out[4]!, id: out[5]! };
+}
+
+/** Updates `count` entries; returns how many were applied and the errno that stopped it (0 when all were). */
+export function updateBatch(fd: number, keys: Buffer, values: Buffer, count: number): { done: number; errno: number } {
+  const c = new Uint32Array([count]);
+  const ret = fns().updateBatch(fd, keys, values, c, 0n) as number;
+  return { done: ret === 0 ? count : c[0]!, errno: ret };
+}
+
+export function deleteBatch(fd: number, keys: Buffer, count: number): { done: number; errno: number } {
+  const c = new Uint32Array([count]);
+  const ret = fns().deleteBatch(fd, keys, c) as number;
+  return { done: ret === 0 ? count : c[0]!, errno: ret };
+}
+
+export function dump(fd: number, keys: Buffer, values: Buffer, max: number): number {
+  const c = new Uint32Array(1);
+  const ret = fns().dump(fd, keys, values, max, c) as number;
+  if (ret < 0) throw new BpfError('dump map', ret);
+  return c[0]!;
+}
+
+export function possibleCpus(): number {
+  const n = fns().possibleCpus() as number;
+  if (n < 0) throw new BpfError('count possible CPUs', n);
+  return n;
+}
+
+export function update(fd: number, key: Buffer, value: Buffer, flags = 0n): number {
+  return fns().update(fd, key, value, flags) as number;
+}
+
+export function lookup(fd: number, key: Buffer, value: Buffer): boolean {
+  return (fns().lookup(fd, key, value) as number) === 0;
+}
+
+export function remove(fd: number, key: Buffer): number {
+  return fns().delete(fd, key) as number;
+}
+
+export function objGet(path: string): number {
+  return fns().objGet(path) as number;
+}
+
+export function closeFd(fd: number): void {
+  fns().close(fd);
+}
+
+export interface TestRunResult { retval: number; durationNs: number; out: Buffer }
+
+export function testRun(progFd: number, data: Buffer, repeat = 1, outSize = data.length + 256): TestRunResult {
+  const out = Buffer.alloc(outSize);
+  const size = new Uint32Array([outSize]);
+  const retval = new Uint32Array(1);
+  const duration = new Uint32Array(1);
+  const ret = fns().testRun(progFd, data, data.length, out, size, repeat, retval, duration) as number;
+  if (ret < 0) throw new BpfError('BPF_PROG_TEST_RUN', ret);
+  return { retval: retval[0]!, durationNs: duration[0]!, out: out.subarray(0, size[0]!) };
+}
