@@ -2,36 +2,9 @@
 // are passed as the plain JSON the API server would serve; the model validates
 // and normalizes them, sources only deliver.
 
-export type ObjectKind = 'Service' | 'EndpointSlice' | 'Node';
-
-export const OBJECT_KINDS: readonly ObjectKind[] = ['Service', 'EndpointSlice', 'Node'];
-
-/** apiVersion each kind must carry. */
-export const API_VERSIONS: Readonly<Record<ObjectKind, string>> = {
-  Service: 'v1',
-  EndpointSlice: 'discovery.k8s.io/v1',
-  Node: 'v1',
-};
-
-/** "namespace/name" for namespaced kinds, "name" for Nodes. */
-export type ObjectKey = string;
-
-export interface KubeObject {
-  apiVersion?: string;
-  kind?: string;
-  metadata?: {
-    name?: string;
-    namespace?: string;
-    labels?: Record<string, string>;
-    annotations?: Record<string, string>;
-    resourceVersion?: string;
-    uid?: string;
-    creationTimestamp?: string;
-    deletionTimestamp?: string;
-    [k: string]: unknown;
-  };
-  [k: string]: unknown;
-}
+export type { ObjectKind, ObjectKey, KubeObject } from '../model/objects.js';
+export { OBJECT_KINDS, API_VERSIONS } from '../model/objects.js';
+import type { ObjectKind, ObjectKey, KubeObject } from '../model/objects.js';
 
 export type SourceEvent =
   | {
@@ -66,9 +39,4 @@ export interface Source {
   stop(): Promise<void>;
 }
 
-export function objectKey(kind: ObjectKind, obj: KubeObject): ObjectKey | null {
-  const name = obj.metadata?.name;
-  if (!name) return null;
-  if (kind === 'Node') return name;
-  return `${obj.metadata?.namespace || 'default'}/${name}`;
-}
+export { objectKey } from '../model/objects.js';

@@ -130,3 +130,8 @@ export function isLinkLocalMulticast(ip: string): boolean {
 export function isUnspecified(ip: string): boolean {
   return ipBytes(ip).every((x) => x === 0);
 }
+
+/** "a.b.c.d:port" or "[v6]:port". */
+export function hostPort(ip: string, port: number): string {
+  return ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`;
+}

@@ -1,0 +1,114 @@
+// One Service -> its planned service ports (one per port and family), before
+// IDs are assigned. Pure: the same inputs give the same drafts.
+import type { IPFamily, Protocol, ServiceInfo, ServicePortSpec, SliceInfo } from '../model/types.js';
+import { familyOf } from '../util/ip.js';
+import { endpointsForPort } from './endpoints.js';
+import { categorizeEndpoints, type NodeTopology, type PortEndpoint } from './topology.js';
+import type { EmptyAction, Frontend } from './types.js';
+
+export interface DraftSet {
+  endpoints: PortEndpoint[];
+  onEmpty: EmptyAction;
+}
+
+export interface DraftService {
+  key: string;
+  namespace: string;
+  name: string;
+  portName: string;
+  protocol: Protocol;
+  family: IPFamily;
+  frontends: Frontend[];
+  internal: DraftSet;
+  external: DraftSet;
+  cluster: DraftSet;
+  affinityTimeout: number | null;
+  sourceRanges: string[];
+  preserveSource: boolean;
+  /** Has external frontends: Maglev tables are planned for them. */
+  hasExternalFrontends: boolean;
+  topology: string;
+}
+
+export interface ServicePlan {
+  drafts: DraftService[];
+  /** healthCheckNodePort, with its local endpoint count; null when the service has none. */
+  health: { port: number; localEndpoints: number } | null;
+  warnings: string[];
+}
+
+export interface PlanContext {
+  node: NodeTopology;
+  nodePortAddresses: Readonly<Record<IPFamily, readonly string[]>>;
+}
+
+export function plannedKey(serviceKey: string, portName: string, family: IPFamily): string {
+  return `${serviceKey}:${portName}/${family}`;
+}
+
+function frontendsOf(svc: ServiceInfo, port: ServicePortSpec, family: IPFamily, clusterIP: string, ctx: PlanContext): Frontend[] {
+  const out: Frontend[] = [{ kind: 'ClusterIP', address: clusterIP, port: port.port }];
+  if (port.nodePort > 0 && (svc.type === 'NodePort' || svc.type === 'LoadBalancer')) {
+    for (const address of ctx.nodePortAddresses[family]) out.push({ kind: 'NodePort', address, port: port.nodePort });
+  }
+  for (const ip of svc.externalIPs) if (familyOf(ip) === family) out.push({ kind: 'ExternalIP', address: ip, port: port.port });
+  if (svc.type === 'LoadBalancer') {
+    for (const ip of svc.loadBalancerIPs) if (familyOf(ip) === family) out.push({ kind: 'LoadBalancer', address: ip, port: port.port });
+  }
+  return out;
+}
+
+function draftSet(endpoints: PortEndpoint[], hasAnyEndpoints: boolean): DraftSet {
+  return { endpoints, onEmpty: hasAnyEndpoints ? 'drop' : 'reject' };
+}
+
+export function planService(svc: ServiceInfo, slices: readonly SliceInfo[], ctx: PlanContext): ServicePlan {
+  const warnings: string[] = [];
+  const drafts: DraftService[] = [];
+  if (svc.notProxied) return { drafts, health: null, warnings };
+
+  const families = new Set(svc.ipFamilies);
+  const strays = [...svc.externalIPs, ...(svc.type === 'LoadBalancer' ? svc.loadBalancerIPs : [])]
+    .filter((ip) => !families.has(familyOf(ip)!));
+  if (strays.length > 0) {
+    warnings.push(`ignoring ${strays.join(', ')}: not of the service's IP families (${svc.ipFamilies.join(', ')}), as kube-proxy does`);
+  }
+
+  const localReady = new Set<string>();
+  svc.ipFamilies.forEach((family, fi) => {
+    const clusterIP = svc.clusterIPs[fi];
+    if (!clusterIP) return;
+    for (const port of svc.ports) {
+      const frontends = frontendsOf(svc, port, family, clusterIP, ctx);
+      const external = frontends.some((f) => f.kind !== 'ClusterIP');
+      const eps = endpointsForPort(slices, family, port.name, port.protocol, ctx.node.name);
+      for (const ep of eps) if (ep.local && ep.ready) localReady.add(ep.address);
+      const cat = categorizeEndpoints(eps, svc, external, ctx.node);
+      const internal = draftSet(svc.internalTrafficPolicy === 'Local' ? cat.local : cat.cluster, cat.hasAnyEndpoints);
+      // Without external frontends only the internal set is ever used.
+      const ext = external ? draftSet(svc.externalTrafficPolicy === 'Local' ? cat.local : cat.cluster, cat.hasAnyEndpoints) : internal;
+      const cluster = external ? draftSet(cat.cluster, cat.hasAnyEndpoints) : internal;
+      drafts.push({
+        key: plannedKey(svc.key, port.name, family),
+        namespace: svc.namespace,
+        name: svc.name,
+        portName: port.name,
+        protocol: port.protocol,
+        family,
+        frontends,
+        internal,
+        external: ext,
+        cluster,
+        affinityTimeout: svc.sessionAffinityTimeout,
+        sourceRanges: svc.type === 'LoadBalancer' ? svc.loadBalancerSourceRanges.filter((c) => familyOf(c.split('/')[0]!) === family) : [],
+        preserveSource: external && svc.externalTrafficPolicy === 'Local',
+        hasExternalFrontends: external,
+        topology: cat.topology,
+      });
+    }
+  });
+  const health = svc.type === 'LoadBalancer' && svc.externalTrafficPolicy === 'Local' && svc.healthCheckNodePort > 0
+    ? { port: svc.healthCheckNodePort, localEndpoints: localReady.size }
+    : null;
+  return { drafts, health, warnings };
+}
