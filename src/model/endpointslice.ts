@@ -1,0 +1,171 @@
+// EndpointSlice -> SliceInfo. Refuses what kube-apiserver's
+// ValidateEndpointSlice refuses, then reads the slice the way kube-proxy's
+// endpointslicecache.go does: slices without a service-name label and FQDN
+// slices are none of its business, ports without a number are skipped, only
+// the first address of an endpoint counts, and absent conditions mean
+// ready and serving.
+import type { KubeObject } from './objects.js';
+import type { IPFamily } from '../util/ip.js';
+import { LABEL_SERVICE_NAME, PROTOCOLS, type EndpointInfo, type Protocol, type SliceInfo, type SlicePort, type Validated } from './types.js';
+import {
+  Findings,
+  dns1123LabelErrors,
+  dns1123SubdomainErrors,
+  familyError,
+  labelValueErrors,
+  parseIP,
+  readBool,
+  readList,
+  readObject,
+  readPortNumber,
+  readString,
+  readStringList,
+  readStringMap,
+  specialIPError,
+  startObject,
+} from './validation.js';
+
+const ADDRESS_TYPES = ['FQDN', 'IPv4', 'IPv6'];
+const MAX_ENDPOINTS = 1000;
+const MAX_ADDRESSES = 100;
+/**
+ * kube-apiserver's limit (pkg/apis/discovery/validation: maxPorts = 20000).
+ * The API reference still says 100; the code has allowed 20000 since
+ * Services with port ranges needed it.
+ */
+const MAX_PORTS = 20000;
+const MAX_HINTS = 8;
+
+export function sliceFromObject(obj: KubeObject): Validated<SliceInfo | null> {
+  const { f, namespace, name, meta } = startObject(obj, 'EndpointSlice', dns1123SubdomainErrors);
+  const labels = readStringMap(f, meta.labels, 'metadata.labels');
+  if (f.failed) return f.reject();
+
+  const labelPath = `metadata.labels[${LABEL_SERVICE_NAME}]`;
+  const serviceName = labels[LABEL_SERVICE_NAME] ?? '';
+  if (serviceName === '') {
+    f.warn(labelPath, `ignored: no ${LABEL_SERVICE_NAME} label`);
+    return f.accept(null);
+  }
+  for (const msg of labelValueErrors(serviceName)) f.invalid(labelPath, serviceName, msg);
+
+  const addressType = readString(f, obj.addressType, 'addressType') ?? '';
+  if (addressType === 'FQDN') {
+    f.warn('addressType', 'ignored: kube-proxy does not program FQDN EndpointSlices');
+    return f.accept(null);
+  }
+  if (addressType === '') f.required('addressType');
+  else if (addressType !== 'IPv4' && addressType !== 'IPv6') f.notSupported('addressType', addressType, ADDRESS_TYPES);
+  const family: IPFamily = addressType === 'IPv6' ? 'IPv6' : 'IPv4';
+
+  const ports = readPorts(f, obj.ports);
+  const endpoints = readEndpoints(f, obj.endpoints, family);
+  return f.accept<SliceInfo>({
+    namespace,
+    name,
+    key: `${namespace}/${name}`,
+    serviceKey: `${namespace}/${serviceName}`,
+    family,
+    ports,
+    endpoints,
+  });
+}
+
+function readPorts(f: Findings, v: unknown): SlicePort[] {
+  const list = readList(f, v, 'ports');
+  if (list.length > MAX_PORTS) {
+    f.tooMany('ports', list.length, MAX_PORTS);
+    return [];
+  }
+  const names = new Set<string>();
+  const out: SlicePort[] = [];
+  list.forEach((item, i) => {
+    const path = `ports[${i}]`;
+    const o = readObject(f, item, path);
+    const name = readString(f, o.name, `${path}.name`) ?? '';
+    if (name !== '') for (const msg of dns1123LabelErrors(name)) f.invalid(`${path}.name`, name, msg);
+    if (names.has(name)) f.duplicate(`${path}.name`, name);
+    names.add(name);
+    const protocolName = readString(f, o.protocol, `${path}.protocol`) || 'TCP';
+    const protocol = PROTOCOLS.find((p): p is Protocol => p === protocolName);
+    if (!protocol) f.notSupported(`${path}.protocol`, protocolName, PROTOCOLS);
+    const port = readPortNumber(f, o.port, `${path}.port`, false);
+    if (o.port === undefined || o.port === null) {
+      // The API reads a port without a number as "all ports"; kube-proxy has no way to program that.
+      f.warn(`${path}.port`, 'ignored: no port number (kube-proxy skips such ports)');
+    } else if (port !== undefined && protocol) {
+      out.push({ name, protocol, port });
+    }
+  });
+  return out;
+}
+
+function readEndpoints(f: Findings, v: unknown, family: IPFamily): EndpointInfo[] {
+  const list = readList(f, v, 'endpoints');
+  if (list.length > MAX_ENDPOINTS) {
+    f.tooMany('endpoints', list.length, MAX_ENDPOINTS);
+    return [];
+  }
+  const out: EndpointInfo[] = [];
+  list.forEach((item, i) => {
+    const path = `endpoints[${i}]`;
+    const o = readObject(f, item, path);
+    const address = readAddresses(f, o.addresses, `${path}.addresses`, family);
+    const conditions = readObject(f, o.conditions, `${path}.conditions`);
+    // Exactly kube-proxy's reading: an unknown readiness counts as ready.
+    const ready = readBool(f, conditions.ready, `${path}.conditions.ready`) ?? true;
+    const serving = readBool(f, conditions.serving, `${path}.conditions.serving`) ?? true;
+    const terminating = readBool(f, conditions.terminating, `${path}.conditions.terminating`) ?? false;
+    const nodeName = readString(f, o.nodeName, `${path}.nodeName`);
+    if (nodeName !== undefined) for (const msg of dns1123SubdomainErrors(nodeName)) f.invalid(`${path}.nodeName`, nodeName, msg);
+    const zone = readString(f, o.zone, `${path}.zone`);
+    const hints = readObject(f, o.hints, `${path}.hints`);
+    const zoneHints = readHints(f, hints.forZones, `${path}.hints.forZones`, labelValueErrors);
+    const nodeHints = readHints(f, hints.forNodes, `${path}.hints.forNodes`, dns1123SubdomainErrors);
+    if (address === null) return;
+    out.push({
+      address,
+      ready,
+      serving,
+      terminating,
+      nodeName: nodeName ?? null,
+      zone: zone ?? null,
+      zoneHints,
+      nodeHints,
+    });
+  });
+  return out;
+}
+
+/** Validates every address; returns the canonical first one, which is all kube-proxy uses. */
+function readAddresses(f: Findings, v: unknown, path: string, family: IPFamily): string | null {
+  const addresses = readStringList(f, v, path);
+  if (addresses.length === 0) f.required(path, 'must contain at least 1 address');
+  else if (addresses.length > MAX_ADDRESSES) f.tooMany(path, addresses.length, MAX_ADDRESSES);
+  let first: string | null = null;
+  addresses.forEach((text, j) => {
+    const parsed = parseIP(text);
+    const err = familyError(text, family) ?? (parsed ? specialIPError(parsed.ip) : null);
+    if (err !== null || !parsed) f.invalid(`${path}[${j}]`, text, err ?? `must be a valid ${family} address`);
+    else if (j === 0) first = parsed.ip;
+  });
+  return first;
+}
+
+/** hints.forZones / hints.forNodes: at most 8 distinct names; sorted for stable comparison. */
+function readHints(f: Findings, v: unknown, path: string, nameErrors: (s: string) => string[]): string[] {
+  const list = readList(f, v, path);
+  if (list.length > MAX_HINTS) {
+    f.tooMany(path, list.length, MAX_HINTS);
+    return [];
+  }
+  const names = new Set<string>();
+  list.forEach((item, i) => {
+    const namePath = `${path}[${i}].name`;
+    const name = readString(f, readObject(f, item, `${path}[${i}]`).name, namePath) ?? '';
+    for (const msg of nameErrors(name)) f.invalid(namePath, name, msg);
+    if (names.has(name)) f.duplicate(namePath, name);
+    names.add(name);
+  });
+  return [...names].sort();
+}
