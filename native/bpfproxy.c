@@ -170,6 +170,15 @@ struct bpf_object *bpx_object_load(const char *path, const char *pin_dir, const 
 	return obj;
 }
 
+struct bpf_object *bpx_object_open(const char *path, char *err, size_t err_len)
+{
+	struct bpf_object *obj = bpf_object__open_file(path, NULL);
+
+	if (!obj)
+		set_err(err, err_len, "open %s: %s", path, strerror(errno));
+	return obj;
+}
+
 void bpx_object_close(struct bpf_object *obj)
 {
 	bpf_object__close(obj);

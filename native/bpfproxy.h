@@ -22,6 +22,8 @@ struct bpf_object;
  * that and anything else worth telling lands in `notes`. NULL on failure. */
 struct bpf_object *bpx_object_load(const char *path, const char *pin_dir, const char *sizes,
 				   char *notes, size_t notes_len, char *err, size_t err_len);
+/* Opens without loading: enough to read BTF, no privileges needed. */
+struct bpf_object *bpx_object_open(const char *path, char *err, size_t err_len);
 void bpx_object_close(struct bpf_object *obj);
 int bpx_object_map_fd(struct bpf_object *obj, const char *name);
 int bpx_object_prog_fd(struct bpf_object *obj, const char *name);

@@ -34,6 +34,7 @@ function bind() {
   const libc = koffi.load('libc.so.6');
   return {
     objectLoad: shim.func('bpf_object *bpx_object_load(const char *path, const char *pin_dir, const char *sizes, void *notes, size_t notes_len, void *err, size_t err_len)'),
+    objectOpen: shim.func('bpf_object *bpx_object_open(const char *path, void *err, size_t err_len)'),
     objectClose: shim.func('void bpx_object_close(bpf_object *obj)'),
     objectMapFd: shim.func('int bpx_object_map_fd(bpf_object *obj, const char *name)'),
     objectProgFd: shim.func('int bpx_object_prog_fd(bpf_object *obj, const char *name)'),
@@ -92,6 +93,14 @@ export function objectLoad(path: string, pinDir: string, sizes: Record<string, n
   const h = fns().objectLoad(path, pinDir, spec, notes, notes.length, err, err.length) as ObjectHandle | null;
   if (!h) throw new BpfError(`load BPF object ${path}`, 0, cstr(err) || 'failed');
   return { handle: h, notes: cstr(notes).split(';').map((s) => s.trim()).filter(Boolean) };
+}
+
+/** Opens an object without loading it (reading its BTF needs no privileges). */
+export function objectOpen(path: string): ObjectHandle {
+  const err = Buffer.alloc(1024);
+  const h = fns().objectOpen(path, err, err.length) as ObjectHandle | null;
+  if (!h) throw new BpfError(`open BPF object ${path}`, 0, cstr(err) || 'failed');
+  return h;
 }
 
 export function objectClose(h: ObjectHandle): void {

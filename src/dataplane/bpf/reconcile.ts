@@ -121,16 +121,17 @@ export function reconcile(services: readonly RenderedService[], mirror: Mirror, 
     const fe = mirror.frontends.get(keyText);
     if (fe && !wantFrontends.has(keyText)) ops.frontendDeletes.push({ keyText, key: fe.key, owner: owner(fe.val.svcId) });
   }
-  // 7. sets no longer wanted: slots first, the header last.
+  // 7. sets no longer wanted: the header first (a reader that still finds it
+  // must find its slots), then the slots.
   const scopedSets = scope.all ? [...mirror.sets.keys()] : setsOf(scope.svcIds);
   for (const id of scopedSets) {
     const live = mirror.sets.get(id);
     if (!live || wantSets.has(id)) continue;
+    if (live.header) ops.slotDeletes.push({ set: id, slot: 0, gen: 0, owner: owner(serviceOfSet(id)) });
     for (const k of live.slots.keys()) {
       const { gen, slot } = slotOf(k);
       ops.slotDeletes.push({ set: id, slot, gen, owner: owner(serviceOfSet(id)) });
     }
-    if (live.header) ops.slotDeletes.push({ set: id, slot: 0, gen: 0, owner: owner(serviceOfSet(id)) });
   }
   // 8. memberships
   const refDrop = new Map<number, number>();
