@@ -17,7 +17,7 @@ TS_STAMP   := dist/.stamp
 APT_PACKAGES := clang llvm libbpf-dev bpftool linux-libc-dev gcc make iproute2 \
                 iptables nftables ipvsadm curl python3 util-linux kmod
 
-.PHONY: deps build bpf native ts test test-unit test-lab demo bench clean distclean
+.PHONY: deps build bpf native ts test test-unit test-lab demo bench clean distclean lab-clean
 
 # Idempotent: installs only what is missing.
 deps: .cache/apt.stamp node_modules/.stamp
@@ -70,6 +70,10 @@ test-lab: build
 
 demo: build
 	node dist/demo/main.js
+
+# Removes what crashed lab runs left behind (namespaces, cgroups, pins).
+lab-clean: ts
+	node dist/lab/cleanup.js
 
 clean:
 	rm -rf $(BUILD) dist
