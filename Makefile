@@ -33,8 +33,10 @@ deps: .cache/apt.stamp node_modules/.stamp
 	fi
 	@mkdir -p .cache && touch $@
 
+# `npm install` with the committed lock, not `npm ci`: npm 11 writes locks
+# without other platforms' optional packages and then `npm ci` refuses them.
 node_modules/.stamp: package.json package-lock.json
-	npm ci --no-audit --no-fund --loglevel=error
+	npm install --no-audit --no-fund --loglevel=error
 	@touch $@
 
 build: deps bpf native ts

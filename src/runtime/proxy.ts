@@ -1,0 +1,307 @@
+// The proxy: sources -> cluster state -> planner -> dataplane, driven by the
+// bounded-frequency runner, with the health and metrics servers around it.
+// It owns every long-lived resource and releases them in stop(); the
+// datapath itself keeps serving after stop (that is the point of pinning).
+import { networkInterfaces } from 'node:os';
+import type { ProxyConfig } from '../config/config.js';
+import { BpfDataplane } from '../dataplane/bpf/dataplane.js';
+import type { Dataplane, SyncResult } from '../dataplane/types.js';
+import { ClusterState, type Rejection, type Warning } from '../model/state.js';
+import type { ValidationConfig } from '../model/types.js';
+import { DEFAULT_PLANNER_LIMITS, Planner } from '../planner/planner.js';
+import { MAX_SERVICE_ID } from '../dataplane/bpf/render.js';
+import type { DesiredDataplane } from '../planner/types.js';
+import type { Source, SourceEvent } from '../sources/types.js';
+import { realClock, type Clock } from './clock.js';
+import { ServiceHealthServers } from './healthcheck.js';
+import { healthTimeoutFor, HttpServers, ProxyHealth, type ServerRole } from './http.js';
+import type { Logger } from './log.js';
+import { Metrics } from './metrics.js';
+import { BoundedFrequencyRunner, type RunContext, type RunOutcome } from './runner.js';
+
+export interface ProxyDeps {
+  log: Logger;
+  clock?: Clock;
+  /** Sources to use instead of the ones the config names (tests). */
+  sources?: Source[];
+  /** The addresses on this node's interfaces; default: os.networkInterfaces(). */
+  localAddresses?: () => string[];
+}
+
+export function systemAddresses(): string[] {
+  const out: string[] = [];
+  for (const list of Object.values(networkInterfaces())) for (const a of list ?? []) out.push(a.address.split('%')[0]!);
+  return out;
+}
+
+/** --nodeport-addresses as the planner takes it. */
+function nodePortSpec(cfg: ProxyConfig): string[] {
+  const n = cfg.nodePortAddresses;
+  return n.kind === 'all' ? [] : n.kind === 'primary' ? ['primary'] : [...n.cidrs];
+}
+
+async function openSources(cfg: ProxyConfig, log: Logger): Promise<Source[]> {
+  if (cfg.manifests) {
+    const { ManifestSource } = await import('../sources/manifests.js');
+    return [new ManifestSource({ dir: cfg.manifests, log: log.child({ source: 'manifests' }) })];
+  }
+  const { KubernetesSource } = await import('../sources/k8s.js');
+  return [new KubernetesSource({ kubeconfig: cfg.kubeconfig || undefined, nodeName: cfg.nodeName, log: log.child({ source: 'k8s' }) })];
+}
+
+function openDataplane(cfg: ProxyConfig, log: Logger): Dataplane & Partial<BpfDataplane> {
+  if (cfg.mode !== 'bpf') {
+    throw new Error(`--proxy-mode ${cfg.mode} is not built yet; bpfproxy currently implements the bpf mode only`);
+  }
+  try {
+    return BpfDataplane.open({ pinDir: cfg.bpf.pinPath, cgroupRoot: cfg.bpf.cgroupRoot, mapSizes: cfg.bpf.mapSizes, log: log.child({ dataplane: 'bpf' }) });
+  } catch (err) {
+    // One line that says why, then out: there is no fallback mode to go to yet.
+    throw new Error(`the bpf dataplane cannot run here: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+export class Proxy {
+  readonly metrics: Metrics;
+  readonly health: ProxyHealth;
+  private readonly clock: Clock;
+  private readonly log: Logger;
+  private readonly state: ClusterState;
+  private planner!: Planner;
+  private dataplane!: Dataplane & Partial<BpfDataplane>;
+  private runner!: BoundedFrequencyRunner;
+  private http: HttpServers | null = null;
+  private healthServers: ServiceHealthServers | null = null;
+  private sources: Source[] = [];
+  private readonly synced = new Set<string>();
+  private everSynced = false;
+  /** When the oldest change not yet in the datapath arrived. */
+  private pendingSince: number | null = null;
+  private readonly logged = new Map<string, string>();
+  private readonly localAddresses: () => string[];
+  private stopped = false;
+
+  private constructor(private readonly cfg: ProxyConfig, deps: ProxyDeps) {
+    this.log = deps.log;
+    this.clock = deps.clock ?? realClock;
+    this.localAddresses = deps.localAddresses ?? systemAddresses;
+    this.metrics = new Metrics({ logger: this.log });
+    this.health = new ProxyHealth({ healthTimeoutMs: healthTimeoutFor(cfg.syncPeriodMs), clock: this.clock });
+    const validation: ValidationConfig = {
+      serviceClusterIPRanges: cfg.serviceClusterIPRanges,
+      nodePortRange: { base: cfg.serviceNodePortRange.min, size: cfg.serviceNodePortRange.max - cfg.serviceNodePortRange.min + 1 },
+    };
+    this.state = new ClusterState(cfg.nodeName, validation, {
+      rejected: (r) => this.onRejected(r),
+      warned: (w) => this.onWarning(w),
+    });
+  }
+
+  static async start(cfg: ProxyConfig, deps: ProxyDeps): Promise<Proxy> {
+    const p = new Proxy(cfg, deps);
+    try {
+      await p.init(deps);
+    } catch (err) {
+      await p.stop();
+      throw err;
+    }
+    return p;
+  }
+
+  private async init(deps: ProxyDeps): Promise<void> {
+    const { cfg, log } = this;
+    this.dataplane = openDataplane(cfg, log);
+    const hints = await this.dataplane.restore();
+    this.planner = new Planner({
+      nodeName: cfg.nodeName,
+      nodePortAddresses: nodePortSpec(cfg),
+      maglevTableSize: cfg.bpf.maglevTableSize,
+      maxServiceId: Math.min(MAX_SERVICE_ID, DEFAULT_PLANNER_LIMITS.maxServiceId),
+      maxBackendId: DEFAULT_PLANNER_LIMITS.maxBackendId,
+    }, hints);
+    const dp = this.dataplane;
+    if (dp.readCounters) {
+      this.metrics.addDatapathCollector(() => {
+        const out = new Map<string, number>();
+        for (const [k, v] of dp.readCounters!()) out.set(k, Number(v));
+        return out;
+      });
+    }
+    this.http = await HttpServers.start({
+      healthz: cfg.healthzBindAddress,
+      metrics: cfg.metricsBindAddress,
+      health: this.health,
+      metricsRegistry: this.metrics,
+      mode: cfg.mode,
+      logger: log,
+    });
+    this.runner = new BoundedFrequencyRunner({
+      name: 'sync',
+      minIntervalMs: cfg.minSyncPeriodMs,
+      maxIntervalMs: cfg.syncPeriodMs,
+      clock: this.clock,
+      logger: log,
+      work: (ctx) => this.syncOnce(ctx),
+    });
+    this.sources = deps.sources ?? (await openSources(cfg, log));
+    this.runner.start();
+    for (const s of this.sources) await s.start((ev) => this.onEvent(s.name, ev));
+    log.info({ node: cfg.nodeName, mode: cfg.mode, sources: this.sources.map((s) => s.name) }, 'bpfproxy started: waiting for every source to list');
+  }
+
+  /** The bound address of a server, for tests. */
+  httpAddress(role: ServerRole): { address: string; port: number } | undefined {
+    return this.http?.address(role);
+  }
+
+  get desired(): DesiredDataplane | null {
+    return this.lastDesired;
+  }
+
+  private lastDesired: DesiredDataplane | null = null;
+
+  // ---- events ----
+
+  private onEvent(source: string, ev: SourceEvent): void {
+    if (this.stopped) return;
+    switch (ev.type) {
+      case 'upsert':
+        this.state.upsert(ev.kind, ev.key, ev.object, ev.origin);
+        this.queued();
+        break;
+      case 'delete':
+        this.state.delete(ev.kind, ev.key);
+        this.logged.delete(`${ev.kind}/${ev.key}`);
+        this.queued();
+        break;
+      case 'invalid':
+        this.log.warn({ origin: ev.origin, kind: ev.kind, object: ev.key, reason: ev.reason }, 'ignoring what could not be read');
+        this.metrics.countRejected(ev.kind ?? 'unknown');
+        break;
+      case 'synced':
+        this.synced.add(source);
+        if (this.synced.size === this.sources.length) {
+          this.state.markSynced();
+          this.log.info('every source has listed: programming the dataplane');
+          this.queued();
+        }
+        break;
+    }
+  }
+
+  private queued(): void {
+    const now = this.clock.now();
+    this.pendingSince ??= now;
+    this.health.queued();
+    this.metrics.queued(now);
+    this.metrics.setPendingChanges({ services: this.state.pendingServiceChanges, endpoints: this.state.pendingEndpointChanges });
+    this.runner.run();
+  }
+
+  /** Logged once per object and reason, not on every resync. */
+  private onRejected(r: Rejection): void {
+    const k = `${r.kind}/${r.key}`;
+    this.metrics.countRejected(r.kind);
+    if (this.logged.get(k) === r.reason) return;
+    this.logged.set(k, r.reason);
+    this.log.error({ kind: r.kind, object: r.key, origin: r.origin, reason: r.reason, keptPrevious: r.keptPrevious },
+      r.keptPrevious ? 'rejected: the last good version stays in force' : 'rejected');
+  }
+
+  private onWarning(w: Warning): void {
+    const k = `${w.kind}/${w.key}#warn`;
+    if (this.logged.get(k) === w.message) return;
+    this.logged.set(k, w.message);
+    this.log.warn({ kind: w.kind, object: w.key, origin: w.origin }, w.message);
+  }
+
+  // ---- sync ----
+
+  private async syncOnce(ctx: RunContext): Promise<RunOutcome> {
+    if (this.synced.size < this.sources.length || this.stopped) return { ok: true };
+    const started = this.clock.now();
+    const first = !this.everSynced;
+    const periodic = ctx.reason === 'periodic';
+    const addressesChanged = first || periodic || ctx.forceFull ? this.planner.setLocalAddresses(this.localAddresses()) : false;
+    const co = this.state.checkout();
+    this.metrics.countChanges({ services: co.serviceChanges, endpoints: co.endpointChanges });
+    const plan = this.planner.plan(this.state, co.services, { all: first || addressesChanged, nodeChanged: co.nodeChanged });
+    this.lastDesired = plan.desired;
+    for (const w of plan.warnings) this.onWarning({ kind: 'Service', key: w.service, origin: 'planner', message: w.message });
+    this.health.setNodeDeleting(this.state.node?.deleting ?? false);
+
+    const full = first || ctx.forceFull || periodic || addressesChanged;
+    let res: SyncResult;
+    try {
+      res = full || plan.changed.size > 0
+        ? await this.dataplane.sync(plan.desired, { full, changed: plan.changed })
+        : { full: false, upserts: 0, deletes: 0, errors: [], unsupported: [] };
+    } catch (err) {
+      this.log.error({ err }, 'sync failed: the next sync is full');
+      this.metrics.countSyncError('EXCEPTION');
+      this.health.syncFailed();
+      return { ok: false };
+    }
+    const now = this.clock.now();
+    this.metrics.observeSync((now - started) / 1000, full);
+    this.metrics.setPendingChanges({ services: this.state.pendingServiceChanges, endpoints: this.state.pendingEndpointChanges });
+    for (const u of res.unsupported) this.log.warn({ service: u.service }, `not supported by the ${this.cfg.mode} dataplane yet: ${u.feature}`);
+    if (full) this.fullSyncExtras(plan.desired);
+    await this.syncHealthChecks(plan.desired);
+
+    if (res.errors.length > 0) {
+      for (const e of res.errors) {
+        this.metrics.countSyncError(e.code);
+        const k = `sync/${e.service}/${e.code}`;
+        if (this.logged.get(k) !== e.message) this.log.error({ service: e.service, code: e.code }, e.message);
+        this.logged.set(k, e.message);
+      }
+      this.health.syncFailed();
+      return { ok: false };
+    }
+    this.everSynced = true;
+    this.health.updated();
+    this.metrics.synced(now);
+    if (this.pendingSince !== null) {
+      this.metrics.observeNetworkProgramming((now - this.pendingSince) / 1000);
+      this.pendingSince = null;
+    }
+    const level = full ? 'info' : 'debug';
+    this.log[level]({ full, services: plan.desired.services.size, changed: plan.changed.size, upserts: res.upserts, deletes: res.deletes, ms: now - started }, 'synced');
+    return { ok: true };
+  }
+
+  /** Whole-cluster gauges, refreshed on full syncs (they cost a pass over every service). */
+  private fullSyncExtras(desired: DesiredDataplane): void {
+    let internal = 0;
+    let external = 0;
+    for (const s of desired.services.values()) {
+      if (s.internal.backends.length === 0 && s.internal.onEmpty === 'drop') internal++;
+      if (s.frontends.some((f) => f.kind !== 'ClusterIP') && s.external.backends.length === 0 && s.external.onEmpty === 'drop') external++;
+    }
+    this.metrics.setNoLocalEndpoints('internal', internal);
+    this.metrics.setNoLocalEndpoints('external', external);
+    for (const m of this.dataplane.mapUsage?.() ?? []) this.metrics.setMapUsage(m.name, m.entries, m.capacity);
+  }
+
+  private async syncHealthChecks(desired: DesiredDataplane): Promise<void> {
+    if (desired.healthChecks.size === 0 && !this.healthServers) return;
+    if (!this.healthServers) {
+      const addresses = this.cfg.nodePortAddresses.kind === 'all' ? [] : [...desired.nodePortAddresses.IPv4, ...desired.nodePortAddresses.IPv6];
+      this.healthServers = new ServiceHealthServers({ addresses, proxyHealth: this.health, logger: this.log });
+    }
+    const errors = await this.healthServers.sync(desired.healthChecks, this.health.isHealthy());
+    for (const e of errors) this.log.error({ service: e.service, port: e.port, address: e.address }, `health check server: ${e.message}`);
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    await this.runner?.stop();
+    for (const s of this.sources) await s.stop().catch((err: unknown) => this.log.warn({ err, source: s.name }, 'stopping a source failed'));
+    await this.healthServers?.dispose();
+    await this.http?.close();
+    await this.dataplane?.dispose();
+    this.log.info('bpfproxy stopped; the datapath keeps serving');
+  }
+}
