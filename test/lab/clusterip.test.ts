@@ -1,0 +1,213 @@
+// ClusterIP end to end: the real bpfproxy binary runs in each node of a lab
+// cluster, reads a manifest directory, and pods reach services through it.
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ClientResult } from '../../src/lab/client.js';
+import { createLab, type Lab } from '../../src/lab/lab.js';
+import { LabProxy } from '../../src/lab/proxy.js';
+import { PACKAGE_ROOT } from '../../src/util/paths.js';
+
+const isRoot = process.getuid?.() === 0;
+if (!isRoot) console.log('ClusterIP lab tests skipped: they build network namespaces and attach BPF programs, which needs root');
+
+/** Writes a manifest the way editors and kubectl-like tools do: a temporary file renamed into place. */
+function put(dir: string, name: string, text: string): void {
+  const tmp = join(dir, `.${name}.tmp`);
+  writeFileSync(tmp, text);
+  renameSync(tmp, join(dir, name));
+}
+
+function service(name: string, ip: string, ports: { name: string; port: number; protocol: string }[]): string {
+  return `apiVersion: v1
+kind: Service
+metadata: {name: ${name}, namespace: lab}
+spec:
+  clusterIP: ${ip}
+  ports:
+${ports.map((p) => `  - {name: ${p.name}, port: ${p.port}, targetPort: ${p.port}, protocol: ${p.protocol}}`).join('\n')}
+`;
+}
+
+function slice(svc: string, ports: { name: string; port: number; protocol: string }[], eps: { ip: string; node: string }[]): string {
+  return `apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: ${svc}-1
+  namespace: lab
+  labels: {kubernetes.io/service-name: ${svc}}
+addressType: IPv4
+ports:
+${ports.map((p) => `- {name: ${p.name}, port: ${p.port}, protocol: ${p.protocol}}`).join('\n')}
+endpoints:${eps.length === 0 ? ' []' : ''}
+${eps.map((e) => `- {addresses: [${e.ip}], nodeName: ${e.node}, conditions: {ready: true}}`).join('\n')}
+`;
+}
+
+const HTTP = [{ name: 'http', port: 80, protocol: 'TCP' }];
+const DNS = [{ name: 'dns', port: 53, protocol: 'UDP' }];
+
+function pods(results: ClientResult[]): Set<string> {
+  return new Set(results.map((r) => (r.ok ? r.pod : `error:${r.error}`)));
+}
+
+describe.skipIf(!isRoot)('ClusterIP through bpfproxy in a lab cluster', () => {
+  let lab: Lab;
+  let dir: string;
+  let proxies: LabProxy[] = [];
+  const backends = () => [
+    { ip: lab.pod('a1').ipv4, node: 'node1' },
+    { ip: lab.pod('a2').ipv4, node: 'node1' },
+    { ip: lab.pod('b1').ipv4, node: 'node2' },
+  ];
+
+  beforeAll(async () => {
+    lab = await createLab({
+      nodes: [
+        { name: 'node1', pods: [{ name: 'a1' }, { name: 'a2' }] },
+        { name: 'node2', pods: [{ name: 'b1' }, { name: 'client' }] },
+      ],
+    });
+    dir = mkdtempSync(join(tmpdir(), 'bpfproxy-lab-manifests-'));
+    put(dir, 'web.yaml', `${service('web', '10.96.1.10', HTTP)}---\n${slice('web', HTTP, backends())}`);
+    put(dir, 'dns.yaml', `${service('dns', '10.96.1.53', DNS)}---\n${slice('dns', DNS, backends())}`);
+    put(dir, 'empty.yaml', `${service('empty', '10.96.1.99', [...HTTP, ...DNS])}---\n${slice('empty', [...HTTP, ...DNS], [])}`);
+    put(dir, 'shrink.yaml', `${service('shrink', '10.96.1.20', HTTP)}---\n${slice('shrink', HTTP, backends())}`);
+    proxies = lab.nodes.map((n) => LabProxy.start(lab, n, { manifests: dir }));
+    await Promise.all(proxies.map((p) => p.waitSynced()));
+  });
+
+  afterAll(async () => {
+    for (const p of proxies) await p.stop().catch(() => undefined);
+    await lab?.teardown();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  const client = () => lab.pod('client');
+
+  it('spreads TCP connections over every backend; the client sees the ClusterIP, the backend sees the client', async () => {
+    const results = await lab.client(client(), { proto: 'tcp', host: '10.96.1.10', port: 80, count: 60, timeoutMs: 2000 });
+    expect(pods(results)).toEqual(new Set(['a1', 'a2', 'b1']));
+    for (const r of results) {
+      expect(r.ok).toBe(true);
+      if (!r.ok) continue;
+      expect(r.peer).toBe('10.96.1.10:80');
+      expect(r.client.split(':')[0]).toBe(client().ipv4); // no SNAT: the pod's own address
+    }
+  });
+
+  it('spreads UDP, connected and unconnected, over every backend and answers from the ClusterIP', async () => {
+    for (const proto of ['udp', 'udp-connected'] as const) {
+      const results = await lab.client(client(), { proto, host: '10.96.1.53', port: 53, count: 60, timeoutMs: 2000 });
+      expect(pods(results), proto).toEqual(new Set(['a1', 'a2', 'b1']));
+      for (const r of results) if (r.ok) expect(r.peer, proto).toBe('10.96.1.53:53');
+    }
+  });
+
+  it('refuses a connection to a service without endpoints at once', async () => {
+    for (const proto of ['tcp', 'udp-connected'] as const) {
+      const port = proto === 'tcp' ? 80 : 53;
+      const results = await lab.client(client(), { proto, host: '10.96.1.99', port, count: 3, timeoutMs: 2000 });
+      for (const r of results) {
+        expect(r.ok, proto).toBe(false);
+        if (!r.ok) {
+          expect(r.error, proto).toBe('ECONNREFUSED');
+          expect(r.ms, proto).toBeLessThan(1000);
+        }
+      }
+    }
+  });
+
+  it('sends no new connection to an endpoint one second after it was removed', async () => {
+    const before = await lab.client(client(), { proto: 'tcp', host: '10.96.1.20', port: 80, count: 40, timeoutMs: 2000 });
+    expect(pods(before)).toContain('b1');
+    const marks = proxies.map((p) => p.logs.length);
+    put(dir, 'shrink.yaml', `${service('shrink', '10.96.1.20', HTTP)}---\n${slice('shrink', HTTP, backends().filter((b) => b.node === 'node1'))}`);
+    await Promise.all(proxies.map((p, i) => p.waitSynced(marks[i])));
+    await new Promise((r) => setTimeout(r, 1000));
+    const after = await lab.client(client(), { proto: 'tcp', host: '10.96.1.20', port: 80, count: 60, timeoutMs: 2000 });
+    expect(pods(after)).toEqual(new Set(['a1', 'a2']));
+  });
+
+  it('keeps the last good version of a service whose new version is bad, and logs the rejection once', async () => {
+    const node2 = proxies[1]!;
+    const mark = node2.logs.length;
+    put(dir, 'broken.yaml', 'apiVersion: v1\nkind: Service\nmetadata: {name: oops\n  namespace: lab\n');
+    put(dir, 'web.yaml', `${service('web', '10.96.1.10', [{ name: 'http', port: 70000, protocol: 'TCP' }])}---\n${slice('web', HTTP, backends())}`);
+    const rejected = await node2.waitFor((l) => l.msg.startsWith('rejected') && l.object === 'lab/web', 10_000, mark);
+    expect(String(rejected.reason)).toContain('spec.ports[0].port');
+    expect(String(rejected.reason)).toContain('70000');
+    expect(String(rejected.origin)).toContain(join(dir, 'web.yaml'));
+    expect(rejected.keptPrevious).toBe(true);
+    const unreadable = await node2.waitFor((l) => l.msg === 'ignoring what could not be read', 10_000, mark);
+    expect(String(unreadable.origin)).toContain('broken.yaml');
+
+    // The last good version still serves, and so does everything else.
+    const web = await lab.client(client(), { proto: 'tcp', host: '10.96.1.10', port: 80, count: 30, timeoutMs: 2000 });
+    expect(pods(web)).toEqual(new Set(['a1', 'a2', 'b1']));
+    const dns = await lab.client(client(), { proto: 'udp', host: '10.96.1.53', port: 53, count: 10, timeoutMs: 2000 });
+    expect([...pods(dns)].every((p) => !p.startsWith('error'))).toBe(true);
+
+    // An unrelated change makes the proxy sync and the manifest source rescan: no second log line.
+    const mark2 = node2.logs.length;
+    put(dir, 'dns.yaml', `${service('dns', '10.96.1.53', DNS)}---\n${slice('dns', DNS, backends().slice(0, 2))}`);
+    await node2.waitSynced(mark2);
+    await new Promise((r) => setTimeout(r, 2500)); // longer than a periodic rescan of the directory
+    const count = (pred: (l: { msg: string; [k: string]: unknown }) => boolean) => node2.logs.slice(mark).filter(pred).length;
+    expect(count((l) => l.msg.startsWith('rejected') && l.object === 'lab/web')).toBe(1);
+    expect(count((l) => l.msg === 'ignoring what could not be read')).toBe(1);
+
+    put(dir, 'web.yaml', `${service('web', '10.96.1.10', HTTP)}---\n${slice('web', HTTP, backends())}`);
+    rmSync(join(dir, 'broken.yaml'));
+  });
+
+  it('serves /healthz and kube-proxy metrics, with the datapath counters', async () => {
+    const healthz = await proxies[0]!.http('/healthz', 'healthz');
+    expect(healthz.status).toBe(200);
+    expect(JSON.parse(healthz.body)).toMatchObject({ nodeEligible: true });
+    const metrics = await proxies[1]!.http('/metrics');
+    expect(metrics.status).toBe(200);
+    expect(metrics.body).toContain('kubeproxy_sync_proxy_rules_duration_seconds_bucket');
+    expect(metrics.body).toContain('kubeproxy_network_programming_duration_seconds_bucket');
+    const xlate = /bpfproxy_datapath_events_total\{event="sock_xlate"\} (\d+)/.exec(metrics.body);
+    expect(Number(xlate?.[1])).toBeGreaterThan(0);
+  });
+
+  it('keeps an open connection working across a proxy restart, and refuses no new one meanwhile', async () => {
+    const node2 = proxies[1]!;
+    const conn = await lab.openConnection(client(), '10.96.1.10', 80);
+    try {
+      expect(await conn.send('before')).toMatch(/^(a1|a2|b1) before$/);
+      // New connections all through the restart: stop, start, sync.
+      const during = lab.client(client(), { proto: 'tcp', host: '10.96.1.10', port: 80, count: 150, timeoutMs: 2000 });
+      expect(await node2.stop()).toBe(0);
+      expect(await conn.send('while stopped')).toMatch(/ while stopped$/);
+      const restarted = LabProxy.start(lab, node2.node, { manifests: dir });
+      proxies[1] = restarted;
+      const synced = await restarted.waitSynced();
+      // It converged on what the first run left: nothing was flushed or rewritten.
+      expect(synced).toMatchObject({ full: true, upserts: 0, deletes: 0 });
+      await restarted.waitFor((l) => l.msg.startsWith('found the datapath of an earlier run'));
+      expect(await conn.send('after')).toMatch(/ after$/);
+      const results = await during;
+      expect(results.filter((r) => !r.ok)).toEqual([]);
+    } finally {
+      conn.close();
+    }
+  });
+
+  it('bpfproxy cleanup removes every pin and detaches every program', async () => {
+    const node1 = proxies[0]!;
+    expect(await node1.stop()).toBe(0);
+    const before = execFileSync('bpftool', ['cgroup', 'show', node1.node.cgroup], { encoding: 'utf8' });
+    expect(before).toContain('bpx_connect4');
+    execFileSync(process.execPath, [join(PACKAGE_ROOT, 'bin', 'bpfproxy'), 'cleanup', '--bpf-fs', node1.node.bpffs], { stdio: 'pipe' });
+    expect(existsSync(node1.node.bpffs) ? readdirSync(node1.node.bpffs) : []).toEqual([]);
+    expect(execFileSync('bpftool', ['cgroup', 'show', node1.node.cgroup], { encoding: 'utf8' }).trim()).toBe('');
+    // node1 no longer translates: its pods' connections to the ClusterIP go nowhere.
+    const results = await lab.client(lab.pod('a1'), { proto: 'tcp', host: '10.96.1.10', port: 80, count: 1, timeoutMs: 500 });
+    expect(results[0]!.ok).toBe(false);
+  });
+});
