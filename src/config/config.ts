@@ -1,0 +1,229 @@
+// ProxyConfig: everything the proxy is told, with its defaults, and the merge
+// of defaults <- config file <- command-line flags. Parsing lives in file.ts and
+// flags.ts; this file owns the shape, the defaults and the rules across fields.
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import type { ProxyMode } from '../dataplane/types.js';
+import { ConfigError } from './errors.js';
+import type { BindAddress, LogLevel, NodePortAddresses, PortRange } from './values.js';
+
+export type { BindAddress, LogLevel, NodePortAddresses, PortRange } from './values.js';
+export { ConfigError } from './errors.js';
+
+export const PROXY_MODES: readonly ProxyMode[] = ['bpf', 'nftables', 'iptables', 'ipvs'];
+
+export type DetectLocalMode = 'ClusterCIDR' | 'NodeCIDR' | 'BridgeInterface' | 'InterfaceNamePrefix';
+export const DETECT_LOCAL_MODES: readonly DetectLocalMode[] = ['ClusterCIDR', 'NodeCIDR', 'BridgeInterface', 'InterfaceNamePrefix'];
+
+/** The pinned maps whose capacity is configurable. */
+export const MAP_NAMES = ['frontends', 'backendSets', 'backends', 'socketRevNat', 'affinity'] as const;
+export type MapName = (typeof MAP_NAMES)[number];
+
+export interface BpfConfig {
+  /** bpffs directory the maps and links are pinned under. */
+  pinPath: string;
+  /** cgroup v2 directory the socket programs attach to. */
+  cgroupRoot: string;
+  /** Prime, <= 65521. */
+  maglevTableSize: number;
+  mapSizes: Record<MapName, number>;
+}
+
+export interface ProxyConfig {
+  mode: ProxyMode;
+  /** This node's name: --hostname-override, else the host name, lower-cased as kube-proxy does. */
+  nodeName: string;
+  nodePortAddresses: NodePortAddresses;
+  /** Longest time between full syncs (kube-proxy syncPeriod). */
+  syncPeriodMs: number;
+  /** Shortest time between syncs (kube-proxy minSyncPeriod). */
+  minSyncPeriodMs: number;
+  /** null: disabled. */
+  healthzBindAddress: BindAddress | null;
+  metricsBindAddress: BindAddress | null;
+  /** Pod CIDRs, at most one per family. */
+  clusterCIDRs: string[];
+  detectLocalMode: DetectLocalMode;
+  detectLocal: { bridgeInterface: string; interfaceNamePrefix: string };
+  /** "" when not given: in-cluster configuration. */
+  kubeconfig: string;
+  /** API server URL overriding the kubeconfig's, "" when not given. */
+  master: string;
+  /** The --config file, null when none. */
+  configFile: string | null;
+  /** Service CIDRs for validating ClusterIPs without an API server; empty = no check. */
+  serviceClusterIPRanges: string[];
+  serviceNodePortRange: PortRange;
+  /** Directory of manifests to read instead of the API server, null when none. */
+  manifests: string | null;
+  logLevel: LogLevel;
+  bpf: BpfConfig;
+}
+
+/** A layer of configuration: what a file or the flags set. */
+export type ConfigOverrides = Partial<Omit<ProxyConfig, 'bpf' | 'detectLocal'>> & {
+  bpf?: Partial<Omit<BpfConfig, 'mapSizes'>> & { mapSizes?: Partial<Record<MapName, number>> };
+  detectLocal?: Partial<ProxyConfig['detectLocal']>;
+};
+
+export interface SyncPeriods {
+  syncPeriodMs?: number;
+  minSyncPeriodMs?: number;
+}
+
+/** What a config file contributes. */
+export interface FileLayer {
+  overrides: ConfigOverrides;
+  /**
+   * kube-proxy v1alpha1 keeps the sync periods per mode (iptables.syncPeriod,
+   * ipvs.minSyncPeriod, ...); the section of the mode in force applies when the
+   * top-level fields do not say.
+   */
+  modeSyncPeriods: Partial<Record<ProxyMode, SyncPeriods>>;
+  /** kube-proxy fields present in the file that bpfproxy accepts and does not use. */
+  ignored: string[];
+}
+
+/** What defaults depend on, injectable for tests. */
+export interface Environment {
+  hostname(): string;
+  /** Contents of /proc/mounts. */
+  procMounts(): string;
+  readFile(path: string): string;
+}
+
+export const processEnvironment: Environment = {
+  hostname: () => hostname(),
+  procMounts: () => {
+    try {
+      return readFileSync('/proc/mounts', 'utf8');
+    } catch {
+      return '';
+    }
+  },
+  readFile: (path) => readFileSync(path, 'utf8'),
+};
+
+export const DEFAULT_HEALTHZ_PORT = 10256;
+export const DEFAULT_METRICS_PORT = 10249;
+export const DEFAULT_SYNC_PERIOD_MS = 30_000;
+export const DEFAULT_PIN_PATH = '/sys/fs/bpf/bpfproxy';
+export const DEFAULT_MAGLEV_TABLE_SIZE = 16381;
+export const DEFAULT_MAP_SIZES: Readonly<Record<MapName, number>> = {
+  frontends: 131072,
+  backendSets: 524288,
+  backends: 262144,
+  socketRevNat: 262144,
+  affinity: 131072,
+};
+
+/**
+ * bpf mode syncs at every change: a sync writes only what changed, a few map
+ * updates at about 1.5 us each. The rule-based modes rewrite rule sets, so they
+ * keep kube-proxy's 1 s.
+ */
+export function defaultMinSyncPeriodMs(mode: ProxyMode): number {
+  return mode === 'bpf' ? 0 : 1000;
+}
+
+/** The first cgroup v2 mount point in /proc/mounts text; /sys/fs/cgroup when there is none. */
+export function detectCgroupRoot(procMounts: string): string {
+  for (const line of procMounts.split('\n')) {
+    const [, mountPoint, fsType] = line.split(' ');
+    // /proc/mounts escapes spaces and friends as octal (\040).
+    if (fsType === 'cgroup2' && mountPoint) return mountPoint.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+  }
+  return '/sys/fs/cgroup';
+}
+
+/** kube-proxy's node name rule: trimmed and lower-cased; the host name when empty. */
+export function nodeNameFrom(override: string | undefined, env: Environment): string {
+  const name = (override ?? '').trim().toLowerCase() || env.hostname().trim().toLowerCase();
+  if (name === '') throw new ConfigError('--hostname-override', 'empty, and the host name is empty too');
+  return name;
+}
+
+export function defaultConfig(mode: ProxyMode = 'bpf', env: Environment = processEnvironment): ProxyConfig {
+  return {
+    mode,
+    nodeName: nodeNameFrom(undefined, env),
+    nodePortAddresses: { kind: 'all' },
+    syncPeriodMs: DEFAULT_SYNC_PERIOD_MS,
+    minSyncPeriodMs: defaultMinSyncPeriodMs(mode),
+    healthzBindAddress: { host: '0.0.0.0', port: DEFAULT_HEALTHZ_PORT },
+    metricsBindAddress: { host: '127.0.0.1', port: DEFAULT_METRICS_PORT },
+    clusterCIDRs: [],
+    detectLocalMode: 'ClusterCIDR',
+    detectLocal: { bridgeInterface: '', interfaceNamePrefix: '' },
+    kubeconfig: '',
+    master: '',
+    configFile: null,
+    serviceClusterIPRanges: [],
+    serviceNodePortRange: { min: 30000, max: 32767 },
+    manifests: null,
+    logLevel: 'info',
+    bpf: {
+      pinPath: DEFAULT_PIN_PATH,
+      cgroupRoot: detectCgroupRoot(env.procMounts()),
+      maglevTableSize: DEFAULT_MAGLEV_TABLE_SIZE,
+      mapSizes: { ...DEFAULT_MAP_SIZES },
+    },
+  };
+}
+
+function definedOnly<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+function applyLayer(c: ProxyConfig, layer: ConfigOverrides): void {
+  const { bpf, detectLocal, ...top } = layer;
+  Object.assign(c, definedOnly(top));
+  if (detectLocal) Object.assign(c.detectLocal, definedOnly(detectLocal));
+  if (bpf) {
+    const { mapSizes, ...bpfTop } = bpf;
+    Object.assign(c.bpf, definedOnly(bpfTop));
+    if (mapSizes) Object.assign(c.bpf.mapSizes, definedOnly(mapSizes));
+  }
+}
+
+/** Dotted paths of every value a layer sets ("mode", "bpf.mapSizes.frontends"). */
+export function overridePaths(layer: ConfigOverrides): Set<string> {
+  const { bpf, detectLocal, ...top } = layer;
+  const { mapSizes, ...bpfTop } = bpf ?? {};
+  return new Set([
+    ...Object.keys(definedOnly(top)),
+    ...Object.keys(definedOnly(detectLocal ?? {})).map((k) => `detectLocal.${k}`),
+    ...Object.keys(definedOnly(bpfTop)).map((k) => `bpf.${k}`),
+    ...Object.keys(definedOnly(mapSizes ?? {})).map((k) => `bpf.mapSizes.${k}`),
+  ]);
+}
+
+/**
+ * defaults <- file <- flags. The mode is settled first because defaults depend on it;
+ * then the sync periods, whose file value may sit in the section of that mode.
+ */
+export function resolveConfig(file: FileLayer | null, flags: ConfigOverrides, env: Environment = processEnvironment): ProxyConfig {
+  const fileOverrides = file?.overrides ?? {};
+  const mode = flags.mode ?? fileOverrides.mode ?? 'bpf';
+  const config = defaultConfig(mode, env);
+  applyLayer(config, file?.modeSyncPeriods[mode] ?? {});
+  applyLayer(config, fileOverrides);
+  applyLayer(config, flags);
+  config.nodeName = nodeNameFrom(config.nodeName, env);
+  validateConfig(config);
+  return config;
+}
+
+/** Rules across fields. Field names in errors are the config file's. */
+export function validateConfig(c: ProxyConfig): void {
+  if (c.syncPeriodMs <= 0) throw new ConfigError('syncPeriod', 'must be greater than 0');
+  if (c.minSyncPeriodMs > c.syncPeriodMs) {
+    throw new ConfigError('minSyncPeriod', `${c.minSyncPeriodMs} ms is longer than syncPeriod (${c.syncPeriodMs} ms)`);
+  }
+  if (c.detectLocalMode === 'BridgeInterface' && c.detectLocal.bridgeInterface === '') {
+    throw new ConfigError('detectLocal.bridgeInterface', 'required when detectLocalMode is BridgeInterface (flag --pod-bridge-interface)');
+  }
+  if (c.detectLocalMode === 'InterfaceNamePrefix' && c.detectLocal.interfaceNamePrefix === '') {
+    throw new ConfigError('detectLocal.interfaceNamePrefix', 'required when detectLocalMode is InterfaceNamePrefix (flag --pod-interface-name-prefix)');
+  }
+}

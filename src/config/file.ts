@@ -1,0 +1,293 @@
+// The --config file: kube-proxy's KubeProxyConfiguration (kubeproxy.config.k8s.io/v1alpha1),
+// YAML or JSON, plus a `bpf:` section and a few top-level fields of ours.
+//
+// Decoding is strict like kube-proxy's: an unknown field is an error naming it, and
+// so is a value of the wrong type. Every kube-proxy field is known, so a file written
+// for kube-proxy (kubeadm's config.conf, `kube-proxy --write-config-to`) loads as is;
+// the fields bpfproxy has no use for are accepted and listed in `ignored`.
+// As in kube-proxy, an empty string or null means "not set": the default applies.
+import { parseAllDocuments } from 'yaml';
+import type { ProxyMode } from '../dataplane/types.js';
+import {
+  DEFAULT_HEALTHZ_PORT, DEFAULT_METRICS_PORT, DETECT_LOCAL_MODES, MAP_NAMES, PROXY_MODES,
+  type Environment, type FileLayer, type MapName,
+} from './config.js';
+import { ConfigError } from './errors.js';
+import {
+  checkInteger, parseBindAddress, parseCidrList, parseDuration, parseEnum, parseNodePortAddresses,
+  parsePortRange, validateMaglevTableSize, verbosityToLevel,
+} from './values.js';
+
+export const CONFIG_API_VERSION = 'kubeproxy.config.k8s.io/v1alpha1';
+export const CONFIG_KIND = 'KubeProxyConfiguration';
+
+/** Handles one field: checks its value, applies it, and says what became of it. */
+type Apply = (value: unknown, out: FileLayer, path: string) => 'used' | 'ignored' | 'empty';
+
+type Spec = { kind: 'leaf'; apply: Apply } | { kind: 'object'; fields: Readonly<Record<string, Spec>> };
+
+function describe(v: unknown): string {
+  if (Array.isArray(v)) return `a list ${JSON.stringify(v)}`;
+  if (typeof v === 'object') return 'an object';
+  return `${typeof v} ${JSON.stringify(v)}`;
+}
+
+function typeError(path: string, want: string, v: unknown): ConfigError {
+  return new ConfigError(path, `want ${want}, got ${describe(v)}`);
+}
+
+function asString(v: unknown, path: string): string {
+  if (typeof v !== 'string') throw typeError(path, 'a string', v);
+  return v;
+}
+
+function asBool(v: unknown, path: string): boolean {
+  if (typeof v !== 'boolean') throw typeError(path, 'true or false', v);
+  return v;
+}
+
+function asNumber(v: unknown, path: string): number {
+  if (typeof v !== 'number') throw typeError(path, 'a number', v);
+  return v;
+}
+
+function asInt(v: unknown, path: string): number {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v)) throw typeError(path, 'an integer', v);
+  return v;
+}
+
+function asStringList(v: unknown, path: string): string[] {
+  if (!Array.isArray(v) || v.some((x) => typeof x !== 'string')) throw typeError(path, 'a list of strings', v);
+  return v as string[];
+}
+
+function asMap(v: unknown, path: string): Record<string, unknown> {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw typeError(path, 'an object', v);
+  return v as Record<string, unknown>;
+}
+
+function isEmpty(v: unknown): boolean {
+  return v === false || v === 0 || v === '' || (Array.isArray(v) && v.length === 0)
+    || (typeof v === 'object' && v !== null && !Array.isArray(v) && Object.keys(v).length === 0);
+}
+
+/** A field bpfproxy uses: parse, then apply. Empty strings are "not set". */
+function use<T>(check: (v: unknown, path: string) => T, apply: (v: T, out: FileLayer, path: string) => void): Spec {
+  return {
+    kind: 'leaf',
+    apply: (v, out, path) => {
+      const value = check(v, path);
+      if (value === '') return 'empty';
+      apply(value, out, path);
+      return 'used';
+    },
+  };
+}
+
+/** A kube-proxy field bpfproxy accepts (type-checked) and does not use. */
+function accept(check: (v: unknown, path: string) => unknown): Spec {
+  return { kind: 'leaf', apply: (v, _out, path) => (isEmpty(check(v, path)) ? 'empty' : 'ignored') };
+}
+
+function obj(fields: Record<string, Spec>): Spec {
+  return { kind: 'object', fields };
+}
+
+const anything = (v: unknown) => v;
+const durationString = (v: unknown, path: string) => parseDuration(asString(v, path), path);
+/** kube-proxy's logging.flushFrequency takes a duration string or nanoseconds. */
+const durationOrNanos = (v: unknown, path: string) => (typeof v === 'number' ? asInt(v, path) : durationString(v, path));
+
+/**
+ * kube-proxy defaults a zero duration in these sections (kubeadm writes "0s" for
+ * every one of them), so "0s" here means "not set". Our top-level fields take 0 as 0.
+ */
+function modeSyncPeriod(mode: ProxyMode, key: 'syncPeriodMs' | 'minSyncPeriodMs'): Spec {
+  return use(durationString, (ms, out) => {
+    if (ms === 0) return;
+    out.modeSyncPeriods[mode] = { ...out.modeSyncPeriods[mode], [key]: ms };
+  });
+}
+
+const mapSizeFields = Object.fromEntries(MAP_NAMES.map((name): [MapName, Spec] => [name, use(
+  (v, path) => checkInteger(asInt(v, path), path, 1, 0xffffffff),
+  (n, out) => { out.overrides.bpf = { ...out.overrides.bpf, mapSizes: { ...out.overrides.bpf?.mapSizes, [name]: n } }; },
+)]));
+
+const SCHEMA: Readonly<Record<string, Spec>> = {
+  // Checked before the walk.
+  apiVersion: use(anything, () => {}),
+  kind: use(anything, () => {}),
+  featureGates: accept(asMap),
+  clientConnection: obj({
+    kubeconfig: use(asString, (v, out) => { out.overrides.kubeconfig = v; }),
+    acceptContentTypes: accept(asString),
+    contentType: accept(asString),
+    qps: accept(asNumber),
+    burst: accept(asInt),
+  }),
+  logging: obj({
+    format: accept(asString),
+    flushFrequency: accept(durationOrNanos),
+    verbosity: use(asInt, (v, out, path) => {
+      if (v < 0) throw new ConfigError(path, `want 0 or more, got ${v}`);
+      out.overrides.logLevel = verbosityToLevel(v);
+    }),
+    vmodule: accept(anything),
+    options: accept(asMap),
+  }),
+  hostnameOverride: use(asString, (v, out) => { out.overrides.nodeName = v; }),
+  bindAddress: accept(asString),
+  // In the file (as in kube-proxy) "" means the default address; the flag's "" disables.
+  healthzBindAddress: use(asString, (v, out, path) => { out.overrides.healthzBindAddress = parseBindAddress(v, path, DEFAULT_HEALTHZ_PORT); }),
+  metricsBindAddress: use(asString, (v, out, path) => { out.overrides.metricsBindAddress = parseBindAddress(v, path, DEFAULT_METRICS_PORT); }),
+  bindAddressHardFail: accept(asBool),
+  enableProfiling: accept(asBool),
+  showHiddenMetricsForVersion: accept(asString),
+  mode: use(asString, (v, out, path) => { out.overrides.mode = parseEnum(v, PROXY_MODES, path); }),
+  iptables: obj({
+    masqueradeBit: accept(asInt),
+    masqueradeAll: accept(asBool),
+    localhostNodePorts: accept(asBool),
+    snatNodeInternalIP: accept(asBool),
+    syncPeriod: modeSyncPeriod('iptables', 'syncPeriodMs'),
+    minSyncPeriod: modeSyncPeriod('iptables', 'minSyncPeriodMs'),
+  }),
+  ipvs: obj({
+    syncPeriod: modeSyncPeriod('ipvs', 'syncPeriodMs'),
+    minSyncPeriod: modeSyncPeriod('ipvs', 'minSyncPeriodMs'),
+    scheduler: accept(asString),
+    excludeCIDRs: accept(asStringList),
+    strictARP: accept(asBool),
+    tcpTimeout: accept(durationString),
+    tcpFinTimeout: accept(durationString),
+    udpTimeout: accept(durationString),
+  }),
+  nftables: obj({
+    masqueradeBit: accept(asInt),
+    masqueradeAll: accept(asBool),
+    syncPeriod: modeSyncPeriod('nftables', 'syncPeriodMs'),
+    minSyncPeriod: modeSyncPeriod('nftables', 'minSyncPeriodMs'),
+  }),
+  winkernel: obj({
+    networkName: accept(asString),
+    sourceVip: accept(asString),
+    enableDSR: accept(asBool),
+    rootHnsEndpointName: accept(asString),
+    forwardHealthCheckVip: accept(asBool),
+  }),
+  detectLocalMode: use(asString, (v, out, path) => { out.overrides.detectLocalMode = parseEnum(v, DETECT_LOCAL_MODES, path); }),
+  detectLocal: obj({
+    bridgeInterface: use(asString, (v, out) => { out.overrides.detectLocal = { ...out.overrides.detectLocal, bridgeInterface: v }; }),
+    interfaceNamePrefix: use(asString, (v, out) => { out.overrides.detectLocal = { ...out.overrides.detectLocal, interfaceNamePrefix: v }; }),
+  }),
+  clusterCIDR: use(asString, (v, out, path) => { out.overrides.clusterCIDRs = parseCidrList(v, path, true); }),
+  nodePortAddresses: use(asStringList, (v, out, path) => { out.overrides.nodePortAddresses = parseNodePortAddresses(v, path); }),
+  oomScoreAdj: accept(asInt),
+  conntrack: obj({
+    maxPerCore: accept(asInt),
+    min: accept(asInt),
+    tcpEstablishedTimeout: accept(durationString),
+    tcpCloseWaitTimeout: accept(durationString),
+    tcpBeLiberal: accept(asBool),
+    udpTimeout: accept(durationString),
+    udpStreamTimeout: accept(durationString),
+  }),
+  configSyncPeriod: accept(durationString),
+  portRange: accept(asString),
+  windowsRunAsService: accept(asBool),
+  // Removed from kube-proxy in 1.23; old files still carry it.
+  udpIdleTimeout: accept(durationString),
+
+  // bpfproxy's own fields. syncPeriod and minSyncPeriod apply to every mode and win
+  // over the per-mode sections above.
+  syncPeriod: use(durationString, (ms, out) => { out.overrides.syncPeriodMs = ms; }),
+  minSyncPeriod: use(durationString, (ms, out) => { out.overrides.minSyncPeriodMs = ms; }),
+  serviceClusterIPRange: use(
+    (v, path) => (Array.isArray(v) ? asStringList(v, path) : asString(v, path)),
+    (v, out, path) => { out.overrides.serviceClusterIPRanges = parseCidrList(v, path, true); },
+  ),
+  serviceNodePortRange: use(asString, (v, out, path) => { out.overrides.serviceNodePortRange = parsePortRange(v, path); }),
+  manifests: use(asString, (v, out) => { out.overrides.manifests = v; }),
+  bpf: obj({
+    pinPath: use(asString, (v, out) => { out.overrides.bpf = { ...out.overrides.bpf, pinPath: v }; }),
+    cgroupRoot: use(asString, (v, out) => { out.overrides.bpf = { ...out.overrides.bpf, cgroupRoot: v }; }),
+    maglevTableSize: use(asInt, (v, out, path) => { out.overrides.bpf = { ...out.overrides.bpf, maglevTableSize: validateMaglevTableSize(v, path) }; }),
+    mapSizes: obj(mapSizeFields),
+  }),
+};
+
+function editDistance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0]!;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const cur = row[j]!;
+      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1]!.toLowerCase() === b[j - 1]!.toLowerCase() ? 0 : 1));
+      prev = cur;
+    }
+  }
+  return row[b.length]!;
+}
+
+function unknownField(path: string, name: string, known: readonly string[]): ConfigError {
+  let best: string | null = null;
+  let bestDist = 4;
+  for (const k of known) {
+    const d = editDistance(name, k);
+    if (d < bestDist) { best = k; bestDist = d; }
+  }
+  return new ConfigError(path, `unknown field${best ? ` (did you mean "${best}"?)` : ''}`);
+}
+
+function walk(fields: Readonly<Record<string, Spec>>, value: Record<string, unknown>, prefix: string, out: FileLayer): void {
+  for (const [name, v] of Object.entries(value)) {
+    const path = prefix + name;
+    const spec = Object.hasOwn(fields, name) ? fields[name] : undefined;
+    if (!spec) throw unknownField(path, name, Object.keys(fields));
+    if (v === null || v === undefined) continue;
+    if (spec.kind === 'object') {
+      walk(spec.fields, asMap(v, path), `${path}.`, out);
+      continue;
+    }
+    if (spec.apply(v, out, path) === 'ignored') out.ignored.push(path);
+  }
+}
+
+/** Parses the text of a config file; `source` names it in errors. */
+export function parseConfigFile(text: string, source: string): FileLayer {
+  const docs = parseAllDocuments(text, { uniqueKeys: true });
+  if (!Array.isArray(docs)) throw new ConfigError('', 'empty file', { source });
+  const real = docs.filter((d) => d.contents !== null);
+  if (real.length !== 1) throw new ConfigError('', real.length === 0 ? 'empty file' : `${real.length} YAML documents; want one KubeProxyConfiguration`, { source });
+  const doc = real[0]!;
+  const problem = doc.errors[0];
+  if (problem) throw new ConfigError('', `not valid YAML or JSON: ${problem.message}`, { source, cause: problem });
+  const out: FileLayer = { overrides: {}, modeSyncPeriods: {}, ignored: [] };
+  try {
+    const root = asMap(doc.toJS(), '(top level)');
+    if (root.apiVersion !== CONFIG_API_VERSION) {
+      throw new ConfigError('apiVersion', `want ${JSON.stringify(CONFIG_API_VERSION)}, got ${root.apiVersion === undefined ? 'nothing' : JSON.stringify(root.apiVersion)}`);
+    }
+    if (root.kind !== CONFIG_KIND) {
+      throw new ConfigError('kind', `want ${JSON.stringify(CONFIG_KIND)}, got ${root.kind === undefined ? 'nothing' : JSON.stringify(root.kind)}`);
+    }
+    walk(SCHEMA, root, '', out);
+  } catch (err) {
+    if (err instanceof ConfigError) throw err.in(source);
+    throw err;
+  }
+  return out;
+}
+
+export function loadConfigFile(path: string, env: Environment): FileLayer {
+  let text: string;
+  try {
+    text = env.readFile(path);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+    throw new ConfigError('--config', `cannot read ${path}: ${code}`, { cause: err });
+  }
+  return parseConfigFile(text, path);
+}

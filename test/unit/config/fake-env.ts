@@ -1,0 +1,14 @@
+// An Environment with a fixed host name, a fixed /proc/mounts and in-memory files.
+import type { Environment } from '../../../src/config/config.js';
+
+export function fakeEnv(files: Record<string, string> = {}, host = 'Node-A'): Environment {
+  return {
+    hostname: () => host,
+    procMounts: () => 'cgroup2 /sys/fs/cgroup cgroup2 rw,nosuid 0 0\n',
+    readFile: (path) => {
+      const text = files[path];
+      if (text === undefined) throw Object.assign(new Error(`ENOENT: no such file or directory, open '${path}'`), { code: 'ENOENT' });
+      return text;
+    },
+  };
+}
