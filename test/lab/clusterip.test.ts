@@ -31,14 +31,14 @@ ${ports.map((p) => `  - {name: ${p.name}, port: ${p.port}, targetPort: ${p.port}
 `;
 }
 
-function slice(svc: string, ports: { name: string; port: number; protocol: string }[], eps: { ip: string; node: string }[]): string {
+function slice(svc: string, ports: { name: string; port: number; protocol: string }[], eps: { ip: string; node: string }[], family = 'IPv4'): string {
   return `apiVersion: discovery.k8s.io/v1
 kind: EndpointSlice
 metadata:
-  name: ${svc}-1
+  name: ${svc}-${family.toLowerCase()}
   namespace: lab
   labels: {kubernetes.io/service-name: ${svc}}
-addressType: IPv4
+addressType: ${family}
 ports:
 ${ports.map((p) => `- {name: ${p.name}, port: ${p.port}, protocol: ${p.protocol}}`).join('\n')}
 endpoints:${eps.length === 0 ? ' []' : ''}
@@ -69,12 +69,26 @@ describe.skipIf(!isRoot)('ClusterIP through bpfproxy in a lab cluster', () => {
         { name: 'node1', pods: [{ name: 'a1' }, { name: 'a2' }] },
         { name: 'node2', pods: [{ name: 'b1' }, { name: 'client' }] },
       ],
+      ipv6: true,
     });
     dir = mkdtempSync(join(tmpdir(), 'bpfproxy-lab-manifests-'));
     put(dir, 'web.yaml', `${service('web', '10.96.1.10', HTTP)}---\n${slice('web', HTTP, backends())}`);
     put(dir, 'dns.yaml', `${service('dns', '10.96.1.53', DNS)}---\n${slice('dns', DNS, backends())}`);
     put(dir, 'empty.yaml', `${service('empty', '10.96.1.99', [...HTTP, ...DNS])}---\n${slice('empty', [...HTTP, ...DNS], [])}`);
     put(dir, 'shrink.yaml', `${service('shrink', '10.96.1.20', HTTP)}---\n${slice('shrink', HTTP, backends())}`);
+    put(dir, 'sticky.yaml', `${service('sticky', '10.96.1.30', HTTP)}  sessionAffinity: ClientIP\n---\n${slice('sticky', HTTP, backends())}`);
+    const v6 = backends().map((b, i) => ({ ip: lab.pod(['a1', 'a2', 'b1'][i]!).ipv6!, node: b.node }));
+    put(dir, 'dual.yaml', `apiVersion: v1
+kind: Service
+metadata: {name: dual, namespace: lab}
+spec:
+  ipFamilyPolicy: RequireDualStack
+  ipFamilies: [IPv6, IPv4]
+  clusterIPs: [fd00:96::40, 10.96.1.40]
+  ports: [{name: http, port: 80, protocol: TCP}, {name: dns, port: 53, protocol: UDP}]
+---
+${slice('dual', [...HTTP, ...DNS], backends())}---
+${slice('dual', [...HTTP, ...DNS], v6, 'IPv6')}`);
     proxies = lab.nodes.map((n) => LabProxy.start(lab, n, { manifests: dir }));
     await Promise.all(proxies.map((p) => p.waitSynced()));
   });
@@ -104,6 +118,34 @@ describe.skipIf(!isRoot)('ClusterIP through bpfproxy in a lab cluster', () => {
       expect(pods(results), proto).toEqual(new Set(['a1', 'a2', 'b1']));
       for (const r of results) if (r.ok) expect(r.peer, proto).toBe('10.96.1.53:53');
     }
+  });
+
+  it('serves IPv6 and dual-stack services from the same socket hooks', async () => {
+    const c = client();
+    for (const host of ['fd00:96::40', '10.96.1.40']) {
+      const tcp = await lab.client(c, { proto: 'tcp', host, port: 80, count: 40, timeoutMs: 2000 });
+      expect(pods(tcp), host).toEqual(new Set(['a1', 'a2', 'b1']));
+      const own = host.includes(':') ? c.ipv6! : c.ipv4;
+      for (const r of tcp) if (r.ok) {
+        expect(r.peer, host).toBe(host.includes(':') ? `[${host}]:80` : `${host}:80`);
+        expect(r.client.replace(/^\[?(.*?)\]?:\d+$/, '$1'), host).toBe(own);
+      }
+      const udp = await lab.client(c, { proto: 'udp', host, port: 53, count: 30, timeoutMs: 2000 });
+      expect(pods(udp), host).toEqual(new Set(['a1', 'a2', 'b1']));
+    }
+  });
+
+  it('keeps a client on one backend with sessionAffinity: ClientIP', async () => {
+    const a = await lab.client(client(), { proto: 'tcp', host: '10.96.1.30', port: 80, count: 30, timeoutMs: 2000 });
+    expect(pods(a).size).toBe(1);
+    // Another pod (another network namespace) is another client.
+    const others = new Set<string>();
+    for (const from of ['a1', 'a2', 'b1'] as const) {
+      const r = await lab.client(lab.pod(from), { proto: 'tcp', host: '10.96.1.30', port: 80, count: 10, timeoutMs: 2000 });
+      expect(pods(r).size, from).toBe(1);
+      others.add([...pods(r)][0]!);
+    }
+    expect([...others].every((p) => ['a1', 'a2', 'b1'].includes(p))).toBe(true);
   });
 
   it('refuses a connection to a service without endpoints at once', async () => {
