@@ -1,13 +1,14 @@
 // Where the built artifacts live, relative to the package root, whether the
 // code runs from dist/ (built) or src/ (tests through vitest).
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 function findRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   for (;;) {
-    if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'bpf'))) return dir;
+    const pkg = join(dir, 'package.json');
+    if (existsSync(pkg) && (JSON.parse(readFileSync(pkg, 'utf8')) as { name?: string }).name === 'bpfproxy') return dir;
     const up = dirname(dir);
     if (up === dir) throw new Error('bpfproxy: cannot find the package root from ' + fileURLToPath(import.meta.url));
     dir = up;
