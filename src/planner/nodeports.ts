@@ -1,14 +1,14 @@
 // Which node addresses NodePort frontends listen on: kube-proxy's
 // --nodeport-addresses (pkg/proxy/util/nodeport_addresses.go). Pure.
 import type { IPFamily } from '../model/types.js';
-import { cidrContains, compareIP, familyOf, isLinkLocal, isLoopback, parseCidr, type Cidr } from '../util/ip.js';
+import { canonicalIP, cidrContains, compareIP, familyOf, isLinkLocal, isLoopback, parseCidr, type Cidr } from '../util/ip.js';
 
 export interface NodePortAddressInput {
   /** --nodeport-addresses: [] (all), ["primary"], or CIDRs. Validated by the config. */
   spec: readonly string[];
   /** Addresses on this node's interfaces (the proxy's network namespace). */
   localAddresses: readonly string[];
-  /** The node's primary IPs (its InternalIPs), per family. */
+  /** The node's primary IPs, at most one per family (see nodeHostIPs in planner.ts). */
   primaryIPs: readonly string[];
 }
 
@@ -16,7 +16,7 @@ export interface NodePortAddressInput {
  * - unset: every local address. Loopback is left out (kube-proxy's nftables
  *   mode does the same; localhost NodePorts need route_localnet tricks) and so
  *   are IPv6 link-local addresses, which cannot be used without a zone.
- * - "primary": the node's primary IP of each family.
+ * - "primary": the node's primary IP of each family, when it is a local address.
  * - CIDRs: the local addresses inside them; 0.0.0.0/0 or ::/0 means every
  *   address of that family.
  */
@@ -30,7 +30,10 @@ export function selectNodePortAddresses(input: NodePortAddressInput): Record<IPF
   if (input.spec.length === 0) {
     usable.forEach(add);
   } else if (input.spec.length === 1 && input.spec[0] === 'primary') {
-    input.primaryIPs.forEach(add);
+    // kube-proxy turns "primary" into <node IP>/32 and /128 CIDRs, so a node
+    // IP that is on no local interface gets no NodePort.
+    const local = new Set(input.localAddresses.map((ip) => canonicalIP(ip)));
+    input.primaryIPs.filter((ip) => !isLoopback(ip) && local.has(canonicalIP(ip))).forEach(add);
   } else {
     const cidrs = input.spec.map(parseCidr).filter((c): c is Cidr => c !== null);
     for (const ip of input.localAddresses) {

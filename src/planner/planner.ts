@@ -7,6 +7,7 @@
 import type { IPFamily, ServiceInfo } from '../model/types.js';
 import { LABEL_ZONE } from '../model/types.js';
 import type { ClusterView } from '../model/state.js';
+import { familyOf } from '../util/ip.js';
 import { IdAllocator } from './ids.js';
 import { DEFAULT_MAGLEV_M } from './maglev.js';
 import { selectNodePortAddresses } from './nodeports.js';
@@ -88,7 +89,7 @@ export class Planner {
     let all = opts.all === true || !this.planned;
     if (opts.nodeChanged || all) {
       const zone = view.node?.labels[LABEL_ZONE] ?? null;
-      const primary = (view.node?.addresses ?? []).filter((a) => a.type === 'InternalIP').map((a) => a.address);
+      const primary = nodeHostIPs(view.node?.addresses ?? []);
       const primaryChanged = primary.join(',') !== this.primaryIPs.join(',');
       this.primaryIPs = primary;
       if (zone !== this.node.zone) all = true;
@@ -227,6 +228,22 @@ export class Planner {
     }
     return b;
   }
+}
+
+/**
+ * The node's IPs as kube-proxy picks them (GetNodeHostIPs): the first
+ * InternalIP, else the first ExternalIP, then the first address of the other
+ * family in the same order. Other address types do not count.
+ */
+export function nodeHostIPs(addresses: readonly { type: string; address: string }[]): string[] {
+  const ordered = [
+    ...addresses.filter((a) => a.type === 'InternalIP'),
+    ...addresses.filter((a) => a.type === 'ExternalIP'),
+  ].map((a) => a.address);
+  const first = ordered[0];
+  if (first === undefined) return [];
+  const other = ordered.find((ip) => familyOf(ip) !== familyOf(first));
+  return other === undefined ? [first] : [first, other];
 }
 
 function samePlan(a: PlannedService, b: PlannedService): boolean {

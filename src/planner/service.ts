@@ -62,19 +62,23 @@ function draftSet(endpoints: PortEndpoint[], hasAnyEndpoints: boolean): DraftSet
   return { endpoints, onEmpty: hasAnyEndpoints ? 'drop' : 'reject' };
 }
 
+/** `b` itself, or `a` when both hold the same endpoints: PlannedService promises one object per distinct set. */
+function shareSet(a: DraftSet, b: DraftSet): DraftSet {
+  if (a.onEmpty !== b.onEmpty || a.endpoints.length !== b.endpoints.length) return b;
+  return a.endpoints.every((ep, i) => ep === b.endpoints[i]) ? a : b;
+}
+
 export function planService(svc: ServiceInfo, slices: readonly SliceInfo[], ctx: PlanContext): ServicePlan {
   const warnings: string[] = [];
   const drafts: DraftService[] = [];
   if (svc.notProxied) return { drafts, health: null, warnings };
 
-  const families = new Set(svc.ipFamilies);
-  const strays = [...svc.externalIPs, ...(svc.type === 'LoadBalancer' ? svc.loadBalancerIPs : [])]
-    .filter((ip) => !families.has(familyOf(ip)!));
-  if (strays.length > 0) {
-    warnings.push(`ignoring ${strays.join(', ')}: not of the service's IP families (${svc.ipFamilies.join(', ')}), as kube-proxy does`);
-  }
-
-  const localReady = new Set<string>();
+  // Addresses of a family the service has no cluster IP of are left out by
+  // frontendsOf; the model already warned about them once, when it admitted the service.
+  // Local ready addresses per family: kube-proxy's health server of each
+  // family counts the addresses its own proxier sees (LocalReadyEndpoints),
+  // so a pod with an IPv4 and an IPv6 address counts once, not twice.
+  const localReady = new Map<IPFamily, Set<string>>();
   svc.ipFamilies.forEach((family, fi) => {
     const clusterIP = svc.clusterIPs[fi];
     if (!clusterIP) return;
@@ -82,12 +86,14 @@ export function planService(svc: ServiceInfo, slices: readonly SliceInfo[], ctx:
       const frontends = frontendsOf(svc, port, family, clusterIP, ctx);
       const external = frontends.some((f) => f.kind !== 'ClusterIP');
       const eps = endpointsForPort(slices, family, port.name, port.protocol, ctx.node.name);
-      for (const ep of eps) if (ep.local && ep.ready) localReady.add(ep.address);
+      let ready = localReady.get(family);
+      if (!ready) localReady.set(family, (ready = new Set()));
+      for (const ep of eps) if (ep.local && ep.ready) ready.add(ep.address);
       const cat = categorizeEndpoints(eps, svc, external, ctx.node);
       const internal = draftSet(svc.internalTrafficPolicy === 'Local' ? cat.local : cat.cluster, cat.hasAnyEndpoints);
       // Without external frontends only the internal set is ever used.
-      const ext = external ? draftSet(svc.externalTrafficPolicy === 'Local' ? cat.local : cat.cluster, cat.hasAnyEndpoints) : internal;
-      const cluster = external ? draftSet(cat.cluster, cat.hasAnyEndpoints) : internal;
+      const ext = external ? shareSet(internal, draftSet(svc.externalTrafficPolicy === 'Local' ? cat.local : cat.cluster, cat.hasAnyEndpoints)) : internal;
+      const cluster = external ? shareSet(ext, shareSet(internal, draftSet(cat.cluster, cat.hasAnyEndpoints))) : internal;
       drafts.push({
         key: plannedKey(svc.key, port.name, family),
         namespace: svc.namespace,
@@ -108,7 +114,7 @@ export function planService(svc: ServiceInfo, slices: readonly SliceInfo[], ctx:
     }
   });
   const health = svc.type === 'LoadBalancer' && svc.externalTrafficPolicy === 'Local' && svc.healthCheckNodePort > 0
-    ? { port: svc.healthCheckNodePort, localEndpoints: localReady.size }
+    ? { port: svc.healthCheckNodePort, localEndpoints: Math.max(0, ...[...localReady.values()].map((a) => a.size)) }
     : null;
   return { drafts, health, warnings };
 }
