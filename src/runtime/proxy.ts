@@ -46,7 +46,7 @@ async function openSources(cfg: ProxyConfig, log: Logger): Promise<Source[]> {
     return [new ManifestSource({ dir: cfg.manifests, log: log.child({ source: 'manifests' }) })];
   }
   const { KubernetesSource } = await import('../sources/k8s.js');
-  return [new KubernetesSource({ kubeconfig: cfg.kubeconfig || undefined, nodeName: cfg.nodeName, log: log.child({ source: 'k8s' }) })];
+  return [new KubernetesSource({ kubeconfig: cfg.kubeconfig || undefined, master: cfg.master || undefined, nodeName: cfg.nodeName, log: log.child({ source: 'k8s' }) })];
 }
 
 function openDataplane(cfg: ProxyConfig, log: Logger): Dataplane & Partial<BpfDataplane> {

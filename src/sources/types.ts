@@ -11,6 +11,7 @@ export type SourceEvent =
       type: 'upsert';
       kind: ObjectKind;
       key: ObjectKey;
+      /** Read-only: the k8s source shares it with its informer cache. */
       object: KubeObject;
       /** Where it came from, for log lines: a file path (and document index) or "k8s". */
       origin: string;
