@@ -1,19 +1,51 @@
 // IP address and CIDR helpers. Addresses are kept as canonical strings
 // (what `net` and the kernel print) so they can be compared, sorted and used
 // as map keys; bytes are produced only where a BPF key needs them.
-import { isIPv4, isIPv6 } from 'node:net';
+import { isIPv6 } from 'node:net';
 
 export type IPFamily = 'IPv4' | 'IPv6';
 
+/**
+ * An IPv4 address as an unsigned 32-bit number, or -1 when `ip` is not
+ * dotted-quad IPv4 as net.isIPv4 accepts it (no leading zeros). No
+ * allocation: the hot paths (validation, sorting, encoding) go through here.
+ */
+function ipv4Number(ip: string): number {
+  let n = 0;
+  let part = 0;
+  let digits = 0;
+  let dots = 0;
+  for (let i = 0; i < ip.length; i++) {
+    const c = ip.charCodeAt(i);
+    if (c === 46) {
+      if (digits === 0) return -1;
+      n = n * 256 + part;
+      part = 0;
+      digits = 0;
+      dots++;
+    } else if (c >= 48 && c <= 57) {
+      if (digits === 1 && part === 0) return -1; // leading zero
+      part = part * 10 + (c - 48);
+      if (++digits > 3 || part > 255) return -1;
+    } else {
+      return -1;
+    }
+  }
+  if (dots !== 3 || digits === 0) return -1;
+  return n * 256 + part;
+}
+
+
 export function familyOf(ip: string): IPFamily | null {
-  if (isIPv4(ip)) return 'IPv4';
+  if (ipv4Number(ip) >= 0) return 'IPv4';
   if (isIPv6(ip)) return 'IPv6';
   return null;
 }
 
 /** Bytes of an address in network order: 4 for IPv4, 16 for IPv6. Throws on garbage. */
 export function ipBytes(ip: string): Uint8Array {
-  if (isIPv4(ip)) return Uint8Array.from(ip.split('.').map(Number));
+  const n = ipv4Number(ip);
+  if (n >= 0) return Uint8Array.of(n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff);
   if (!isIPv6(ip)) throw new Error(`not an IP address: ${ip}`);
   let s = ip;
   const out = new Uint8Array(16);
@@ -57,6 +89,7 @@ export function ipFromBytes(b: Uint8Array, family: IPFamily): string {
 
 /** The canonical form of an IP string, or null when it is not one. */
 export function canonicalIP(ip: string): string | null {
+  if (ipv4Number(ip) >= 0) return ip; // dotted quad without leading zeros is canonical
   const fam = familyOf(ip);
   if (!fam) return null;
   return ipFromBytes(ipBytes(ip), fam);
@@ -100,34 +133,47 @@ export function cidrContains(c: Cidr, ip: string): boolean {
   return true;
 }
 
-/** Total order on canonical addresses: IPv4 before IPv6, then numerically. */
+/**
+ * Total order on canonical addresses: IPv4 before IPv6, then numerically.
+ * Hot in the planner (every endpoint list is sorted), hence the IPv4 path
+ * that parses without allocating.
+ */
 export function compareIP(a: string, b: string): number {
+  const na = ipv4Number(a);
+  const nb = ipv4Number(b);
+  if (na >= 0 && nb >= 0) return na - nb;
+  if (na >= 0) return -1;
+  if (nb >= 0) return 1;
   const ba = ipBytes(a);
   const bb = ipBytes(b);
-  if (ba.length !== bb.length) return ba.length - bb.length;
   for (let i = 0; i < ba.length; i++) if (ba[i] !== bb[i]) return ba[i]! - bb[i]!;
   return 0;
 }
 
 export function isLoopback(ip: string): boolean {
+  const n = ipv4Number(ip);
+  if (n >= 0) return n >>> 24 === 127;
   const b = ipBytes(ip);
-  if (b.length === 4) return b[0] === 127;
   return b.every((x, i) => (i === 15 ? x === 1 : x === 0));
 }
 
 export function isLinkLocal(ip: string): boolean {
+  const n = ipv4Number(ip);
+  if (n >= 0) return n >>> 16 === 0xa9fe;
   const b = ipBytes(ip);
-  if (b.length === 4) return b[0] === 169 && b[1] === 254;
   return b[0] === 0xfe && (b[1]! & 0xc0) === 0x80;
 }
 
 export function isLinkLocalMulticast(ip: string): boolean {
+  const n = ipv4Number(ip);
+  if (n >= 0) return n >>> 8 === 0xe00000;
   const b = ipBytes(ip);
-  if (b.length === 4) return b[0] === 224 && b[1] === 0 && b[2] === 0;
   return b[0] === 0xff && (b[1]! & 0x0f) === 0x02;
 }
 
 export function isUnspecified(ip: string): boolean {
+  const n = ipv4Number(ip);
+  if (n >= 0) return n === 0;
   return ipBytes(ip).every((x) => x === 0);
 }
 

@@ -6,9 +6,7 @@
 // service. Unreferenced backends are kept when anything failed; the next
 // full sync removes them.
 import type { SyncError } from '../types.js';
-import {
-  writeBackend, writeFeKey, writeFeVal, writeMemberKey, writeSetKey, writeSetVal,
-} from './layout.js';
+import { writeMemberKey, writeSetKey, writeSetVal, type SetVal } from './layout.js';
 import type { BpfMap, EntryFailure } from './map.js';
 import type { Mirror } from './mirror.js';
 import type { Ops } from './reconcile.js';
@@ -75,7 +73,7 @@ export function applyOps(maps: LbMaps, ops: Ops, mirror: Mirror): ApplyResult {
     const list = ops.backendUpserts;
     const fs = maps.be.update(list.length, (i, k, ko, v, vo) => {
       k.writeUInt32LE(list[i]!.id, ko);
-      writeBackend(v, vo, list[i]!.val);
+      v.write(list[i]!.val, vo, 'latin1');
     });
     for (const f of fs) fail(maps.be, f, list[f.index]!.owners);
     const bad = failedIdx(fs);
@@ -92,35 +90,49 @@ export function applyOps(maps: LbMaps, ops: Ops, mirror: Mirror): ApplyResult {
     const bad = failedIdx(fs);
     list.forEach((m, i) => { if (!bad.has(i)) { mirror.addMember(m.backend, m.set); upserts++; } });
   }
-  // 3. slots of new generations, 4. headers
-  for (const list of [ok(ops.slotUpserts), ok(ops.headerUpserts).map((h) => ({ ...h, slot: 0, gen: 0 }))]) {
+  // 3. slots of new generations
+  {
+    const list = ok(ops.slotUpserts);
+    const slotVal: SetVal = { backend: 0, count: 0, gen: 0, empty: 0, affinity: 0, svcId: 0 };
     const fs = maps.set.update(list.length, (i, k, ko, v, vo) => {
       const e = list[i]!;
       writeSetKey(k, ko, e.set, e.slot, e.gen);
-      writeSetVal(v, vo, e.val);
+      slotVal.backend = e.backend;
+      writeSetVal(v, vo, slotVal);
     });
     for (const f of fs) fail(maps.set, f, [list[f.index]!.owner]);
     const bad = failedIdx(fs);
-    list.forEach((e, i) => { if (!bad.has(i)) { mirror.putSlot(e.set, e.slot, e.gen, e.val); upserts++; } });
+    list.forEach((e, i) => { if (!bad.has(i)) { mirror.putSlot(e.set, e.slot, e.gen, e.backend); upserts++; } });
+  }
+  // 4. headers: the flip, skipped for a service whose slots did not all make it
+  {
+    const list = ok(ops.headerUpserts);
+    const fs = maps.set.update(list.length, (i, k, ko, v, vo) => {
+      writeSetKey(k, ko, list[i]!.set, 0, 0);
+      writeSetVal(v, vo, list[i]!.val);
+    });
+    for (const f of fs) fail(maps.set, f, [list[f.index]!.owner]);
+    const bad = failedIdx(fs);
+    list.forEach((e, i) => { if (!bad.has(i)) { mirror.putHeader(e.set, e.val); upserts++; } });
   }
   // 5. frontends
   {
     const list = ok(ops.frontendUpserts);
     const fs = maps.fe.update(list.length, (i, k, ko, v, vo) => {
-      writeFeKey(k, ko, list[i]!.key);
-      writeFeVal(v, vo, list[i]!.val);
+      k.write(list[i]!.key, ko, 'latin1');
+      v.write(list[i]!.val, vo, 'latin1');
     });
     for (const f of fs) fail(maps.fe, f, [list[f.index]!.owner]);
     const bad = failedIdx(fs);
-    list.forEach((e, i) => { if (!bad.has(i)) { mirror.putFrontend(e.keyText, e.key, e.val); upserts++; } });
+    list.forEach((e, i) => { if (!bad.has(i)) { mirror.putFrontend(e.key, e.val); upserts++; } });
   }
   // 6. stale frontends
   {
     const list = ok(ops.frontendDeletes);
-    const fs = maps.fe.delete(list.length, (i, k, ko) => writeFeKey(k, ko, list[i]!.key));
+    const fs = maps.fe.delete(list.length, (i, k, ko) => k.write(list[i]!.key, ko, 'latin1'));
     for (const f of fs) fail(maps.fe, f, [list[f.index]!.owner]);
     const bad = failedIdx(fs);
-    list.forEach((e, i) => { if (!bad.has(i)) { mirror.deleteFrontend(e.keyText); deletes++; } });
+    list.forEach((e, i) => { if (!bad.has(i)) { mirror.deleteFrontend(e.key); deletes++; } });
   }
   // 7. stale slots and sets
   {

@@ -8,17 +8,17 @@ import type { DesiredDataplane, IdHints, PlannedService } from '../../planner/ty
 import { frontendHintKey } from '../../planner/types.js';
 import type { Dataplane, SyncError, SyncOptions, SyncResult } from '../types.js';
 import { applyOps } from './apply.js';
-import { readBackend, readFeKey, readFeVal, readSetKey, readSetVal } from './layout.js';
+import { readBackend, readFeKey, readSetKey, readSetVal } from './layout.js';
 import { loadSockDatapath, type LoadOptions, type SockDatapath } from './loader.js';
 import { Mirror } from './mirror.js';
 import { opCount, reconcile, type Scope } from './reconcile.js';
-import { feKeyText, MAX_SET_BACKENDS, renderService, type RenderedService } from './render.js';
+import { feValSvcId, MAX_SET_BACKENDS, renderService, type RenderedService } from './render.js';
 
 export class BpfDataplane implements Dataplane {
   readonly mode = 'bpf' as const;
   private readonly mirror = new Mirror();
-  /** What this process last applied, per planned-service key: a partial sync needs the old IDs. */
-  private readonly applied = new Map<string, RenderedService>();
+  /** Service ID per planned-service key as last applied: a partial sync must find a removed service's entries. */
+  private readonly appliedIds = new Map<string, number>();
   private readonly reported = new Set<string>();
 
   private constructor(private readonly dp: SockDatapath, private readonly log: Logger) {}
@@ -34,9 +34,18 @@ export class BpfDataplane implements Dataplane {
   async restore(): Promise<IdHints> {
     this.reload();
     const services = new Map<string, number>();
-    for (const { key, val } of this.mirror.frontends.values()) services.set(frontendHintKey(key.protocol, key.address, key.port), val.svcId);
+    const buf = Buffer.alloc(64);
+    for (const [key, val] of this.mirror.frontends) {
+      buf.write(key, 0, 'latin1');
+      const k = readFeKey(buf, 0);
+      services.set(frontendHintKey(k.protocol, k.address, k.port), feValSvcId(val));
+    }
     const backends = new Map<string, number>();
-    for (const [id, b] of this.mirror.backends) backends.set(frontendHintKey(b.protocol, b.address, b.port), id);
+    for (const [id, raw] of this.mirror.backends) {
+      buf.write(raw, 0, 'latin1');
+      const b = readBackend(buf, 0);
+      backends.set(frontendHintKey(b.protocol, b.address, b.port), id);
+    }
     if (services.size > 0) this.log.info({ frontends: services.size, backends: backends.size }, 'found the datapath of an earlier run: keeping its IDs');
     return { services, backends };
   }
@@ -47,30 +56,33 @@ export class BpfDataplane implements Dataplane {
     const keys = opts.full ? [...desired.services.keys()] : [...opts.changed];
     const rendered: RenderedService[] = [];
     const scopeIds = new Set<number>();
+    /** Services that could not be rendered keep what they have. */
+    const keep = new Set<number>();
     for (const key of keys) {
-      const old = this.applied.get(key);
-      if (old) scopeIds.add(old.id);
+      const oldId = this.appliedIds.get(key);
       const svc = desired.services.get(key);
-      if (!svc) continue;
-      const problem = tooLarge(svc);
-      if (problem) {
-        errors.push({ service: key, code: 'SERVICE_TOO_LARGE', message: problem });
-        if (old) rendered.push(old); // keep what it had
-        continue;
+      if (svc) {
+        const problem = tooLarge(svc);
+        if (problem) {
+          errors.push({ service: key, code: 'SERVICE_TOO_LARGE', message: problem });
+          if (oldId !== undefined) keep.add(oldId);
+          continue;
+        }
+        rendered.push(renderService(svc));
+        scopeIds.add(svc.id);
+        for (const feature of this.unsupportedFeatures(svc)) unsupported.push({ service: key, feature });
       }
-      rendered.push(renderService(svc));
-      scopeIds.add(svc.id);
-      for (const feature of this.unsupportedFeatures(svc)) unsupported.push({ service: key, feature });
+      if (oldId !== undefined && !keep.has(oldId)) scopeIds.add(oldId);
     }
     if (opts.full) this.reload();
-    const scope: Scope = opts.full ? { all: true } : { all: false, svcIds: scopeIds };
+    const scope: Scope = opts.full ? { all: true, keep } : { all: false, svcIds: scopeIds };
     const ops = reconcile(rendered, this.mirror, scope);
     const res = opCount(ops) === 0 ? { upserts: 0, deletes: 0, errors: [], failed: new Set<string>() } : applyOps(this.dp.maps, ops, this.mirror);
     errors.push(...res.errors);
 
-    if (opts.full) this.applied.clear();
-    else for (const key of keys) this.applied.delete(key);
-    for (const r of rendered) if (!res.failed.has(r.key)) this.applied.set(r.key, r);
+    if (opts.full) this.appliedIds.clear();
+    else for (const key of keys) if (!errors.some((e) => e.service === key)) this.appliedIds.delete(key);
+    for (const r of rendered) if (!res.failed.has(r.key)) this.appliedIds.set(r.key, r.id);
     return { full: opts.full, upserts: res.upserts, deletes: res.deletes, errors, unsupported };
   }
 
@@ -93,11 +105,13 @@ export class BpfDataplane implements Dataplane {
   /** Entries and capacity per map, for metrics. */
   mapUsage(): { name: string; entries: number; capacity: number }[] {
     const m = this.dp.maps;
+    let setEntries = 0;
+    for (const s of this.mirror.sets.values()) setEntries += s.slots.size + (s.header ? 1 : 0);
     return [
       { name: m.fe.name, entries: this.mirror.frontends.size, capacity: m.fe.capacity },
-      { name: m.set.name, entries: [...this.mirror.sets.values()].reduce((n, s) => n + s.slots.size + (s.header ? 1 : 0), 0), capacity: m.set.capacity },
+      { name: m.set.name, entries: setEntries, capacity: m.set.capacity },
       { name: m.be.name, entries: this.mirror.backends.size, capacity: m.be.capacity },
-      { name: m.member.name, entries: this.mirror.members.size, capacity: m.member.capacity },
+      { name: m.member.name, entries: this.mirror.memberCount, capacity: m.member.capacity },
     ];
   }
 
@@ -112,20 +126,22 @@ export class BpfDataplane implements Dataplane {
     {
       const d = fe.dump();
       for (let i = 0; i < d.count; i++) {
-        const key = readFeKey(d.keys, i * fe.keySize);
-        this.mirror.putFrontend(feKeyText(key), key, readFeVal(d.values, i * fe.valueSize));
+        const k = d.keys.toString('latin1', i * fe.keySize, (i + 1) * fe.keySize);
+        this.mirror.putFrontend(k, d.values.toString('latin1', i * fe.valueSize, (i + 1) * fe.valueSize));
       }
     }
     {
       const d = set.dump();
       for (let i = 0; i < d.count; i++) {
         const k = readSetKey(d.keys, i * set.keySize);
-        this.mirror.putSlot(k.set, k.slot, k.gen, readSetVal(d.values, i * set.valueSize));
+        const v = readSetVal(d.values, i * set.valueSize);
+        if (k.slot === 0) this.mirror.putHeader(k.set, v);
+        else this.mirror.putSlot(k.set, k.slot, k.gen, v.backend);
       }
     }
     {
       const d = be.dump();
-      for (let i = 0; i < d.count; i++) this.mirror.backends.set(d.keys.readUInt32LE(i * 4), readBackend(d.values, i * be.valueSize));
+      for (let i = 0; i < d.count; i++) this.mirror.backends.set(d.keys.readUInt32LE(i * 4), d.values.toString('latin1', i * be.valueSize, (i + 1) * be.valueSize));
     }
     {
       const d = member.dump();

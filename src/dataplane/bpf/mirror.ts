@@ -1,7 +1,9 @@
 // What the pinned maps hold, as far as this process knows: rebuilt from a dump
-// on every full sync, kept up to date by every write in between.
-import type { BackendVal, FeKey, FeVal, SetVal } from './layout.js';
-import { SETS_PER_SERVICE } from './render.js';
+// on every full sync, kept up to date by every write in between. Frontend and
+// backend entries are kept as raw bytes (latin1 strings): compared as they
+// are, decoded only for messages and for the restart hints.
+import type { SetVal } from './layout.js';
+import { feValSvcId, SETS_PER_SERVICE } from './render.js';
 
 export interface LiveSet {
   header: SetVal | null;
@@ -11,49 +13,60 @@ export interface LiveSet {
 
 export const slotKey = (gen: number, slot: number): number => gen * 0x10000 + slot;
 export const slotOf = (k: number): { gen: number; slot: number } => ({ gen: Math.floor(k / 0x10000), slot: k % 0x10000 });
-export const memberKey = (backend: number, set: number): string => `${backend}:${set}`;
 export const serviceOfSet = (set: number): number => Math.floor(set / SETS_PER_SERVICE);
 
 export class Mirror {
-  readonly frontends = new Map<string, { key: FeKey; val: FeVal }>();
+  /** raw bpx_fe_key -> raw bpx_fe_val */
+  readonly frontends = new Map<string, string>();
   readonly sets = new Map<number, LiveSet>();
-  readonly backends = new Map<number, BackendVal>();
-  readonly members = new Map<string, { backend: number; set: number }>();
-  /** backend id -> number of sets it is a member of */
-  readonly memberRefs = new Map<number, number>();
-  // Indexes that let a partial sync look only at the services it touches.
-  readonly frontendsBySvc = new Map<number, Set<string>>();
+  /** backend id -> raw bpx_backend */
+  readonly backends = new Map<number, string>();
+  /** set -> the backends it has membership entries for (only sets whose readers check them) */
   readonly membersBySet = new Map<number, Set<number>>();
+  /** backend id -> how many slot entries (any set, any generation) name it: 0 means unused */
+  readonly slotRefs = new Map<number, number>();
+  /** service id -> raw keys of its frontends, so a partial sync looks only at the services it touches */
+  readonly frontendsBySvc = new Map<number, Set<string>>();
 
   clear(): void {
     this.frontends.clear();
     this.sets.clear();
     this.backends.clear();
-    this.members.clear();
-    this.memberRefs.clear();
-    this.frontendsBySvc.clear();
     this.membersBySet.clear();
+    this.slotRefs.clear();
+    this.frontendsBySvc.clear();
   }
 
-  putFrontend(keyText: string, key: FeKey, val: FeVal): void {
-    const old = this.frontends.get(keyText);
-    if (old && old.val.svcId !== val.svcId) this.frontendsBySvc.get(old.val.svcId)?.delete(keyText);
-    this.frontends.set(keyText, { key, val });
-    let idx = this.frontendsBySvc.get(val.svcId);
-    if (!idx) this.frontendsBySvc.set(val.svcId, (idx = new Set()));
-    idx.add(keyText);
+  get memberCount(): number {
+    let n = 0;
+    for (const s of this.membersBySet.values()) n += s.size;
+    return n;
   }
 
-  deleteFrontend(keyText: string): void {
-    const old = this.frontends.get(keyText);
-    if (!old) return;
-    this.frontends.delete(keyText);
-    const idx = this.frontendsBySvc.get(old.val.svcId);
-    idx?.delete(keyText);
-    if (idx?.size === 0) this.frontendsBySvc.delete(old.val.svcId);
+  putFrontend(key: string, val: string): void {
+    const old = this.frontends.get(key);
+    const svc = feValSvcId(val);
+    if (old !== undefined && feValSvcId(old) !== svc) this.unindex(key, feValSvcId(old));
+    this.frontends.set(key, val);
+    let idx = this.frontendsBySvc.get(svc);
+    if (!idx) this.frontendsBySvc.set(svc, (idx = new Set()));
+    idx.add(key);
   }
 
-  liveSet(id: number): LiveSet {
+  deleteFrontend(key: string): void {
+    const old = this.frontends.get(key);
+    if (old === undefined) return;
+    this.frontends.delete(key);
+    this.unindex(key, feValSvcId(old));
+  }
+
+  private unindex(key: string, svc: number): void {
+    const idx = this.frontendsBySvc.get(svc);
+    idx?.delete(key);
+    if (idx?.size === 0) this.frontendsBySvc.delete(svc);
+  }
+
+  private liveSet(id: number): LiveSet {
     let s = this.sets.get(id);
     if (!s) {
       s = { header: null, slots: new Map() };
@@ -62,39 +75,56 @@ export class Mirror {
     return s;
   }
 
-  putSlot(set: number, slot: number, gen: number, val: SetVal): void {
-    const s = this.liveSet(set);
-    if (slot === 0) s.header = val;
-    else s.slots.set(slotKey(gen, slot), val.backend);
+  putHeader(set: number, val: SetVal): void {
+    this.liveSet(set).header = val;
+  }
+
+  putSlot(set: number, slot: number, gen: number, backend: number): void {
+    const slots = this.liveSet(set).slots;
+    const k = slotKey(gen, slot);
+    const old = slots.get(k);
+    if (old === backend) return;
+    if (old !== undefined) this.unref(old);
+    slots.set(k, backend);
+    this.slotRefs.set(backend, (this.slotRefs.get(backend) ?? 0) + 1);
   }
 
   deleteSlot(set: number, slot: number, gen: number): void {
     const s = this.sets.get(set);
     if (!s) return;
-    if (slot === 0) s.header = null;
-    else s.slots.delete(slotKey(gen, slot));
+    if (slot === 0) {
+      s.header = null;
+    } else {
+      const k = slotKey(gen, slot);
+      const old = s.slots.get(k);
+      if (old !== undefined) {
+        s.slots.delete(k);
+        this.unref(old);
+      }
+    }
     if (!s.header && s.slots.size === 0) this.sets.delete(set);
   }
 
+  private unref(backend: number): void {
+    const n = (this.slotRefs.get(backend) ?? 1) - 1;
+    if (n <= 0) this.slotRefs.delete(backend);
+    else this.slotRefs.set(backend, n);
+  }
+
+  hasMember(backend: number, set: number): boolean {
+    return this.membersBySet.get(set)?.has(backend) ?? false;
+  }
+
   addMember(backend: number, set: number): void {
-    const k = memberKey(backend, set);
-    if (this.members.has(k)) return;
-    this.members.set(k, { backend, set });
-    this.memberRefs.set(backend, (this.memberRefs.get(backend) ?? 0) + 1);
     let idx = this.membersBySet.get(set);
     if (!idx) this.membersBySet.set(set, (idx = new Set()));
     idx.add(backend);
   }
 
   deleteMember(backend: number, set: number): void {
-    const k = memberKey(backend, set);
-    if (!this.members.delete(k)) return;
     const idx = this.membersBySet.get(set);
-    idx?.delete(backend);
-    if (idx?.size === 0) this.membersBySet.delete(set);
-    const n = (this.memberRefs.get(backend) ?? 1) - 1;
-    if (n <= 0) this.memberRefs.delete(backend);
-    else this.memberRefs.set(backend, n);
+    if (!idx?.delete(backend)) return;
+    if (idx.size === 0) this.membersBySet.delete(set);
   }
 
   /** The backends of a set's live generation in slot order, or null when a slot is missing. */

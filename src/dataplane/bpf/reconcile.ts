@@ -1,36 +1,33 @@
 // Desired entries vs. the mirror -> the writes that make the maps match, in
 // the order that keeps every intermediate state serviceable:
 //   1. backends  2. memberships  3. slots of new generations  4. set headers
-//   (the atomic flip)  5. frontends  6. stale frontends  7. stale slots and
-//   sets  8. stale memberships  9. unreferenced backends.
+//   (the atomic flip)  5. frontends  6. stale frontends  7. stale sets
+//   (header first) and stale slots  8. stale memberships  9. backends no slot
+//   names any more.
 // A reader (a BPF program) never sees a frontend without its set, a header
 // without its slots, or a slot naming a missing backend. Pure.
-import type { BackendVal, FeKey, FeVal, SetVal } from './layout.js';
-import { memberKey, serviceOfSet, slotOf, type Mirror } from './mirror.js';
-import { SETS_PER_SERVICE, type RenderedService } from './render.js';
+import type { SetVal } from './layout.js';
+import { serviceOfSet, slotKey, slotOf, type Mirror } from './mirror.js';
+import { feValSvcId, SETS_PER_SERVICE, type RenderedService } from './render.js';
 
 export interface Ops {
-  backendUpserts: { id: number; val: BackendVal; owners: string[] }[];
+  backendUpserts: { id: number; val: string; owners: string[] }[];
   memberUpserts: { backend: number; set: number; owner: string }[];
-  slotUpserts: { set: number; slot: number; gen: number; val: SetVal; owner: string }[];
+  slotUpserts: { set: number; slot: number; gen: number; backend: number; owner: string }[];
   headerUpserts: { set: number; val: SetVal; owner: string }[];
-  frontendUpserts: { keyText: string; key: FeKey; val: FeVal; owner: string }[];
-  frontendDeletes: { keyText: string; key: FeKey; owner: string }[];
+  frontendUpserts: { key: string; val: string; text: string; owner: string }[];
+  frontendDeletes: { key: string; owner: string }[];
   slotDeletes: { set: number; slot: number; gen: number; owner: string }[];
   memberDeletes: { backend: number; set: number; owner: string }[];
   backendDeletes: { id: number }[];
 }
 
-/** All services (a full sync), or the services with these IDs (a partial one). */
-export type Scope = { all: true } | { all: false; svcIds: ReadonlySet<number> };
-
-function sameBackend(a: BackendVal, b: BackendVal): boolean {
-  return a.address === b.address && a.port === b.port && a.protocol === b.protocol && a.family === b.family && a.flags === b.flags;
-}
-
-function sameFe(a: FeVal, b: FeVal): boolean {
-  return a.svcId === b.svcId && a.localSet === b.localSet && a.extSet === b.extSet && a.flags === b.flags;
-}
+/**
+ * all: every entry is compared, and what no service wants is removed, except
+ * the entries of the services in `keep` (they stay as they are).
+ * partial: only the entries of the services with these IDs.
+ */
+export type Scope = { all: true; keep?: ReadonlySet<number> } | { all: false; svcIds: ReadonlySet<number> };
 
 function sameList(a: readonly number[], b: readonly number[]): boolean {
   return a.length === b.length && a.every((x, i) => x === b[i]);
@@ -41,12 +38,13 @@ export function reconcile(services: readonly RenderedService[], mirror: Mirror, 
     backendUpserts: [], memberUpserts: [], slotUpserts: [], headerUpserts: [], frontendUpserts: [],
     frontendDeletes: [], slotDeletes: [], memberDeletes: [], backendDeletes: [],
   };
+  const kept = (svcId: number) => scope.all && (scope.keep?.has(svcId) ?? false);
 
   // Desired state of the services in scope.
-  const wantBackends = new Map<number, { val: BackendVal; owners: string[] }>();
-  const wantMembers = new Map<string, { backend: number; set: number; owner: string }>();
+  const wantBackends = new Map<number, { val: string; owners: string[] }>();
   const wantSets = new Set<number>();
   const wantFrontends = new Set<string>();
+  const wantMembers = new Map<number, Set<number>>();
   for (const svc of services) {
     for (const [id, val] of svc.backends) {
       const w = wantBackends.get(id);
@@ -55,103 +53,101 @@ export function reconcile(services: readonly RenderedService[], mirror: Mirror, 
     }
     for (const set of svc.sets) {
       wantSets.add(set.id);
-      for (const b of set.backends) wantMembers.set(memberKey(b, set.id), { backend: b, set: set.id, owner: svc.key });
+      if (set.members) wantMembers.set(set.id, new Set(set.backends));
     }
-    for (const fe of svc.frontends) wantFrontends.add(fe.keyText);
+    for (const fe of svc.frontends) wantFrontends.add(fe.key);
   }
 
   // 1. backends
-  for (const [id, w] of wantBackends) {
-    const have = mirror.backends.get(id);
-    if (!have || !sameBackend(have, w.val)) ops.backendUpserts.push({ id, val: w.val, owners: w.owners });
-  }
-  // 2. memberships
-  for (const [k, m] of wantMembers) if (!mirror.members.has(k)) ops.memberUpserts.push(m);
+  for (const [id, w] of wantBackends) if (mirror.backends.get(id) !== w.val) ops.backendUpserts.push({ id, val: w.val, owners: w.owners });
 
-  // 3 + 4. sets: a changed list goes to the other generation, then the header flips.
+  // Slot references each backend gains or loses in this sync, to know which
+  // backends nothing names afterwards (step 9).
+  const refDelta = new Map<number, number>();
+  const bump = (b: number, d: number) => refDelta.set(b, (refDelta.get(b) ?? 0) + d);
+
   for (const svc of services) {
     for (const set of svc.sets) {
+      // 2. memberships
+      if (set.members) {
+        for (const b of set.backends) if (!mirror.hasMember(b, set.id)) ops.memberUpserts.push({ backend: b, set: set.id, owner: svc.key });
+      }
+      // 3 + 4. a changed list goes to the other generation, then the header flips.
       const live = mirror.sets.get(set.id);
       const hdr = live?.header ?? null;
       const liveList = mirror.liveBackends(set.id);
       let gen: number;
-      const listSame = liveList !== null && sameList(liveList, set.backends);
-      if (hdr && listSame) {
+      if (hdr && liveList !== null && sameList(liveList, set.backends)) {
         gen = hdr.gen;
       } else if (set.backends.length === 0) {
         gen = hdr?.gen || 1;
       } else {
         gen = hdr?.gen === 1 ? 2 : 1;
         set.backends.forEach((backend, i) => {
-          ops.slotUpserts.push({
-            set: set.id, slot: i + 1, gen, owner: svc.key,
-            val: { backend, count: 0, gen: 0, empty: 0, affinity: 0, svcId: 0 },
-          });
+          const old = live?.slots.get(slotKey(gen, i + 1));
+          if (old === backend) return;
+          if (old !== undefined) bump(old, -1);
+          bump(backend, 1);
+          ops.slotUpserts.push({ set: set.id, slot: i + 1, gen, backend, owner: svc.key });
         });
       }
-      const header: SetVal = { backend: 0, count: set.backends.length, gen, empty: set.empty, affinity: set.affinity, svcId: set.svcId };
-      if (!hdr || hdr.count !== header.count || hdr.gen !== header.gen || hdr.empty !== header.empty ||
-          hdr.affinity !== header.affinity || hdr.svcId !== header.svcId || hdr.backend !== 0) {
-        ops.headerUpserts.push({ set: set.id, val: header, owner: svc.key });
+      const count = set.backends.length;
+      if (!hdr || hdr.count !== count || hdr.gen !== gen || hdr.empty !== set.empty || hdr.affinity !== set.affinity ||
+          hdr.svcId !== set.svcId || hdr.backend !== 0) {
+        ops.headerUpserts.push({ set: set.id, val: { backend: 0, count, gen, empty: set.empty, affinity: set.affinity, svcId: set.svcId }, owner: svc.key });
       }
       // 7 (part). Slots outside the live generation's 1..count.
       if (live) {
-        for (const k of live.slots.keys()) {
+        for (const [k, b] of live.slots) {
           const { gen: g, slot } = slotOf(k);
-          const keep = g === gen && slot >= 1 && slot <= set.backends.length;
-          if (!keep) ops.slotDeletes.push({ set: set.id, slot, gen: g, owner: svc.key });
+          if (g === gen && slot >= 1 && slot <= count) continue;
+          ops.slotDeletes.push({ set: set.id, slot, gen: g, owner: svc.key });
+          bump(b, -1);
         }
       }
     }
-  }
-
-  // 5. frontends
-  for (const svc of services) {
+    // 5. frontends
     for (const fe of svc.frontends) {
-      const have = mirror.frontends.get(fe.keyText);
-      if (!have || !sameFe(have.val, fe.val)) ops.frontendUpserts.push({ keyText: fe.keyText, key: fe.key, val: fe.val, owner: svc.key });
+      if (mirror.frontends.get(fe.key) !== fe.val) ops.frontendUpserts.push({ key: fe.key, val: fe.val, text: fe.text, owner: svc.key });
     }
   }
   const ownerOf = new Map<number, string>(services.map((s) => [s.id, s.key]));
   const owner = (svcId: number) => ownerOf.get(svcId) ?? '';
 
   // 6. stale frontends
-  const scopedFrontends = scope.all ? mirror.frontends.keys() : frontendsOf(mirror, scope.svcIds);
-  for (const keyText of scopedFrontends) {
-    const fe = mirror.frontends.get(keyText);
-    if (fe && !wantFrontends.has(keyText)) ops.frontendDeletes.push({ keyText, key: fe.key, owner: owner(fe.val.svcId) });
+  for (const key of scope.all ? mirror.frontends.keys() : frontendsOf(mirror, scope.svcIds)) {
+    if (wantFrontends.has(key)) continue;
+    const svcId = feValSvcId(mirror.frontends.get(key)!);
+    if (!kept(svcId)) ops.frontendDeletes.push({ key, owner: owner(svcId) });
   }
   // 7. sets no longer wanted: the header first (a reader that still finds it
   // must find its slots), then the slots.
   const scopedSets = scope.all ? [...mirror.sets.keys()] : setsOf(scope.svcIds);
   for (const id of scopedSets) {
     const live = mirror.sets.get(id);
-    if (!live || wantSets.has(id)) continue;
-    if (live.header) ops.slotDeletes.push({ set: id, slot: 0, gen: 0, owner: owner(serviceOfSet(id)) });
-    for (const k of live.slots.keys()) {
+    if (!live || wantSets.has(id) || kept(serviceOfSet(id))) continue;
+    const o = owner(serviceOfSet(id));
+    if (live.header) ops.slotDeletes.push({ set: id, slot: 0, gen: 0, owner: o });
+    for (const [k, b] of live.slots) {
       const { gen, slot } = slotOf(k);
-      ops.slotDeletes.push({ set: id, slot, gen, owner: owner(serviceOfSet(id)) });
+      ops.slotDeletes.push({ set: id, slot, gen, owner: o });
+      bump(b, -1);
     }
   }
   // 8. memberships
-  const refDrop = new Map<number, number>();
-  const scopedMembers = scope.all
-    ? [...mirror.members.values()]
-    : scopedSets.flatMap((set) => [...(mirror.membersBySet.get(set) ?? [])].map((backend) => ({ backend, set })));
-  for (const m of scopedMembers) {
-    if (wantMembers.has(memberKey(m.backend, m.set))) continue;
-    ops.memberDeletes.push({ backend: m.backend, set: m.set, owner: owner(serviceOfSet(m.set)) });
-    refDrop.set(m.backend, (refDrop.get(m.backend) ?? 0) + 1);
+  const memberSets = scope.all ? [...mirror.membersBySet.keys()] : scopedSets;
+  for (const set of memberSets) {
+    if (kept(serviceOfSet(set))) continue;
+    const want = wantMembers.get(set);
+    for (const b of mirror.membersBySet.get(set) ?? []) {
+      if (!want?.has(b)) ops.memberDeletes.push({ backend: b, set, owner: owner(serviceOfSet(set)) });
+    }
   }
-  // 9. backends no set uses any more. A full sync removes every backend not
-  // wanted; a partial one only those whose last membership it just removed.
-  const added = new Map<number, number>();
-  for (const m of ops.memberUpserts) added.set(m.backend, (added.get(m.backend) ?? 0) + 1);
-  const candidates = scope.all ? mirror.backends.keys() : refDrop.keys();
+  // 9. backends no slot names after this sync.
+  const candidates = scope.all ? mirror.backends.keys() : refDelta.keys();
   for (const id of candidates) {
     if (wantBackends.has(id) || !mirror.backends.has(id)) continue;
-    const left = (mirror.memberRefs.get(id) ?? 0) - (refDrop.get(id) ?? 0) + (added.get(id) ?? 0);
-    if (scope.all || left <= 0) ops.backendDeletes.push({ id });
+    if ((mirror.slotRefs.get(id) ?? 0) + (refDelta.get(id) ?? 0) <= 0) ops.backendDeletes.push({ id });
   }
   return ops;
 }

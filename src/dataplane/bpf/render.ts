@@ -1,8 +1,12 @@
-// PlannedService -> the map entries that implement it. Pure.
+// PlannedService -> the map entries that implement it. Pure. Keys and values
+// of frontends and backends are kept as their raw bytes in latin1 strings:
+// that is what the maps hold, what a dump returns, and a string comparison is
+// the cheapest diff there is.
 import type { BackendSet, FrontendKind, PlannedService } from '../../planner/types.js';
+import { hostPort } from '../../util/ip.js';
 import {
-  BE_LOCAL, EMPTY_DROP, EMPTY_REJECT, FE_CLUSTER_IP, FE_EXTERNAL_IP, FE_LOAD_BALANCER, FE_NODE_PORT,
-  FE_PRESERVE_SRC, FE_SOURCE_RANGES, type BackendVal, type FeKey, type FeVal,
+  BACKEND, BE_LOCAL, EMPTY_DROP, EMPTY_REJECT, FE_CLUSTER_IP, FE_EXTERNAL_IP, FE_KEY, FE_LOAD_BALANCER, FE_NODE_PORT,
+  FE_PRESERVE_SRC, FE_SOURCE_RANGES, FE_VAL, writeBackend, writeFeKey, writeFeVal,
 } from './layout.js';
 
 /** A service's backend sets get IDs next to its own: svcId * SETS_PER_SERVICE + kind. */
@@ -21,13 +25,21 @@ export interface RenderedSet {
   backends: number[];
   empty: number;
   affinity: number;
+  /**
+   * Membership entries are written only for sets whose readers check them:
+   * ClientIP affinity and unconnected-UDP flows must notice that a remembered
+   * backend left the set. Other sets are read by slot only.
+   */
+  members: boolean;
 }
 
 export interface RenderedFrontend {
-  /** "PROTO/address/port", also how dumped keys are indexed. */
-  keyText: string;
-  key: FeKey;
-  val: FeVal;
+  /** Raw bytes of struct bpx_fe_key, as latin1. */
+  key: string;
+  /** Raw bytes of struct bpx_fe_val, as latin1. */
+  val: string;
+  /** "PROTO/address/port", for messages. */
+  text: string;
 }
 
 export interface RenderedService {
@@ -35,11 +47,21 @@ export interface RenderedService {
   id: number;
   frontends: RenderedFrontend[];
   sets: RenderedSet[];
-  backends: Map<number, BackendVal>;
+  /** Backend id -> raw bytes of struct bpx_backend, as latin1. */
+  backends: Map<number, string>;
 }
 
-export function feKeyText(k: FeKey): string {
-  return `${k.protocol}/${k.address}/${k.port}`;
+const scratch = Buffer.alloc(64);
+
+export function rawFeKey(address: string, port: number, protocol: PlannedService['protocol'], family: PlannedService['family']): string {
+  writeFeKey(scratch, 0, { address, port, protocol, family });
+  return scratch.toString('latin1', 0, FE_KEY.size);
+}
+
+/** The service ID inside a raw struct bpx_fe_val. */
+export function feValSvcId(raw: string): number {
+  const o = FE_VAL.fields.svc_id.offset;
+  return (raw.charCodeAt(o) | (raw.charCodeAt(o + 1) << 8) | (raw.charCodeAt(o + 2) << 16) | (raw.charCodeAt(o + 3) << 24)) >>> 0;
 }
 
 const KIND_FLAG: Readonly<Record<FrontendKind, number>> = {
@@ -58,8 +80,9 @@ function sameSet(a: BackendSet, b: BackendSet): boolean {
 export function renderService(svc: PlannedService): RenderedService {
   if (svc.id <= 0 || svc.id > MAX_SERVICE_ID) throw new Error(`service ${svc.key}: id ${svc.id} out of range`);
   const affinity = svc.affinityTimeout ?? 0;
+  const members = affinity > 0 || svc.protocol === 'UDP';
   const sets: RenderedSet[] = [];
-  const backends = new Map<number, BackendVal>();
+  const backends = new Map<number, string>();
   const setFor = (s: BackendSet, kind: number): number => {
     const id = svc.id * SETS_PER_SERVICE + kind;
     sets.push({
@@ -68,15 +91,12 @@ export function renderService(svc: PlannedService): RenderedService {
       backends: s.backends.map((b) => b.id),
       empty: s.onEmpty === 'drop' ? EMPTY_DROP : EMPTY_REJECT,
       affinity,
+      members,
     });
     for (const b of s.backends) {
-      backends.set(b.id, {
-        address: b.address,
-        port: b.port,
-        protocol: svc.protocol,
-        family: svc.family,
-        flags: b.local ? BE_LOCAL : 0,
-      });
+      if (backends.has(b.id)) continue;
+      writeBackend(scratch, 0, { address: b.address, port: b.port, protocol: svc.protocol, family: svc.family, flags: b.local ? BE_LOCAL : 0 });
+      backends.set(b.id, scratch.toString('latin1', 0, BACKEND.size));
     }
     return id;
   };
@@ -87,24 +107,21 @@ export function renderService(svc: PlannedService): RenderedService {
     : sameSet(svc.external, svc.cluster) ? cluster : setFor(svc.external, SET_EXTERNAL);
 
   const frontends: RenderedFrontend[] = svc.frontends.map((f) => {
-    const key: FeKey = { address: f.address, port: f.port, protocol: svc.protocol, family: svc.family };
     const isCluster = f.kind === 'ClusterIP';
     let flags = KIND_FLAG[f.kind];
     if (!isCluster && svc.preserveSource) flags |= FE_PRESERVE_SRC;
     if (f.kind === 'LoadBalancer' && svc.sourceRanges.length > 0) flags |= FE_SOURCE_RANGES;
-    return {
-      keyText: feKeyText(key),
-      key,
-      val: {
-        svcId: svc.id,
-        // Connections made on this node: a ClusterIP follows the internal
-        // policy; an external frontend reached from inside is short-circuited
-        // to the Cluster-policy endpoints, as kube-proxy does.
-        localSet: isCluster ? internal : cluster,
-        extSet: isCluster ? internal : external,
-        flags,
-      },
-    };
+    writeFeVal(scratch, 0, {
+      svcId: svc.id,
+      // Connections made on this node: a ClusterIP follows the internal
+      // policy; an external frontend reached from inside is short-circuited
+      // to the Cluster-policy endpoints, as kube-proxy does.
+      localSet: isCluster ? internal : cluster,
+      extSet: isCluster ? internal : external,
+      flags,
+    });
+    const val = scratch.toString('latin1', 0, FE_VAL.size);
+    return { key: rawFeKey(f.address, f.port, svc.protocol, svc.family), val, text: `${svc.protocol}/${hostPort(f.address, f.port)}` };
   });
   return { key: svc.key, id: svc.id, frontends, sets, backends };
 }
