@@ -145,7 +145,9 @@ export class ClusterState implements ClusterView {
     const v = serviceFromObject(obj, this.validation);
     for (const w of v.ok ? v.warnings : []) this.report.warned({ kind: 'Service', key, origin, message: w });
     if (!v.ok) {
-      this.report.rejected({ kind: 'Service', key, origin, reason: v.reason, keptPrevious: this.services.has(key) });
+      // Before the initial lists are complete the last good version waits in `initial`.
+      const kept = this.services.has(key) || (this.initial?.has(key) ?? false);
+      this.report.rejected({ kind: 'Service', key, origin, reason: v.reason, keptPrevious: kept });
       return;
     }
     const c = { info: v.value, origin };
@@ -224,13 +226,16 @@ export class ClusterState implements ClusterView {
   }
 
   private retryBlocked(): void {
-    // Admitting one may release nothing, but it may block another: one pass
-    // in seniority order is what the allocators would have decided.
-    const waiting = [...this.blocked.values()].sort(seniority);
-    for (const c of waiting) {
-      if (this.conflictOf(c.info)) continue;
-      this.blocked.delete(c.info.key);
-      this.setService(c.info.key, c.info);
+    // In seniority order, as the allocators would have decided. Admitting a
+    // waiting update can itself release what an earlier one in the order
+    // waits for, so go round again until nothing more is released.
+    for (let released = true; released; ) {
+      released = false;
+      for (const c of [...this.blocked.values()].sort(seniority)) {
+        if (this.conflictOf(c.info)) continue;
+        this.blocked.delete(c.info.key);
+        if (this.setService(c.info.key, c.info)) released = true;
+      }
     }
   }
 

@@ -32,8 +32,8 @@ export function selectNodePortAddresses(input: NodePortAddressInput): Record<IPF
   } else if (input.spec.length === 1 && input.spec[0] === 'primary') {
     // kube-proxy turns "primary" into <node IP>/32 and /128 CIDRs, so a node
     // IP that is on no local interface gets no NodePort.
-    const local = new Set(input.localAddresses.map((ip) => canonicalIP(ip)));
-    input.primaryIPs.filter((ip) => !isLoopback(ip) && local.has(canonicalIP(ip))).forEach(add);
+    const primary = new Set(input.primaryIPs.map((ip) => canonicalIP(ip)));
+    for (const ip of input.localAddresses) if (!isLoopback(ip) && primary.has(canonicalIP(ip))) add(ip);
   } else {
     const cidrs = input.spec.map(parseCidr).filter((c): c is Cidr => c !== null);
     for (const ip of input.localAddresses) {

@@ -7,7 +7,7 @@
 import type { IPFamily, ServiceInfo } from '../model/types.js';
 import { LABEL_ZONE } from '../model/types.js';
 import type { ClusterView } from '../model/state.js';
-import { familyOf } from '../util/ip.js';
+import { familyOf, hostPort } from '../util/ip.js';
 import { IdAllocator } from './ids.js';
 import { DEFAULT_MAGLEV_M } from './maglev.js';
 import { selectNodePortAddresses } from './nodeports.js';
@@ -85,6 +85,9 @@ export class Planner {
    */
   plan(view: ClusterView, changed: Iterable<string>, opts: { all?: boolean; nodeChanged?: boolean } = {}): PlanResult {
     const warnings: PlanWarning[] = [];
+    // Frontend conflicts by service: a service planned again (because the
+    // holder let go later in this pass) drops its earlier complaints.
+    const conflicts = new Map<string, PlanWarning[]>();
     const changedKeys = new Set<string>();
     let all = opts.all === true || !this.planned;
     if (opts.nodeChanged || all) {
@@ -102,13 +105,14 @@ export class Planner {
       const keys = [...work].sort();
       work.clear();
       for (const key of keys) {
-        const released = this.planOne(key, view.services.get(key), view, changedKeys, warnings);
+        const released = this.planOne(key, view.services.get(key), view, changedKeys, conflicts);
         for (const fk of released) {
           for (const w of this.waiting.get(fk) ?? []) if (w !== key) work.add(w);
           this.waiting.delete(fk);
         }
       }
     }
+    for (const list of conflicts.values()) warnings.push(...list);
     if (!this.planned) {
       this.planned = true;
       this.serviceIds.dropHints();
@@ -130,11 +134,17 @@ export class Planner {
   }
 
   /** Plans one service (undefined: it is gone). Returns the frontends it released. */
-  private planOne(key: string, svc: ServiceInfo | undefined, view: ClusterView, changed: Set<string>, warnings: PlanWarning[]): string[] {
+  private planOne(
+    key: string,
+    svc: ServiceInfo | undefined,
+    view: ClusterView,
+    changed: Set<string>,
+    conflicts: Map<string, PlanWarning[]>,
+  ): string[] {
     const old = this.entries.get(key);
+    conflicts.delete(key);
     const ctx: PlanContext = { node: this.node, nodePortAddresses: this.nodePortAddresses };
-    const plan = svc ? planService(svc, view.slicesOf(key), ctx) : { drafts: [], health: null, warnings: [] };
-    for (const message of plan.warnings) warnings.push({ service: key, message });
+    const plan = svc ? planService(svc, view.slicesOf(key), ctx) : { drafts: [], health: null };
 
     const entry: ServiceEntry = { planned: [], backendRefs: [], frontends: [] };
     const oldFrontends = new Set(old?.frontends ?? []);
@@ -143,7 +153,10 @@ export class Planner {
         const fk = frontendHintKey(draft.protocol, f.address, f.port);
         const owner = this.frontendOwner.get(fk);
         if (owner && owner !== draft.key && !oldFrontends.has(fk)) {
-          warnings.push({ service: key, message: `${f.kind} frontend ${f.address}:${f.port}/${draft.protocol} is already served by ${owner}; left out until it is free` });
+          const message = `${f.kind} frontend ${hostPort(f.address, f.port)}/${draft.protocol} is already served by ${owner}; left out until it is free`;
+          let list = conflicts.get(key);
+          if (!list) conflicts.set(key, (list = []));
+          list.push({ service: key, message });
           let w = this.waiting.get(fk);
           if (!w) this.waiting.set(fk, (w = new Set()));
           w.add(key);
@@ -153,7 +166,9 @@ export class Planner {
         entry.frontends.push(fk);
         return true;
       });
-      const planned = this.assign({ ...draft, frontends }, entry);
+      // Kept out of every external frontend it asked for: nothing external to plan for.
+      const external = draft.hasExternalFrontends && frontends.some((f) => f.kind !== 'ClusterIP');
+      const planned = this.assign({ ...draft, frontends, hasExternalFrontends: external, preserveSource: draft.preserveSource && external }, entry);
       const prev = this.services.get(draft.key);
       this.services.set(draft.key, planned);
       entry.planned.push(draft.key);

@@ -34,7 +34,6 @@ export interface ServicePlan {
   drafts: DraftService[];
   /** healthCheckNodePort, with its local endpoint count; null when the service has none. */
   health: { port: number; localEndpoints: number } | null;
-  warnings: string[];
 }
 
 export interface PlanContext {
@@ -69,12 +68,9 @@ function shareSet(a: DraftSet, b: DraftSet): DraftSet {
 }
 
 export function planService(svc: ServiceInfo, slices: readonly SliceInfo[], ctx: PlanContext): ServicePlan {
-  const warnings: string[] = [];
   const drafts: DraftService[] = [];
-  if (svc.notProxied) return { drafts, health: null, warnings };
+  if (svc.notProxied) return { drafts, health: null };
 
-  // Addresses of a family the service has no cluster IP of are left out by
-  // frontendsOf; the model already warned about them once, when it admitted the service.
   // Local ready addresses per family: kube-proxy's health server of each
   // family counts the addresses its own proxier sees (LocalReadyEndpoints),
   // so a pod with an IPv4 and an IPv6 address counts once, not twice.
@@ -83,6 +79,8 @@ export function planService(svc: ServiceInfo, slices: readonly SliceInfo[], ctx:
     const clusterIP = svc.clusterIPs[fi];
     if (!clusterIP) return;
     for (const port of svc.ports) {
+      // External and LB addresses of a family the service has no cluster IP
+      // of are left out here; the model warned about them when it admitted the service.
       const frontends = frontendsOf(svc, port, family, clusterIP, ctx);
       const external = frontends.some((f) => f.kind !== 'ClusterIP');
       const eps = endpointsForPort(slices, family, port.name, port.protocol, ctx.node.name);
@@ -116,5 +114,5 @@ export function planService(svc: ServiceInfo, slices: readonly SliceInfo[], ctx:
   const health = svc.type === 'LoadBalancer' && svc.externalTrafficPolicy === 'Local' && svc.healthCheckNodePort > 0
     ? { port: svc.healthCheckNodePort, localEndpoints: Math.max(0, ...[...localReady.values()].map((a) => a.size)) }
     : null;
-  return { drafts, health, warnings };
+  return { drafts, health };
 }
