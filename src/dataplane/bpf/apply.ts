@@ -1,10 +1,10 @@
 // Executes reconcile's steps against the maps, in order, one batch per step.
-// A service whose write fails (a full map, most often) is left out of every
-// later step, so what the datapath serves for it stays its previous state:
-// its new slots sit in the unused generation, its header is not flipped, its
-// frontends are neither added nor removed. The failure names the map and the
-// service. Unreferenced backends are kept when anything failed; the next
-// full sync removes them.
+// Capacity is checked before anything is written (admission.ts), so a write
+// failing here is unexpected (an entry added behind our back, memory). Such a
+// service is left out of every later step: its new slots sit in the unused
+// generation, its frontends are neither added nor removed, and the next sync
+// is full. Unreferenced backends are kept when anything failed; the next full
+// sync removes them.
 import type { SyncError } from '../types.js';
 import { writeMemberKey, writeSetKey, writeSetVal, type SetVal } from './layout.js';
 import type { BpfMap, EntryFailure } from './map.js';

@@ -7,6 +7,7 @@ import type { Logger } from '../../runtime/log.js';
 import type { DesiredDataplane, IdHints, PlannedService } from '../../planner/types.js';
 import { frontendHintKey } from '../../planner/types.js';
 import type { Dataplane, SyncError, SyncOptions, SyncResult } from '../types.js';
+import { admit } from './admission.js';
 import { applyOps } from './apply.js';
 import { readBackend, readFeKey, readSetKey, readSetVal } from './layout.js';
 import { loadSockDatapath, type LoadOptions, type SockDatapath } from './loader.js';
@@ -18,7 +19,7 @@ export class BpfDataplane implements Dataplane {
   readonly mode = 'bpf' as const;
   private readonly mirror = new Mirror();
   /** Service ID per planned-service key as last applied: a partial sync must find a removed service's entries. */
-  private readonly appliedIds = new Map<string, number>();
+  private appliedIds = new Map<string, number>();
   private readonly reported = new Set<string>();
 
   private constructor(private readonly dp: SockDatapath, private readonly log: Logger) {}
@@ -55,34 +56,57 @@ export class BpfDataplane implements Dataplane {
     const unsupported: SyncResult['unsupported'] = [];
     const keys = opts.full ? [...desired.services.keys()] : [...opts.changed];
     const rendered: RenderedService[] = [];
-    const scopeIds = new Set<number>();
-    /** Services that could not be rendered keep what they have. */
-    const keep = new Set<number>();
+    const oldIds = new Map<string, number>();
     for (const key of keys) {
       const oldId = this.appliedIds.get(key);
+      if (oldId !== undefined) oldIds.set(key, oldId);
       const svc = desired.services.get(key);
-      if (svc) {
-        const problem = tooLarge(svc);
-        if (problem) {
-          errors.push({ service: key, code: 'SERVICE_TOO_LARGE', message: problem });
-          if (oldId !== undefined) keep.add(oldId);
-          continue;
-        }
-        rendered.push(renderService(svc));
-        scopeIds.add(svc.id);
-        for (const feature of this.unsupportedFeatures(svc)) unsupported.push({ service: key, feature });
+      if (!svc) continue;
+      const problem = tooLarge(svc);
+      if (problem) {
+        errors.push({ service: key, code: 'SERVICE_TOO_LARGE', message: problem });
+        continue;
       }
-      if (oldId !== undefined && !keep.has(oldId)) scopeIds.add(oldId);
+      rendered.push(renderService(svc));
+      for (const feature of this.unsupportedFeatures(svc)) unsupported.push({ service: key, feature });
     }
     if (opts.full) this.reload();
+    const { fe, set, be, member } = this.dp.maps;
+    const size = (m: typeof fe) => ({ name: m.name, capacity: m.capacity });
+    const adm = admit(rendered, this.mirror, { fe: size(fe), set: size(set), be: size(be), member: size(member) });
+    errors.push(...adm.errors);
+
+    // A service that cannot be written this time keeps what it has: the
+    // entries under its old ID, or (after a restart) under its restored one.
+    const failedKeys = new Set(errors.map((e) => e.service));
+    const keep = new Set<number>();
+    const scopeIds = new Set<number>();
+    for (const key of keys) {
+      const oldId = oldIds.get(key);
+      if (failedKeys.has(key)) {
+        if (oldId !== undefined) keep.add(oldId);
+        const id = desired.services.get(key)?.id;
+        if (id !== undefined) keep.add(id);
+      } else if (oldId !== undefined) {
+        scopeIds.add(oldId);
+      }
+    }
+    for (const r of adm.admitted) scopeIds.add(r.id);
     const scope: Scope = opts.full ? { all: true, keep } : { all: false, svcIds: scopeIds };
-    const ops = reconcile(rendered, this.mirror, scope);
+    const ops = reconcile(adm.admitted, this.mirror, scope);
     const res = opCount(ops) === 0 ? { upserts: 0, deletes: 0, errors: [], failed: new Set<string>() } : applyOps(this.dp.maps, ops, this.mirror);
     errors.push(...res.errors);
 
-    if (opts.full) this.appliedIds.clear();
-    else for (const key of keys) if (!errors.some((e) => e.service === key)) this.appliedIds.delete(key);
-    for (const r of rendered) if (!res.failed.has(r.key)) this.appliedIds.set(r.key, r.id);
+    // Next: untouched services as they were (partial), failed ones with the
+    // ID their entries still carry, written ones with their new ID.
+    const next = opts.full ? new Map<string, number>() : this.appliedIds;
+    for (const key of keys) {
+      next.delete(key);
+      const oldId = oldIds.get(key);
+      if (oldId !== undefined && (failedKeys.has(key) || res.failed.has(key))) next.set(key, oldId);
+    }
+    for (const r of adm.admitted) if (!res.failed.has(r.key)) next.set(r.key, r.id);
+    this.appliedIds = next;
     return { full: opts.full, upserts: res.upserts, deletes: res.deletes, errors, unsupported };
   }
 

@@ -1,0 +1,68 @@
+// Before anything is written: does each service's new entries fit in the
+// maps? Services are admitted in key order while they fit; one that does not
+// is left out of the sync entirely, so it keeps its previous state (rather
+// than being half written), and the error names the map and the service.
+// Deletes happen after upserts, so the peak is what the maps hold now plus
+// every new key. Pure.
+import type { SyncError } from '../types.js';
+import type { Mirror } from './mirror.js';
+import type { RenderedService } from './render.js';
+
+export interface Capacity {
+  fe: { name: string; capacity: number };
+  set: { name: string; capacity: number };
+  be: { name: string; capacity: number };
+  member: { name: string; capacity: number };
+}
+
+const SETTING: Readonly<Record<keyof Capacity, string>> = {
+  fe: 'bpf.mapSizes.frontends',
+  set: 'bpf.mapSizes.backendSets',
+  be: 'bpf.mapSizes.backends',
+  member: 'bpf.mapSizes.backendSets',
+};
+
+export function admit(services: readonly RenderedService[], mirror: Mirror, cap: Capacity): { admitted: RenderedService[]; refused: RenderedService[]; errors: SyncError[] } {
+  let setEntries = 0;
+  for (const s of mirror.sets.values()) setEntries += s.slots.size + (s.header ? 1 : 0);
+  const used = { fe: mirror.frontends.size, set: setEntries, be: mirror.backends.size, member: mirror.memberCount };
+  const newFe = new Set<string>();
+  const newBe = new Set<number>();
+  const admitted: RenderedService[] = [];
+  const refused: RenderedService[] = [];
+  const errors: SyncError[] = [];
+  for (const svc of [...services].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))) {
+    const need = { fe: 0, set: 0, be: 0, member: 0 };
+    const fe: string[] = [];
+    const be: number[] = [];
+    for (const f of svc.frontends) if (!mirror.frontends.has(f.key) && !newFe.has(f.key)) fe.push(f.key);
+    for (const id of svc.backends.keys()) if (!mirror.backends.has(id) && !newBe.has(id)) be.push(id);
+    need.fe = fe.length;
+    need.be = be.length;
+    for (const set of svc.sets) {
+      const live = mirror.sets.get(set.id);
+      if (!live?.header) need.set++;
+      // A changed list is written to the other generation: count those slots as new.
+      const liveList = mirror.liveBackends(set.id);
+      const same = liveList !== null && liveList.length === set.backends.length && liveList.every((b, i) => b === set.backends[i]);
+      if (!same) need.set += set.backends.length;
+      if (set.members) for (const b of set.backends) if (!mirror.hasMember(b, set.id)) need.member++;
+    }
+    const over = (Object.keys(need) as (keyof Capacity)[]).find((m) => used[m] + need[m] > cap[m].capacity);
+    if (over) {
+      refused.push(svc);
+      errors.push({
+        service: svc.key,
+        code: 'MAP_FULL',
+        message: `map ${cap[over].name} is full (${used[over]} of ${cap[over].capacity} entries used, ${svc.key} needs ${need[over]} more): ` +
+          `${svc.key} keeps its previous state; raise ${SETTING[over]} (then \`bpfproxy cleanup\` and a restart resize the pinned map)`,
+      });
+      continue;
+    }
+    for (const m of Object.keys(need) as (keyof Capacity)[]) used[m] += need[m];
+    fe.forEach((k) => newFe.add(k));
+    be.forEach((id) => newBe.add(id));
+    admitted.push(svc);
+  }
+  return { admitted, refused, errors };
+}
