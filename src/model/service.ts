@@ -68,7 +68,7 @@ export function serviceFromObject(obj: KubeObject, cfg: ValidationConfig): Valid
   checkNodePorts(f, ports, type, allocateNodePorts, cfg.nodePortRange);
   const externalIPs = readExternalIPs(f, spec);
   const sessionAffinityTimeout = readSessionAffinity(f, spec);
-  const policies = readTrafficPolicies(f, spec, type, externalIPs.length > 0, ports);
+  const policies = readTrafficPolicies(f, spec, type, externalIPs.length > 0, ports, cfg.nodePortRange);
   const trafficDistribution = readTrafficDistribution(f, spec);
   const loadBalancerSourceRanges = readSourceRanges(f, meta, spec, type);
   const loadBalancerIPs = readLoadBalancerIPs(f, status, type);
@@ -425,6 +425,7 @@ function readTrafficPolicies(
   type: ServiceType,
   hasExternalIPs: boolean,
   ports: ServicePortSpec[],
+  range: ValidationConfig['nodePortRange'],
 ): TrafficPolicies {
   // Externally accessible, as the API server defines it: kube-proxy applies
   // the external policy to externalIPs of ClusterIP services as well.
@@ -451,6 +452,9 @@ function readTrafficPolicies(
     f.required(hcPath, NO_ALLOCATOR);
   } else if (!isPortNumber(healthCheckNodePort)) {
     f.invalid(hcPath, healthCheckNodePort, PORT_RANGE);
+  } else if (healthCheckNodePort < range.base || healthCheckNodePort > range.base + range.size - 1) {
+    // kube-apiserver allocates it from the NodePort range, like a nodePort.
+    f.invalid(hcPath, healthCheckNodePort, `provided port is not in the valid range. The range of valid ports is ${range.base}-${range.base + range.size - 1}`);
   } else if (ports.some((p) => p.nodePort === healthCheckNodePort)) {
     f.invalid(hcPath, healthCheckNodePort, 'provided port is already allocated');
   }

@@ -185,6 +185,8 @@ describe('serviceFromObject: rejects what kube-apiserver rejects', () => {
       'Required value: bpfproxy without an API server cannot allocate one'],
     ['healthCheckNodePort out of range', lbSvc({ externalTrafficPolicy: 'Local', healthCheckNodePort: 70000 }),
       'spec.healthCheckNodePort', 'must be between 1 and 65535'],
+    ['healthCheckNodePort outside the NodePort range', lbSvc({ externalTrafficPolicy: 'Local', healthCheckNodePort: 10256 }),
+      'spec.healthCheckNodePort', 'provided port is not in the valid range. The range of valid ports is 30000-32767'],
     ['healthCheckNodePort equal to a nodePort', lbSvc({ externalTrafficPolicy: 'Local', healthCheckNodePort: 30080 }),
       'spec.healthCheckNodePort', 'provided port is already allocated'],
     ['unknown trafficDistribution', svc({ trafficDistribution: 'PreferSameRegion' }), 'spec.trafficDistribution',
