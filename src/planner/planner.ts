@@ -170,9 +170,11 @@ export class Planner {
       const external = draft.hasExternalFrontends && frontends.some((f) => f.kind !== 'ClusterIP');
       const planned = this.assign({ ...draft, frontends, hasExternalFrontends: external, preserveSource: draft.preserveSource && external }, entry);
       const prev = this.services.get(draft.key);
-      this.services.set(draft.key, planned);
       entry.planned.push(draft.key);
-      if (!prev || !samePlan(prev, planned)) changed.add(draft.key);
+      // An unchanged plan keeps its object: dataplanes may cache by identity.
+      if (prev && samePlan(prev, planned)) continue;
+      this.services.set(draft.key, planned);
+      changed.add(draft.key);
     }
     // Release what the old plan held and the new one does not (after
     // acquiring, so an unchanged backend keeps its ID).

@@ -81,6 +81,10 @@ export interface HealthCheck {
 export interface DesiredDataplane {
   /** Increases with every plan; for logs and metrics. */
   generation: number;
+  /**
+   * A planned service that did not change keeps the same object from one plan
+   * to the next, so a dataplane may cache what it derives from it by identity.
+   */
   services: ReadonlyMap<string, PlannedService>;
   /** healthCheckNodePort servers, by "namespace/name". */
   healthChecks: ReadonlyMap<string, HealthCheck>;

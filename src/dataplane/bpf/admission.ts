@@ -23,9 +23,7 @@ const SETTING: Readonly<Record<keyof Capacity, string>> = {
 };
 
 export function admit(services: readonly RenderedService[], mirror: Mirror, cap: Capacity): { admitted: RenderedService[]; refused: RenderedService[]; errors: SyncError[] } {
-  let setEntries = 0;
-  for (const s of mirror.sets.values()) setEntries += s.slots.size + (s.header ? 1 : 0);
-  const used = { fe: mirror.frontends.size, set: setEntries, be: mirror.backends.size, member: mirror.memberCount };
+  const used = { fe: mirror.frontends.size, set: mirror.setEntries, be: mirror.backends.size, member: mirror.memberCount };
   const newFe = new Set<string>();
   const newBe = new Set<number>();
   const admitted: RenderedService[] = [];
@@ -43,9 +41,7 @@ export function admit(services: readonly RenderedService[], mirror: Mirror, cap:
       const live = mirror.sets.get(set.id);
       if (!live?.header) need.set++;
       // A changed list is written to the other generation: count those slots as new.
-      const liveList = mirror.liveBackends(set.id);
-      const same = liveList !== null && liveList.length === set.backends.length && liveList.every((b, i) => b === set.backends[i]);
-      if (!same) need.set += set.backends.length;
+      if (!mirror.liveEquals(set.id, set.backends)) need.set += set.backends.length;
       if (set.members) for (const b of set.backends) if (!mirror.hasMember(b, set.id)) need.member++;
     }
     const over = (Object.keys(need) as (keyof Capacity)[]).find((m) => used[m] + need[m] > cap[m].capacity);

@@ -52,7 +52,8 @@ function describe(map: BpfMap, errno: number, service: string): SyncError {
     : { service, code: 'MAP_WRITE', message: `write to map ${map.name} failed for ${who}: ${strerror(errno)}` };
 }
 
-export function applyOps(maps: LbMaps, ops: Ops, mirror: Mirror): ApplyResult {
+/** `ownersOf(backend)`: the services that fail with a backend that could not be written. */
+export function applyOps(maps: LbMaps, ops: Ops, mirror: Mirror, ownersOf: (backend: number) => string[]): ApplyResult {
   const failed = new Set<string>();
   const errors: SyncError[] = [];
   let upserts = 0;
@@ -75,7 +76,7 @@ export function applyOps(maps: LbMaps, ops: Ops, mirror: Mirror): ApplyResult {
       k.writeUInt32LE(list[i]!.id, ko);
       v.write(list[i]!.val, vo, 'latin1');
     });
-    for (const f of fs) fail(maps.be, f, list[f.index]!.owners);
+    for (const f of fs) fail(maps.be, f, ownersOf(list[f.index]!.id));
     const bad = failedIdx(fs);
     list.forEach((b, i) => { if (!bad.has(i)) { mirror.backends.set(b.id, b.val); upserts++; } });
   }

@@ -9,10 +9,10 @@ import { frontendHintKey } from '../../planner/types.js';
 import type { Dataplane, SyncError, SyncOptions, SyncResult } from '../types.js';
 import { admit } from './admission.js';
 import { applyOps } from './apply.js';
-import { readBackend, readFeKey, readSetKey, readSetVal } from './layout.js';
+import { readBackend, readFeKey, readSetVal, SET_KEY, SET_VAL, type SetVal } from './layout.js';
 import { loadSockDatapath, type LoadOptions, type SockDatapath } from './loader.js';
-import { Mirror } from './mirror.js';
-import { opCount, reconcile, type Scope } from './reconcile.js';
+import { Mirror, slotKey } from './mirror.js';
+import { opCount, ownersOf, reconcile, type Scope } from './reconcile.js';
 import { feValSvcId, MAX_SET_BACKENDS, renderService, type RenderedService } from './render.js';
 
 export class BpfDataplane implements Dataplane {
@@ -21,6 +21,8 @@ export class BpfDataplane implements Dataplane {
   /** Service ID per planned-service key as last applied: a partial sync must find a removed service's entries. */
   private appliedIds = new Map<string, number>();
   private readonly reported = new Set<string>();
+  /** Rendering is pure: a planned service that did not change (same object) renders the same. */
+  private readonly rendered = new WeakMap<PlannedService, RenderedService>();
 
   private constructor(private readonly dp: SockDatapath, private readonly log: Logger) {}
 
@@ -67,7 +69,9 @@ export class BpfDataplane implements Dataplane {
         errors.push({ service: key, code: 'SERVICE_TOO_LARGE', message: problem });
         continue;
       }
-      rendered.push(renderService(svc));
+      let r = this.rendered.get(svc);
+      if (!r) this.rendered.set(svc, (r = renderService(svc)));
+      rendered.push(r);
       for (const feature of this.unsupportedFeatures(svc)) unsupported.push({ service: key, feature });
     }
     if (opts.full) this.reload();
@@ -94,7 +98,9 @@ export class BpfDataplane implements Dataplane {
     for (const r of adm.admitted) scopeIds.add(r.id);
     const scope: Scope = opts.full ? { all: true, keep } : { all: false, svcIds: scopeIds };
     const ops = reconcile(adm.admitted, this.mirror, scope);
-    const res = opCount(ops) === 0 ? { upserts: 0, deletes: 0, errors: [], failed: new Set<string>() } : applyOps(this.dp.maps, ops, this.mirror);
+    const res = opCount(ops) === 0
+      ? { upserts: 0, deletes: 0, errors: [], failed: new Set<string>() }
+      : applyOps(this.dp.maps, ops, this.mirror, (id) => ownersOf(adm.admitted, id));
     errors.push(...res.errors);
 
     // Next: untouched services as they were (partial), failed ones with the
@@ -129,11 +135,9 @@ export class BpfDataplane implements Dataplane {
   /** Entries and capacity per map, for metrics. */
   mapUsage(): { name: string; entries: number; capacity: number }[] {
     const m = this.dp.maps;
-    let setEntries = 0;
-    for (const s of this.mirror.sets.values()) setEntries += s.slots.size + (s.header ? 1 : 0);
     return [
       { name: m.fe.name, entries: this.mirror.frontends.size, capacity: m.fe.capacity },
-      { name: m.set.name, entries: setEntries, capacity: m.set.capacity },
+      { name: m.set.name, entries: this.mirror.setEntries, capacity: m.set.capacity },
       { name: m.be.name, entries: this.mirror.backends.size, capacity: m.be.capacity },
       { name: m.member.name, entries: this.mirror.memberCount, capacity: m.member.capacity },
     ];
@@ -143,33 +147,80 @@ export class BpfDataplane implements Dataplane {
     this.dp.close();
   }
 
-  /** Rebuilds the mirror from the kernel's maps. */
+  /**
+   * Brings the mirror in line with the kernel's maps. Each map is dumped and
+   * compared with what the mirror says, without allocating per entry; only a
+   * map that differs (edited behind our back, or a fresh start) is rebuilt.
+   */
   private reload(): void {
     const { fe, set, be, member } = this.dp.maps;
-    this.mirror.clear();
+    const m = this.mirror;
     {
       const d = fe.dump();
-      for (let i = 0; i < d.count; i++) {
-        const k = d.keys.toString('latin1', i * fe.keySize, (i + 1) * fe.keySize);
-        this.mirror.putFrontend(k, d.values.toString('latin1', i * fe.valueSize, (i + 1) * fe.valueSize));
+      let same = d.count === m.frontends.size;
+      for (let i = 0; same && i < d.count; i++) {
+        const v = m.frontends.get(d.keys.toString('latin1', i * fe.keySize, (i + 1) * fe.keySize));
+        same = v !== undefined && rawEquals(v, d.values, i * fe.valueSize);
+      }
+      if (!same) {
+        m.clearFrontends();
+        for (let i = 0; i < d.count; i++) {
+          m.putFrontend(d.keys.toString('latin1', i * fe.keySize, (i + 1) * fe.keySize), d.values.toString('latin1', i * fe.valueSize, (i + 1) * fe.valueSize));
+        }
       }
     }
     {
       const d = set.dump();
-      for (let i = 0; i < d.count; i++) {
-        const k = readSetKey(d.keys, i * set.keySize);
-        const v = readSetVal(d.values, i * set.valueSize);
-        if (k.slot === 0) this.mirror.putHeader(k.set, v);
-        else this.mirror.putSlot(k.set, k.slot, k.gen, v.backend);
+      const at = (i: number) => {
+        const ko = i * set.keySize;
+        return {
+          set: d.keys.readUInt32LE(ko + SET_KEY.fields.set.offset),
+          slot: d.keys.readUInt16LE(ko + SET_KEY.fields.slot.offset),
+          gen: d.keys.readUInt8(ko + SET_KEY.fields.gen.offset),
+        };
+      };
+      let same = d.count === m.setEntries;
+      for (let i = 0; same && i < d.count; i++) {
+        const ko = i * set.keySize;
+        const vo = i * set.valueSize;
+        const live = m.sets.get(d.keys.readUInt32LE(ko + SET_KEY.fields.set.offset));
+        const slot = d.keys.readUInt16LE(ko + SET_KEY.fields.slot.offset);
+        if (slot === 0) {
+          const h = live?.header;
+          same = h !== null && h !== undefined && sameHeader(h, readSetVal(d.values, vo));
+        } else {
+          same = live?.slots.get(slotKey(d.keys.readUInt8(ko + SET_KEY.fields.gen.offset), slot)) === d.values.readUInt32LE(vo + SET_VAL.fields.backend.offset);
+        }
+      }
+      if (!same) {
+        m.clearSets();
+        for (let i = 0; i < d.count; i++) {
+          const k = at(i);
+          if (k.slot === 0) m.putHeader(k.set, readSetVal(d.values, i * set.valueSize));
+          else m.putSlot(k.set, k.slot, k.gen, d.values.readUInt32LE(i * set.valueSize + SET_VAL.fields.backend.offset));
+        }
       }
     }
     {
       const d = be.dump();
-      for (let i = 0; i < d.count; i++) this.mirror.backends.set(d.keys.readUInt32LE(i * 4), d.values.toString('latin1', i * be.valueSize, (i + 1) * be.valueSize));
+      let same = d.count === m.backends.size;
+      for (let i = 0; same && i < d.count; i++) {
+        const v = m.backends.get(d.keys.readUInt32LE(i * 4));
+        same = v !== undefined && rawEquals(v, d.values, i * be.valueSize);
+      }
+      if (!same) {
+        m.backends.clear();
+        for (let i = 0; i < d.count; i++) m.backends.set(d.keys.readUInt32LE(i * 4), d.values.toString('latin1', i * be.valueSize, (i + 1) * be.valueSize));
+      }
     }
     {
       const d = member.dump();
-      for (let i = 0; i < d.count; i++) this.mirror.addMember(d.keys.readUInt32LE(i * 8), d.keys.readUInt32LE(i * 8 + 4));
+      let same = d.count === m.memberCount;
+      for (let i = 0; same && i < d.count; i++) same = m.hasMember(d.keys.readUInt32LE(i * 8), d.keys.readUInt32LE(i * 8 + 4));
+      if (!same) {
+        m.clearMembers();
+        for (let i = 0; i < d.count; i++) m.addMember(d.keys.readUInt32LE(i * 8), d.keys.readUInt32LE(i * 8 + 4));
+      }
     }
   }
 
@@ -190,11 +241,18 @@ export class BpfDataplane implements Dataplane {
   }
 }
 
+/** Whether the latin1 string `raw` holds the same bytes as buf[off..off+raw.length). */
+function rawEquals(raw: string, buf: Buffer, off: number): boolean {
+  for (let j = 0; j < raw.length; j++) if (raw.charCodeAt(j) !== buf[off + j]) return false;
+  return true;
+}
+
+function sameHeader(a: SetVal, b: SetVal): boolean {
+  return a.backend === b.backend && a.count === b.count && a.gen === b.gen && a.empty === b.empty && a.affinity === b.affinity && a.svcId === b.svcId;
+}
+
 function tooLarge(svc: PlannedService): string | null {
-  for (const [name, set] of [['internal', svc.internal], ['external', svc.external], ['cluster', svc.cluster]] as const) {
-    if (set.backends.length > MAX_SET_BACKENDS) {
-      return `service ${svc.key} has ${set.backends.length} ${name} endpoints; the bpf dataplane serves at most ${MAX_SET_BACKENDS} per service`;
-    }
-  }
-  return null;
+  const n = Math.max(svc.internal.backends.length, svc.external.backends.length, svc.cluster.backends.length);
+  if (n <= MAX_SET_BACKENDS) return null;
+  return `service ${svc.key} has ${n} endpoints; the bpf dataplane serves at most ${MAX_SET_BACKENDS} per service`;
 }

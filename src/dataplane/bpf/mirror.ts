@@ -27,20 +27,31 @@ export class Mirror {
   readonly slotRefs = new Map<number, number>();
   /** service id -> raw keys of its frontends, so a partial sync looks only at the services it touches */
   readonly frontendsBySvc = new Map<number, Set<string>>();
+  /** Entries in the set map (headers and slots) and the membership map, kept as they change. */
+  setEntries = 0;
+  memberCount = 0;
 
   clear(): void {
-    this.frontends.clear();
-    this.sets.clear();
+    this.clearFrontends();
+    this.clearSets();
     this.backends.clear();
-    this.membersBySet.clear();
-    this.slotRefs.clear();
+    this.clearMembers();
+  }
+
+  clearFrontends(): void {
+    this.frontends.clear();
     this.frontendsBySvc.clear();
   }
 
-  get memberCount(): number {
-    let n = 0;
-    for (const s of this.membersBySet.values()) n += s.size;
-    return n;
+  clearSets(): void {
+    this.sets.clear();
+    this.slotRefs.clear();
+    this.setEntries = 0;
+  }
+
+  clearMembers(): void {
+    this.membersBySet.clear();
+    this.memberCount = 0;
   }
 
   putFrontend(key: string, val: string): void {
@@ -76,7 +87,9 @@ export class Mirror {
   }
 
   putHeader(set: number, val: SetVal): void {
-    this.liveSet(set).header = val;
+    const s = this.liveSet(set);
+    if (!s.header) this.setEntries++;
+    s.header = val;
   }
 
   putSlot(set: number, slot: number, gen: number, backend: number): void {
@@ -85,6 +98,7 @@ export class Mirror {
     const old = slots.get(k);
     if (old === backend) return;
     if (old !== undefined) this.unref(old);
+    else this.setEntries++;
     slots.set(k, backend);
     this.slotRefs.set(backend, (this.slotRefs.get(backend) ?? 0) + 1);
   }
@@ -93,12 +107,14 @@ export class Mirror {
     const s = this.sets.get(set);
     if (!s) return;
     if (slot === 0) {
+      if (s.header) this.setEntries--;
       s.header = null;
     } else {
       const k = slotKey(gen, slot);
       const old = s.slots.get(k);
       if (old !== undefined) {
         s.slots.delete(k);
+        this.setEntries--;
         this.unref(old);
       }
     }
@@ -118,13 +134,24 @@ export class Mirror {
   addMember(backend: number, set: number): void {
     let idx = this.membersBySet.get(set);
     if (!idx) this.membersBySet.set(set, (idx = new Set()));
+    if (idx.has(backend)) return;
     idx.add(backend);
+    this.memberCount++;
   }
 
   deleteMember(backend: number, set: number): void {
     const idx = this.membersBySet.get(set);
     if (!idx?.delete(backend)) return;
+    this.memberCount--;
     if (idx.size === 0) this.membersBySet.delete(set);
+  }
+
+  /** Whether the set's live generation holds exactly `list`, in slot order. No allocation. */
+  liveEquals(set: number, list: readonly number[]): boolean {
+    const s = this.sets.get(set);
+    if (!s?.header || s.header.count !== list.length) return false;
+    for (let i = 0; i < list.length; i++) if (s.slots.get(slotKey(s.header.gen, i + 1)) !== list[i]) return false;
+    return true;
   }
 
   /** The backends of a set's live generation in slot order, or null when a slot is missing. */

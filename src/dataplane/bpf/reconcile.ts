@@ -11,7 +11,8 @@ import { serviceOfSet, slotKey, slotOf, type Mirror } from './mirror.js';
 import { feValSvcId, SETS_PER_SERVICE, type RenderedService } from './render.js';
 
 export interface Ops {
-  backendUpserts: { id: number; val: string; owners: string[] }[];
+  /** `owner`: the first service that needs it (failures look up the others, see ownersOf). */
+  backendUpserts: { id: number; val: string; owner: string }[];
   memberUpserts: { backend: number; set: number; owner: string }[];
   slotUpserts: { set: number; slot: number; gen: number; backend: number; owner: string }[];
   headerUpserts: { set: number; val: SetVal; owner: string }[];
@@ -29,10 +30,6 @@ export interface Ops {
  */
 export type Scope = { all: true; keep?: ReadonlySet<number> } | { all: false; svcIds: ReadonlySet<number> };
 
-function sameList(a: readonly number[], b: readonly number[]): boolean {
-  return a.length === b.length && a.every((x, i) => x === b[i]);
-}
-
 export function reconcile(services: readonly RenderedService[], mirror: Mirror, scope: Scope): Ops {
   const ops: Ops = {
     backendUpserts: [], memberUpserts: [], slotUpserts: [], headerUpserts: [], frontendUpserts: [],
@@ -41,16 +38,12 @@ export function reconcile(services: readonly RenderedService[], mirror: Mirror, 
   const kept = (svcId: number) => scope.all && (scope.keep?.has(svcId) ?? false);
 
   // Desired state of the services in scope.
-  const wantBackends = new Map<number, { val: string; owners: string[] }>();
+  const wantBackends = new Map<number, { val: string; owner: string }>();
   const wantSets = new Set<number>();
   const wantFrontends = new Set<string>();
   const wantMembers = new Map<number, Set<number>>();
   for (const svc of services) {
-    for (const [id, val] of svc.backends) {
-      const w = wantBackends.get(id);
-      if (w) w.owners.push(svc.key);
-      else wantBackends.set(id, { val, owners: [svc.key] });
-    }
+    for (const [id, val] of svc.backends) if (!wantBackends.has(id)) wantBackends.set(id, { val, owner: svc.key });
     for (const set of svc.sets) {
       wantSets.add(set.id);
       if (set.members) wantMembers.set(set.id, new Set(set.backends));
@@ -59,7 +52,7 @@ export function reconcile(services: readonly RenderedService[], mirror: Mirror, 
   }
 
   // 1. backends
-  for (const [id, w] of wantBackends) if (mirror.backends.get(id) !== w.val) ops.backendUpserts.push({ id, val: w.val, owners: w.owners });
+  for (const [id, w] of wantBackends) if (mirror.backends.get(id) !== w.val) ops.backendUpserts.push({ id, val: w.val, owner: w.owner });
 
   // Slot references each backend gains or loses in this sync, to know which
   // backends nothing names afterwards (step 9).
@@ -75,9 +68,8 @@ export function reconcile(services: readonly RenderedService[], mirror: Mirror, 
       // 3 + 4. a changed list goes to the other generation, then the header flips.
       const live = mirror.sets.get(set.id);
       const hdr = live?.header ?? null;
-      const liveList = mirror.liveBackends(set.id);
       let gen: number;
-      if (hdr && liveList !== null && sameList(liveList, set.backends)) {
+      if (hdr && mirror.liveEquals(set.id, set.backends)) {
         gen = hdr.gen;
       } else if (set.backends.length === 0) {
         gen = hdr?.gen || 1;
@@ -96,8 +88,9 @@ export function reconcile(services: readonly RenderedService[], mirror: Mirror, 
           hdr.svcId !== set.svcId || hdr.backend !== 0) {
         ops.headerUpserts.push({ set: set.id, val: { backend: 0, count, gen, empty: set.empty, affinity: set.affinity, svcId: set.svcId }, owner: svc.key });
       }
-      // 7 (part). Slots outside the live generation's 1..count.
-      if (live) {
+      // 7 (part). Slots outside the live generation's 1..count (none when the
+      // set holds exactly its live slots, the usual case: no scan then).
+      if (live && !(live.slots.size === count && gen === hdr?.gen && mirror.liveEquals(set.id, set.backends))) {
         for (const [k, b] of live.slots) {
           const { gen: g, slot } = slotOf(k);
           if (g === gen && slot >= 1 && slot <= count) continue;
@@ -160,6 +153,11 @@ function setsOf(svcIds: ReadonlySet<number>): number[] {
   const out: number[] = [];
   for (const id of svcIds) for (let k = 0; k < SETS_PER_SERVICE; k++) out.push(id * SETS_PER_SERVICE + k);
   return out;
+}
+
+/** Every service among `services` that uses backend `id`: who fails when writing it fails. */
+export function ownersOf(services: readonly RenderedService[], id: number): string[] {
+  return services.filter((s) => s.backends.has(id)).map((s) => s.key);
 }
 
 export function opCount(ops: Ops): number {

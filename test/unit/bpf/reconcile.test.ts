@@ -182,3 +182,22 @@ describe('bpf reconcile', () => {
     );
   });
 });
+
+describe('mirror bookkeeping', () => {
+  it('keeps its entry counts equal to what it holds, through any sequence of syncs', () => {
+    const pool = Array.from({ length: 6 }, (_, i) => backend(i + 1, i + 10));
+    fc.assert(fc.property(fc.array(fc.array(fc.record({ id: fc.integer({ min: 1, max: 4 }), backends: fc.subarray(pool), affinity: fc.boolean() }), { maxLength: 4 }), { maxLength: 6 }), (steps) => {
+      const m = new Mirror();
+      for (const svcs of steps) {
+        const byId = new Map(svcs.map((s) => [s.id, s]));
+        converge(m, [...byId.values()].map((s) => renderService(service(s.id, s.backends, { affinity: s.affinity }))));
+        let sets = 0;
+        for (const s of m.sets.values()) sets += s.slots.size + (s.header ? 1 : 0);
+        let members = 0;
+        for (const s of m.membersBySet.values()) members += s.size;
+        expect(m.setEntries).toBe(sets);
+        expect(m.memberCount).toBe(members);
+      }
+    }), { numRuns: 100 });
+  });
+});
