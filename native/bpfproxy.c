@@ -382,14 +382,19 @@ int bpx_map_dump(int fd, void *keys, void *values, uint32_t max, uint32_t *count
 		uint32_t n = max - done;
 
 		if (n == 0) {
-			/* Full buffer: is there more? */
-			char k[512], v[8];
+			/* The caller's buffers are full: is there more? Probe one entry
+			 * into buffers of the map's own key and value size. */
 			uint32_t one = 1;
+			void *k = malloc(info[1]), *v = malloc(vsize);
 
-			if (info[1] > sizeof(k))
-				return -ENOSPC;
+			if (!k || !v) {
+				free(k);
+				free(v);
+				return -ENOMEM;
+			}
 			ret = bpf_map_lookup_batch(fd, first ? NULL : in_batch, out_batch, k, v, &one, &opts);
-			(void)v;
+			free(k);
+			free(v);
 			if (ret == -ENOENT && one == 0)
 				break;
 			return -ENOSPC;

@@ -156,7 +156,7 @@ export class BpfDataplane implements Dataplane {
     const { fe, set, be, member } = this.dp.maps;
     const m = this.mirror;
     {
-      const d = fe.dump();
+      const d = fe.dump(m.frontends.size);
       let same = d.count === m.frontends.size;
       for (let i = 0; same && i < d.count; i++) {
         const v = m.frontends.get(d.keys.toString('latin1', i * fe.keySize, (i + 1) * fe.keySize));
@@ -170,7 +170,7 @@ export class BpfDataplane implements Dataplane {
       }
     }
     {
-      const d = set.dump();
+      const d = set.dump(m.setEntries);
       const at = (i: number) => {
         const ko = i * set.keySize;
         return {
@@ -202,7 +202,7 @@ export class BpfDataplane implements Dataplane {
       }
     }
     {
-      const d = be.dump();
+      const d = be.dump(m.backends.size);
       let same = d.count === m.backends.size;
       for (let i = 0; same && i < d.count; i++) {
         const v = m.backends.get(d.keys.readUInt32LE(i * 4));
@@ -214,7 +214,7 @@ export class BpfDataplane implements Dataplane {
       }
     }
     {
-      const d = member.dump();
+      const d = member.dump(m.memberCount);
       let same = d.count === m.memberCount;
       for (let i = 0; same && i < d.count; i++) same = m.hasMember(d.keys.readUInt32LE(i * 8), d.keys.readUInt32LE(i * 8 + 4));
       if (!same) {

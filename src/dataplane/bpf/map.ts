@@ -5,6 +5,7 @@ import * as native from './native.js';
 import type { MapInfo } from './native.js';
 
 const ENOENT = 2;
+const ENOSPC = 28;
 
 export interface EntryFailure { index: number; errno: number }
 
@@ -56,15 +57,28 @@ export class BpfMap {
     return failures;
   }
 
-  /** Every entry, as contiguous key and value buffers. */
-  dump(): { keys: Buffer; values: Buffer; count: number; valueStride: number } {
+  /**
+   * Every entry, as contiguous key and value buffers. `expected` is how many
+   * entries the caller believes the map holds: buffers are sized for that
+   * (plus a margin) rather than for the map's capacity, and the dump is
+   * retried at full capacity only when the map holds more.
+   */
+  dump(expected = this.capacity): { keys: Buffer; values: Buffer; count: number; valueStride: number } {
     const perCpu = [5, 6, 10].includes(this.info.type); // PERCPU_HASH, PERCPU_ARRAY, LRU_PERCPU_HASH
     const valueStride = perCpu ? Math.ceil(this.valueSize / 8) * 8 * native.possibleCpus() : this.valueSize;
-    const max = this.capacity;
-    const keys = Buffer.alloc(max * this.keySize);
-    const values = Buffer.alloc(max * valueStride);
-    const count = native.dump(this.fd, keys, values, max);
-    return { keys, values, count, valueStride };
+    const attempt = (max: number) => {
+      const keys = Buffer.allocUnsafe(max * this.keySize);
+      const values = Buffer.allocUnsafe(max * valueStride);
+      return { keys, values, count: native.dump(this.fd, keys, values, max), valueStride };
+    };
+    const guess = Math.min(this.capacity, Math.ceil(expected * 1.25) + 1024);
+    if (guess >= this.capacity) return attempt(this.capacity);
+    try {
+      return attempt(guess);
+    } catch (err) {
+      if (err instanceof native.BpfError && err.errno === -ENOSPC) return attempt(this.capacity);
+      throw err;
+    }
   }
 
   lookup(key: Buffer): Buffer | null {
