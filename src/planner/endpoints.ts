@@ -30,13 +30,25 @@ export function endpointsForPort(
   nodeName: string,
 ): PortEndpoint[] {
   const byAddr = new Map<string, PortEndpoint>();
-  const ordered = [...slices].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  const ordered = slices.length > 1 ? [...slices].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0)) : slices;
   for (const slice of ordered) {
     if (slice.family !== family) continue;
     const port = slice.ports.find((p) => p.name === portName && p.protocol === protocol);
     if (!port) continue;
     for (const ep of slice.endpoints) {
-      const pe: PortEndpoint = { ...ep, port: port.port, local: ep.nodeName !== null && ep.nodeName === nodeName };
+      // A literal, not a spread: one hidden class for every endpoint, and this runs per endpoint.
+      const pe: PortEndpoint = {
+        address: ep.address,
+        ready: ep.ready,
+        serving: ep.serving,
+        terminating: ep.terminating,
+        nodeName: ep.nodeName,
+        zone: ep.zone,
+        zoneHints: ep.zoneHints,
+        nodeHints: ep.nodeHints,
+        port: port.port,
+        local: ep.nodeName !== null && ep.nodeName === nodeName,
+      };
       const k = `${ep.address}/${port.port}`;
       const have = byAddr.get(k);
       if (!have || better(pe, have)) byAddr.set(k, pe);

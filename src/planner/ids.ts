@@ -5,9 +5,9 @@
 // known ones, so an ID is not reused while stale state could still name it.
 
 export class IdAllocator {
-  private readonly byKey = new Map<string, number>();
+  /** key -> its ID and how many holders it has */
+  private readonly byKey = new Map<string, { id: number; refs: number }>();
   private readonly used = new Set<number>();
-  private readonly refs = new Map<string, number>();
   private next = 1;
 
   /**
@@ -19,15 +19,15 @@ export class IdAllocator {
   }
 
   get(key: string): number | undefined {
-    return this.byKey.get(key);
+    return this.byKey.get(key)?.id;
   }
 
   /** The ID of `key`, allocating one (a hinted one if there is one) on first use; counts a reference. */
   acquire(key: string, hintKeys: readonly string[] = [key]): number {
     const have = this.byKey.get(key);
     if (have !== undefined) {
-      this.refs.set(key, (this.refs.get(key) ?? 0) + 1);
-      return have;
+      have.refs++;
+      return have.id;
     }
     let id: number | undefined;
     for (const h of hintKeys) {
@@ -38,23 +38,18 @@ export class IdAllocator {
       }
     }
     id ??= this.fresh();
-    this.byKey.set(key, id);
+    this.byKey.set(key, { id, refs: 1 });
     this.used.add(id);
-    this.refs.set(key, 1);
     return id;
   }
 
   /** Drops one reference; the ID is freed with the last. */
   release(key: string): void {
-    const n = (this.refs.get(key) ?? 0) - 1;
-    if (n > 0) {
-      this.refs.set(key, n);
-      return;
-    }
-    const id = this.byKey.get(key);
-    this.refs.delete(key);
+    const have = this.byKey.get(key);
+    if (!have) return;
+    if (--have.refs > 0) return;
     this.byKey.delete(key);
-    if (id !== undefined) this.used.delete(id);
+    this.used.delete(have.id);
   }
 
   /** Hints only matter until every restored object has been planned once. */

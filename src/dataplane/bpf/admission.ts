@@ -24,6 +24,20 @@ const SETTING: Readonly<Record<keyof Capacity, string>> = {
 
 export function admit(services: readonly RenderedService[], mirror: Mirror, cap: Capacity): { admitted: RenderedService[]; refused: RenderedService[]; errors: SyncError[] } {
   const used = { fe: mirror.frontends.size, set: mirror.setEntries, be: mirror.backends.size, member: mirror.memberCount };
+  // The usual case, maps far from full: if even counting every entry as new
+  // everything fits, admit all without the per-service accounting.
+  const bound = { fe: 0, set: 0, be: 0, member: 0 };
+  for (const svc of services) {
+    bound.fe += svc.frontends.length;
+    bound.be += svc.backends.size;
+    for (const set of svc.sets) {
+      bound.set += 1 + set.backends.length;
+      if (set.members) bound.member += set.backends.length;
+    }
+  }
+  if ((Object.keys(bound) as (keyof Capacity)[]).every((m) => used[m] + bound[m] <= cap[m].capacity)) {
+    return { admitted: [...services], refused: [], errors: [] };
+  }
   const newFe = new Set<string>();
   const newBe = new Set<number>();
   const admitted: RenderedService[] = [];
