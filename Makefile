@@ -73,6 +73,11 @@ test-lab: build
 demo: build
 	node dist/demo/main.js
 
+# Speed and memory, each against a baseline measured in the same run (root: it builds a lab).
+bench: build
+	NODE_OPTIONS=--expose-gc npx vite-node bench/plan.ts
+	npx vite-node bench/sync.ts
+
 # Removes what crashed lab runs left behind (namespaces, cgroups, pins).
 lab-clean: ts
 	node dist/lab/cleanup.js
