@@ -46,7 +46,7 @@ export class LabProxy {
   }
 
   /** The argv that runs bpfproxy in this node. */
-  static argv(lab: Lab, node: LabNode, opts: LabProxyOptions): string[] {
+  static argv(node: LabNode, opts: LabProxyOptions): string[] {
     return [
       process.execPath, join(PACKAGE_ROOT, 'bin', 'bpfproxy'), 'run',
       '--manifests', opts.manifests,
@@ -61,7 +61,7 @@ export class LabProxy {
   }
 
   static start(lab: Lab, node: LabNode, opts: LabProxyOptions): LabProxy {
-    const proc = lab.spawn(node.netns, LabProxy.argv(lab, node, opts), { cgroup: node.cgroup });
+    const proc = lab.spawn(node.netns, LabProxy.argv(node, opts), { cgroup: node.cgroup });
     proc.child.stdout?.resume();
     return new LabProxy(lab, node, proc, opts);
   }

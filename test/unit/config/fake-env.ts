@@ -1,5 +1,6 @@
-// An Environment with a fixed host name, a fixed /proc/mounts and in-memory files.
-import type { Environment } from '../../../src/config/config.js';
+// Test helpers for the config: an Environment with a fixed host name, a fixed
+// /proc/mounts and in-memory files, and a catcher for ConfigErrors.
+import { ConfigError, type Environment } from '../../../src/config/config.js';
 
 export function fakeEnv(files: Record<string, string> = {}, host = 'Node-A'): Environment {
   return {
@@ -11,4 +12,15 @@ export function fakeEnv(files: Record<string, string> = {}, host = 'Node-A'): En
       return text;
     },
   };
+}
+
+/** The ConfigError `fn` throws; fails the test when it throws nothing or something else. */
+export function errorOf(fn: () => unknown): ConfigError {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof ConfigError) return err;
+    throw err;
+  }
+  throw new Error('expected a ConfigError');
 }

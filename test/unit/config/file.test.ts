@@ -1,8 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { resolveConfig } from '../../../src/config/config.js';
-import { ConfigError } from '../../../src/config/errors.js';
 import { parseConfigFile } from '../../../src/config/file.js';
-import { fakeEnv } from './fake-env.js';
+import { fakeEnv, errorOf } from './fake-env.js';
 
 const HEAD = 'apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\n';
 
@@ -10,15 +9,6 @@ function load(body: string) {
   return resolveConfig(parseConfigFile(HEAD + body, 'kp.yaml'), {}, fakeEnv());
 }
 
-function errorOf(fn: () => unknown): ConfigError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof ConfigError) return err;
-    throw err;
-  }
-  throw new Error('expected a ConfigError');
-}
 
 // The shape kubeadm writes into the kube-proxy ConfigMap: every field present, most
 // of them zero, which kube-proxy reads as "use the default".

@@ -5,16 +5,8 @@ import {
   formatBindAddress, formatDuration, parseBindAddress, parseCidrList, parseDuration, parseNodePortAddresses,
   parsePortRange, validateMaglevTableSize, verbosityToLevel,
 } from '../../../src/config/values.js';
+import { errorOf } from './fake-env.js';
 
-function errorOf(fn: () => unknown): ConfigError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof ConfigError) return err;
-    throw err;
-  }
-  throw new Error('expected a ConfigError');
-}
 
 describe('parseDuration (Go syntax)', () => {
   it.each([
