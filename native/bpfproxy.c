@@ -413,22 +413,3 @@ int bpx_map_dump(int fd, void *keys, void *values, uint32_t max, uint32_t *count
 	return 0;
 }
 
-/* ---- Programs -------------------------------------------------------------- */
-
-int bpx_prog_test_run(int prog_fd, const void *data_in, uint32_t size_in, void *data_out, uint32_t *size_out,
-		      uint32_t repeat, uint32_t *retval, uint32_t *duration_ns)
-{
-	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = data_in, .data_size_in = size_in, .data_out = data_out,
-		    .data_size_out = size_out ? *size_out : 0, .repeat = repeat);
-	int ret = bpf_prog_test_run_opts(prog_fd, &opts);
-
-	if (ret)
-		return ret;
-	if (size_out)
-		*size_out = opts.data_size_out;
-	if (retval)
-		*retval = opts.retval;
-	if (duration_ns)
-		*duration_ns = opts.duration;
-	return 0;
-}

@@ -59,10 +59,4 @@ int bpx_map_delete_batch(int fd, const void *keys, uint32_t *count);
 int bpx_map_dump(int fd, void *keys, void *values, uint32_t max, uint32_t *count);
 int bpx_num_possible_cpus(void);
 
-/* Programs ----------------------------------------------------------------- */
-
-/* BPF_PROG_TEST_RUN: packet in, verdict and packet out. */
-int bpx_prog_test_run(int prog_fd, const void *data_in, uint32_t size_in, void *data_out, uint32_t *size_out,
-		      uint32_t repeat, uint32_t *retval, uint32_t *duration_ns);
-
 #endif

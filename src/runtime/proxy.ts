@@ -154,12 +154,6 @@ export class Proxy {
     return this.http?.address(role);
   }
 
-  get desired(): DesiredDataplane | null {
-    return this.lastDesired;
-  }
-
-  private lastDesired: DesiredDataplane | null = null;
-
   // ---- events ----
 
   private onEvent(source: string, ev: SourceEvent): void {
@@ -226,7 +220,6 @@ export class Proxy {
     const co = this.state.checkout();
     this.metrics.countChanges({ services: co.serviceChanges, endpoints: co.endpointChanges });
     const plan = this.planner.plan(this.state, co.services, { all: first || addressesChanged, nodeChanged: co.nodeChanged });
-    this.lastDesired = plan.desired;
     for (const w of plan.warnings) this.onWarning({ kind: 'Service', key: w.service, origin: 'planner', message: w.message });
     this.health.setNodeDeleting(this.state.node?.deleting ?? false);
 

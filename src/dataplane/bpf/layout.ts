@@ -186,13 +186,6 @@ export function writeSetKey(buf: Buffer, off: number, set: number, slot: number,
   buf.writeUInt8(0, off + SET_KEY.fields.pad.offset);
 }
 
-export function readSetKey(buf: Buffer, off: number): { set: number; slot: number; gen: number } {
-  return {
-    set: buf.readUInt32LE(off + SET_KEY.fields.set.offset),
-    slot: buf.readUInt16LE(off + SET_KEY.fields.slot.offset),
-    gen: buf.readUInt8(off + SET_KEY.fields.gen.offset),
-  };
-}
 
 export function writeSetVal(buf: Buffer, off: number, v: SetVal): void {
   buf.writeUInt32LE(v.backend, off + SET_VAL.fields.backend.offset);

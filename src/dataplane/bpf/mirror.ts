@@ -154,16 +154,4 @@ export class Mirror {
     return true;
   }
 
-  /** The backends of a set's live generation in slot order, or null when a slot is missing. */
-  liveBackends(set: number): number[] | null {
-    const s = this.sets.get(set);
-    if (!s?.header) return null;
-    const out: number[] = [];
-    for (let i = 1; i <= s.header.count; i++) {
-      const b = s.slots.get(slotKey(s.header.gen, i));
-      if (b === undefined) return null;
-      out.push(b);
-    }
-    return out;
-  }
 }

@@ -48,7 +48,6 @@ function bind() {
     deleteBatch: shim.func('int bpx_map_delete_batch(int fd, void *keys, void *count)'),
     dump: shim.func('int bpx_map_dump(int fd, void *keys, void *values, uint32_t max, void *count)'),
     possibleCpus: shim.func('int bpx_num_possible_cpus(void)'),
-    testRun: shim.func('int bpx_prog_test_run(int prog_fd, void *in, uint32_t in_size, void *out, void *out_size, uint32_t repeat, void *retval, void *duration)'),
     update: libbpf.func('int bpf_map_update_elem(int fd, void *key, void *value, uint64_t flags)'),
     lookup: libbpf.func('int bpf_map_lookup_elem(int fd, void *key, void *value)'),
     delete: libbpf.func('int bpf_map_delete_elem(int fd, void *key)'),
@@ -200,16 +199,4 @@ export function objGet(path: string): number {
 
 export function closeFd(fd: number): void {
   fns().close(fd);
-}
-
-export interface TestRunResult { retval: number; durationNs: number; out: Buffer }
-
-export function testRun(progFd: number, data: Buffer, repeat = 1, outSize = data.length + 256): TestRunResult {
-  const out = Buffer.alloc(outSize);
-  const size = new Uint32Array([outSize]);
-  const retval = new Uint32Array(1);
-  const duration = new Uint32Array(1);
-  const ret = fns().testRun(progFd, data, data.length, out, size, repeat, retval, duration) as number;
-  if (ret < 0) throw new BpfError('BPF_PROG_TEST_RUN', ret);
-  return { retval: retval[0]!, durationNs: duration[0]!, out: out.subarray(0, size[0]!) };
 }
