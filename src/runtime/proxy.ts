@@ -166,6 +166,7 @@ export class Proxy {
       case 'delete':
         this.state.delete(ev.kind, ev.key);
         this.logged.delete(`${ev.kind}/${ev.key}`);
+        this.logged.delete(`${ev.kind}/${ev.key}#warn`);
         this.queued();
         break;
       case 'invalid':
@@ -242,13 +243,18 @@ export class Proxy {
     if (full) this.fullSyncExtras(plan.desired);
     await this.syncHealthChecks(plan.desired);
 
-    if (res.errors.length > 0) {
-      for (const e of res.errors) {
-        this.metrics.countSyncError(e.code);
-        const k = `sync/${e.service}/${e.code}`;
-        if (this.logged.get(k) !== e.message) this.log.error({ service: e.service, code: e.code }, e.message);
-        this.logged.set(k, e.message);
-      }
+    for (const e of res.errors) {
+      this.metrics.countSyncError(e.code);
+      const k = `sync/${e.service}/${e.code}`;
+      if (this.logged.get(k) !== e.message) this.log.error({ service: e.service, code: e.code }, e.message);
+      this.logged.set(k, e.message);
+    }
+    // A service that could not be programmed keeps its previous state and is
+    // retried (the runner backs off, the retry is a full sync), but the node
+    // stays healthy for everything else: load balancers probe /healthz to
+    // decide whether this node gets traffic. Only a failure not confined to
+    // one service marks the proxy unhealthy.
+    if (res.errors.some((e) => e.service === '')) {
       this.health.syncFailed();
       return { ok: false };
     }
@@ -260,8 +266,8 @@ export class Proxy {
       this.pendingSince = null;
     }
     const level = full ? 'info' : 'debug';
-    this.log[level]({ full, services: plan.desired.services.size, changed: plan.changed.size, upserts: res.upserts, deletes: res.deletes, ms: now - started }, 'synced');
-    return { ok: true };
+    this.log[level]({ full, services: plan.desired.services.size, changed: plan.changed.size, upserts: res.upserts, deletes: res.deletes, failed: res.errors.length, ms: now - started }, 'synced');
+    return { ok: res.errors.length === 0 };
   }
 
   /** Whole-cluster gauges, refreshed on full syncs (they cost a pass over every service). */
