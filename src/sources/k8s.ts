@@ -21,8 +21,9 @@
 //   signal and keeps the response text, so objects reach the model as the
 //   JSON the server sent (the generated models turn timestamps into Dates and
 //   drop fields they do not know).
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { Agent } from 'node:http';
+import { parse as parseYaml } from 'yaml';
 import type * as K8s from '@kubernetes/client-node';
 import type { Logger } from '../runtime/log.js';
 import { PROXY_LABEL_SELECTOR } from './selection.js';
@@ -314,6 +315,7 @@ function loadKubeConfig(k8s: typeof K8s, path: string | undefined, master: strin
   if (path) {
     try {
       kc.loadFromFile(path);
+      refreshTokenFiles(kc, path);
     } catch (err) {
       throw new Error(`cannot load kubeconfig ${path}: ${describeError(err)}`, { cause: err });
     }
@@ -345,6 +347,31 @@ function loadKubeConfig(k8s: typeof K8s, path: string | undefined, master: strin
     'no kubeconfig given and not running in a cluster (KUBERNETES_SERVICE_HOST/KUBERNETES_SERVICE_PORT unset ' +
       `or no service account token at ${IN_CLUSTER_TOKEN}); pass --kubeconfig or --master`,
   );
+}
+
+/**
+ * A user with a token file (kubeadm's kube-proxy kubeconfig says `tokenFile`,
+ * kubectl's says `token-file`) authenticates with the file's current content,
+ * re-read as it rotates, the way client-node's in-cluster config does.
+ * client-node itself ignores `tokenFile` and reads `token-file` only once.
+ */
+function refreshTokenFiles(kc: K8s.KubeConfig, path: string): void {
+  const raw = parseYaml(readFileSync(path, 'utf8')) as { users?: { name?: string; user?: Record<string, unknown> }[] } | null;
+  const files = new Map<string, string>();
+  for (const u of raw?.users ?? []) {
+    const file = u.user?.tokenFile ?? u.user?.['token-file'];
+    if (u.name && typeof file === 'string' && !u.user?.token) files.set(u.name, file);
+  }
+  if (files.size === 0) return;
+  kc.loadFromOptions({
+    clusters: kc.clusters,
+    users: kc.users.map((u) => {
+      const tokenFile = files.get(u.name);
+      return tokenFile ? { ...u, token: undefined, authProvider: { name: 'tokenFile', config: { tokenFile } } } : u;
+    }),
+    contexts: kc.contexts,
+    currentContext: kc.getCurrentContext(),
+  });
 }
 
 /** Fails now on what would otherwise fail on every request, retried forever. */

@@ -308,6 +308,20 @@ describe('KubernetesSource', () => {
     expect(log.events.some(isUpsert('Service', 'default/web'))).toBe(true);
   });
 
+  it('authenticates with a token file as kubeadm writes it (tokenFile), which client-node alone ignores', async () => {
+    const { readFile, writeFile } = await import('node:fs/promises');
+    const cfg = JSON.parse(await readFile(kubeconfig, 'utf8')) as { users: { user: Record<string, unknown> }[] };
+    const tokenPath = join(tmp, 'token');
+    const token = cfg.users[0]!.user.token as string;
+    await writeFile(tokenPath, token);
+    cfg.users[0]!.user = { tokenFile: tokenPath };
+    await writeFile(kubeconfig, JSON.stringify(cfg));
+    fake.apply('Service', { metadata: { name: 'web', namespace: 'default' }, spec: { ports: [{ port: 80 }] } });
+    // The fake answers 401 to any request without the token: syncing proves it was sent.
+    await startWatching();
+    expect(log.events.some(isUpsert('Service', 'default/web'))).toBe(true);
+  });
+
   it('fails to start with a clear error without a usable kubeconfig', async () => {
     const missing = join(tmp, 'missing-kubeconfig');
     const withFile = new KubernetesSource({ kubeconfig: missing, nodeName: OWN_NODE, log: silentLogger() });
