@@ -88,6 +88,19 @@ spec:
   ports: [{name: http, port: 80, targetPort: 80, nodePort: 30080, protocol: TCP}]
 ---
 ${slice('np', HTTP, backends())}`);
+    put(dir, 'lb.yaml', `apiVersion: v1
+kind: Service
+metadata: {name: lb, namespace: lab}
+spec:
+  type: LoadBalancer
+  externalTrafficPolicy: Local
+  healthCheckNodePort: 32100
+  clusterIP: 10.96.1.70
+  ports: [{name: http, port: 80, targetPort: 80, nodePort: 30100, protocol: TCP}]
+status:
+  loadBalancer: {ingress: [{ip: 192.0.2.70}]}
+---
+${slice('lb', HTTP, backends().filter((b) => b.node === 'node1'))}`);
     const v6 = backends().map((b, i) => ({ ip: lab.pod(['a1', 'a2', 'b1'][i]!).ipv6!, node: b.node }));
     put(dir, 'dual.yaml', `apiVersion: v1
 kind: Service
@@ -181,6 +194,17 @@ ${slice('dual', [...HTTP, ...DNS], v6, 'IPv6')}`);
     const results = await lab.client(client(), { proto: 'tcp', host: node2, port: 30080, count: 40, timeoutMs: 2000 });
     expect(pods(results)).toEqual(new Set(['a1', 'a2', 'b1']));
     for (const r of results) if (r.ok) expect(r.peer).toBe(`${node2}:30080`);
+  });
+
+  it('answers load balancer health checks on healthCheckNodePort like kube-proxy: 200 with local endpoints, 503 without', async () => {
+    const probe = async (node: 'node1' | 'node2') => {
+      const n = lab.node(node);
+      const r = await lab.exec(n.netns, ['curl', '-s', '-o', '-', '-w', '\n%{http_code}', `http://${n.ipv4}:32100/`], { timeoutMs: 5000 });
+      const cut = r.stdout.lastIndexOf('\n');
+      return { status: Number(r.stdout.slice(cut + 1)), body: JSON.parse(r.stdout.slice(0, cut)) as unknown };
+    };
+    expect(await probe('node1')).toEqual({ status: 200, body: { service: { namespace: 'lab', name: 'lb' }, localEndpoints: 2, serviceProxyHealthy: true } });
+    expect(await probe('node2')).toEqual({ status: 503, body: { service: { namespace: 'lab', name: 'lb' }, localEndpoints: 0, serviceProxyHealthy: true } });
   });
 
   it('refuses a connection to a service without endpoints at once', async () => {
