@@ -42,4 +42,8 @@ export interface Dataplane {
   sync(desired: DesiredDataplane, opts: SyncOptions): Promise<SyncResult>;
   /** Releases this process's handles. The datapath keeps serving. */
   dispose(): Promise<void>;
+  /** Datapath event counters by name, for metrics (modes that have them). */
+  readCounters?(): Map<string, bigint>;
+  /** Entries and capacity of each map or table, for metrics (modes that have them). */
+  mapUsage?(): { name: string; entries: number; capacity: number }[];
 }

@@ -12,7 +12,7 @@ import { DEFAULT_PLANNER_LIMITS, Planner } from '../planner/planner.js';
 import { MAX_SERVICE_ID } from '../dataplane/bpf/render.js';
 import type { DesiredDataplane } from '../planner/types.js';
 import type { Source, SourceEvent } from '../sources/types.js';
-import { realClock, type Clock } from './clock.js';
+import { realClock, type Clock, type TimerHandle } from './clock.js';
 import { ServiceHealthServers } from './healthcheck.js';
 import { healthTimeoutFor, HttpServers, ProxyHealth, type ServerRole } from './http.js';
 import type { Logger } from './log.js';
@@ -26,6 +26,8 @@ export interface ProxyDeps {
   sources?: Source[];
   /** The addresses on this node's interfaces; default: os.networkInterfaces(). */
   localAddresses?: () => string[];
+  /** A dataplane to use instead of opening the one the config names (tests). */
+  dataplane?: Dataplane;
 }
 
 export function systemAddresses(): string[] {
@@ -49,7 +51,7 @@ async function openSources(cfg: ProxyConfig, log: Logger): Promise<Source[]> {
   return [new KubernetesSource({ kubeconfig: cfg.kubeconfig || undefined, master: cfg.master || undefined, nodeName: cfg.nodeName, log: log.child({ source: 'k8s' }) })];
 }
 
-function openDataplane(cfg: ProxyConfig, log: Logger): Dataplane & Partial<BpfDataplane> {
+function openDataplane(cfg: ProxyConfig, log: Logger): Dataplane {
   if (cfg.mode !== 'bpf') {
     throw new Error(`--proxy-mode ${cfg.mode} is not built yet; bpfproxy currently implements the bpf mode only`);
   }
@@ -61,6 +63,8 @@ function openDataplane(cfg: ProxyConfig, log: Logger): Dataplane & Partial<BpfDa
   }
 }
 
+const RETRY_INITIAL_MS = 1000;
+
 export class Proxy {
   readonly metrics: Metrics;
   readonly health: ProxyHealth;
@@ -68,7 +72,7 @@ export class Proxy {
   private readonly log: Logger;
   private readonly state: ClusterState;
   private planner!: Planner;
-  private dataplane!: Dataplane & Partial<BpfDataplane>;
+  private dataplane!: Dataplane;
   private runner!: BoundedFrequencyRunner;
   private http: HttpServers | null = null;
   private healthServers: ServiceHealthServers | null = null;
@@ -78,6 +82,14 @@ export class Proxy {
   /** When the oldest change not yet in the datapath arrived. */
   private pendingSince: number | null = null;
   private readonly logged = new Map<string, string>();
+  /**
+   * Planned services the last sync could not program (a full map, ...): they
+   * go into every following sync until they succeed, and a timer of their own
+   * retries them, backing off. They never hold back other changes.
+   */
+  private retryServices = new Set<string>();
+  private retryTimer: TimerHandle | null = null;
+  private retryDelayMs = RETRY_INITIAL_MS;
   private readonly localAddresses: () => string[];
   private stopped = false;
 
@@ -110,7 +122,7 @@ export class Proxy {
 
   private async init(deps: ProxyDeps): Promise<void> {
     const { cfg, log } = this;
-    this.dataplane = openDataplane(cfg, log);
+    this.dataplane = deps.dataplane ?? openDataplane(cfg, log);
     const hints = await this.dataplane.restore();
     this.planner = new Planner({
       nodeName: cfg.nodeName,
@@ -119,11 +131,11 @@ export class Proxy {
       maxServiceId: Math.min(MAX_SERVICE_ID, DEFAULT_PLANNER_LIMITS.maxServiceId),
       maxBackendId: DEFAULT_PLANNER_LIMITS.maxBackendId,
     }, hints);
-    const dp = this.dataplane;
-    if (dp.readCounters) {
+    const counters = this.dataplane.readCounters?.bind(this.dataplane);
+    if (counters) {
       this.metrics.addDatapathCollector(() => {
         const out = new Map<string, number>();
-        for (const [k, v] of dp.readCounters!()) out.set(k, Number(v));
+        for (const [k, v] of counters()) out.set(k, Number(v));
         return out;
       });
     }
@@ -225,10 +237,11 @@ export class Proxy {
     this.health.setNodeDeleting(this.state.node?.deleting ?? false);
 
     const full = first || ctx.forceFull || periodic || addressesChanged;
+    const changed = new Set([...plan.changed, ...this.retryServices]);
     let res: SyncResult;
     try {
-      res = full || plan.changed.size > 0
-        ? await this.dataplane.sync(plan.desired, { full, changed: plan.changed })
+      res = full || changed.size > 0
+        ? await this.dataplane.sync(plan.desired, { full, changed })
         : { full: false, upserts: 0, deletes: 0, errors: [], unsupported: [] };
     } catch (err) {
       this.log.error({ err }, 'sync failed: the next sync is full');
@@ -249,15 +262,16 @@ export class Proxy {
       if (this.logged.get(k) !== e.message) this.log.error({ service: e.service, code: e.code }, e.message);
       this.logged.set(k, e.message);
     }
-    // A service that could not be programmed keeps its previous state and is
-    // retried (the runner backs off, the retry is a full sync), but the node
-    // stays healthy for everything else: load balancers probe /healthz to
-    // decide whether this node gets traffic. Only a failure not confined to
-    // one service marks the proxy unhealthy.
+    // A failure not confined to one service: the runner retries with a full
+    // sync after its backoff, and /healthz turns unhealthy if it persists.
     if (res.errors.some((e) => e.service === '')) {
       this.health.syncFailed();
       return { ok: false };
     }
+    // A service that could not be programmed keeps its previous state and is
+    // retried on its own; the node stays healthy for everything else (load
+    // balancers probe /healthz to decide whether this node gets traffic).
+    this.scheduleServiceRetry(new Set(res.errors.map((e) => e.service)));
     this.everSynced = true;
     this.health.updated();
     this.metrics.synced(now);
@@ -266,8 +280,23 @@ export class Proxy {
       this.pendingSince = null;
     }
     const level = full ? 'info' : 'debug';
-    this.log[level]({ full, services: plan.desired.services.size, changed: plan.changed.size, upserts: res.upserts, deletes: res.deletes, failed: res.errors.length, ms: now - started }, 'synced');
-    return { ok: res.errors.length === 0 };
+    this.log[level]({ full, services: plan.desired.services.size, changed: changed.size, upserts: res.upserts, deletes: res.deletes, failed: res.errors.length, ms: now - started }, 'synced');
+    return { ok: true };
+  }
+
+  private scheduleServiceRetry(failed: Set<string>): void {
+    this.retryServices = failed;
+    if (this.retryTimer) this.clock.clearTimer(this.retryTimer);
+    this.retryTimer = null;
+    if (failed.size === 0) {
+      this.retryDelayMs = RETRY_INITIAL_MS;
+      return;
+    }
+    this.retryTimer = this.clock.setTimer(this.retryDelayMs, () => {
+      this.retryTimer = null;
+      this.runner.run();
+    });
+    this.retryDelayMs = Math.min(this.retryDelayMs * 2, this.cfg.syncPeriodMs);
   }
 
   /** Whole-cluster gauges, refreshed on full syncs (they cost a pass over every service). */
@@ -296,6 +325,7 @@ export class Proxy {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    if (this.retryTimer) this.clock.clearTimer(this.retryTimer);
     await this.runner?.stop();
     for (const s of this.sources) await s.stop().catch((err: unknown) => this.log.warn({ err, source: s.name }, 'stopping a source failed'));
     await this.healthServers?.dispose();
