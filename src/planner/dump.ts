@@ -3,7 +3,7 @@
 // are tested on their own.
 import { hostPort } from '../util/ip.js';
 import { maglevTable } from './maglev.js';
-import type { BackendSet, DesiredDataplane, PlannedService } from './types.js';
+import { hasExternalFrontends, type BackendSet, type DesiredDataplane, type PlannedService } from './types.js';
 
 function backends(set: BackendSet): string {
   if (set.backends.length === 0) return `(none: ${set.onEmpty})`;
@@ -19,7 +19,7 @@ export function dumpService(s: PlannedService): string[] {
   const lines = [`${s.key} ${s.protocol}`];
   for (const f of s.frontends) lines.push(`  frontend ${f.kind} ${hostPort(f.address, f.port)}`);
   lines.push(`  internal: ${backends(s.internal)}`);
-  if (s.frontends.some((f) => f.kind !== 'ClusterIP')) {
+  if (hasExternalFrontends(s.frontends)) {
     lines.push(`  external: ${s.external === s.internal ? '= internal' : backends(s.external)}`);
     lines.push(`  cluster:  ${s.cluster === s.internal ? '= internal' : s.cluster === s.external ? '= external' : backends(s.cluster)}`);
   }

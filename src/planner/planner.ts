@@ -14,7 +14,7 @@ import { selectNodePortAddresses } from './nodeports.js';
 import { planService, type DraftService, type DraftSet, type PlanContext } from './service.js';
 import type { NodeTopology, PortEndpoint } from './topology.js';
 import {
-  frontendHintKey, type BackendSet, type DesiredDataplane, type HealthCheck, type IdHints, type PlannedBackend, type PlannedService,
+  frontendHintKey, hasExternalFrontends, type BackendSet, type DesiredDataplane, type HealthCheck, type IdHints, type PlannedBackend, type PlannedService,
 } from './types.js';
 
 export interface PlannerConfig {
@@ -167,8 +167,7 @@ export class Planner {
         return true;
       });
       // Kept out of every external frontend it asked for: nothing external to plan for.
-      const external = draft.hasExternalFrontends && frontends.some((f) => f.kind !== 'ClusterIP');
-      const planned = this.assign({ ...draft, frontends, hasExternalFrontends: external, preserveSource: draft.preserveSource && external }, entry);
+      const planned = this.assign({ ...draft, frontends, preserveSource: draft.preserveSource && hasExternalFrontends(frontends) }, entry);
       const prev = this.services.get(draft.key);
       entry.planned.push(draft.key);
       // An unchanged plan keeps its object: dataplanes may cache by identity.
@@ -229,7 +228,7 @@ export class Planner {
       affinityTimeout: d.affinityTimeout,
       sourceRanges: d.sourceRanges,
       preserveSource: d.preserveSource,
-      maglev: d.hasExternalFrontends ? { m: this.cfg.maglevTableSize || DEFAULT_MAGLEV_M, backends: external.backends } : null,
+      maglev: hasExternalFrontends(d.frontends) ? { m: this.cfg.maglevTableSize || DEFAULT_MAGLEV_M, backends: external.backends } : null,
       topology: d.topology,
     };
   }

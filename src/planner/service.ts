@@ -1,34 +1,22 @@
 // One Service -> its planned service ports (one per port and family), before
 // IDs are assigned. Pure: the same inputs give the same drafts.
-import type { IPFamily, Protocol, ServiceInfo, ServicePortSpec, SliceInfo } from '../model/types.js';
+import type { IPFamily, ServiceInfo, ServicePortSpec, SliceInfo } from '../model/types.js';
 import { familyOf } from '../util/ip.js';
 import { endpointsForPort } from './endpoints.js';
 import { categorizeEndpoints, type NodeTopology, type PortEndpoint } from './topology.js';
-import type { EmptyAction, Frontend } from './types.js';
+import { hasExternalFrontends, type EmptyAction, type Frontend, type PlannedService } from './types.js';
 
 export interface DraftSet {
   endpoints: PortEndpoint[];
   onEmpty: EmptyAction;
 }
 
-export interface DraftService {
-  key: string;
-  namespace: string;
-  name: string;
-  portName: string;
-  protocol: Protocol;
-  family: IPFamily;
-  frontends: Frontend[];
+/** A PlannedService before IDs: its sets hold endpoints, and the planner adds the Maglev plan. */
+export type DraftService = Omit<PlannedService, 'id' | 'internal' | 'external' | 'cluster' | 'maglev'> & {
   internal: DraftSet;
   external: DraftSet;
   cluster: DraftSet;
-  affinityTimeout: number | null;
-  sourceRanges: string[];
-  preserveSource: boolean;
-  /** Has external frontends: Maglev tables are planned for them. */
-  hasExternalFrontends: boolean;
-  topology: string;
-}
+};
 
 export interface ServicePlan {
   drafts: DraftService[];
@@ -82,7 +70,7 @@ export function planService(svc: ServiceInfo, slices: readonly SliceInfo[], ctx:
       // External and LB addresses of a family the service has no cluster IP
       // of are left out here; the model warned about them when it admitted the service.
       const frontends = frontendsOf(svc, port, family, clusterIP, ctx);
-      const external = frontends.some((f) => f.kind !== 'ClusterIP');
+      const external = hasExternalFrontends(frontends);
       const eps = endpointsForPort(slices, family, port.name, port.protocol, ctx.node.name);
       let ready = localReady.get(family);
       if (!ready) localReady.set(family, (ready = new Set()));
@@ -106,7 +94,6 @@ export function planService(svc: ServiceInfo, slices: readonly SliceInfo[], ctx:
         affinityTimeout: svc.sessionAffinityTimeout,
         sourceRanges: svc.type === 'LoadBalancer' ? svc.loadBalancerSourceRanges.filter((c) => familyOf(c.split('/')[0]!) === family) : [],
         preserveSource: external && svc.externalTrafficPolicy === 'Local',
-        hasExternalFrontends: external,
         topology: cat.topology,
       });
     }

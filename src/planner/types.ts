@@ -102,6 +102,11 @@ export interface IdHints {
 
 export const EMPTY_ID_HINTS: IdHints = { services: new Map(), backends: new Map() };
 
+/** NodePort, ExternalIP or LoadBalancer frontends: traffic kube-proxy calls external. */
+export function hasExternalFrontends(frontends: readonly Frontend[]): boolean {
+  return frontends.some((f) => f.kind !== 'ClusterIP');
+}
+
 export function frontendHintKey(protocol: Protocol, address: string, port: number): string {
   return `${protocol}/${address}/${port}`;
 }

@@ -10,7 +10,7 @@ import { ClusterState, type Rejection, type Warning } from '../model/state.js';
 import type { ValidationConfig } from '../model/types.js';
 import { DEFAULT_PLANNER_LIMITS, Planner } from '../planner/planner.js';
 import { MAX_SERVICE_ID } from '../dataplane/bpf/render.js';
-import type { DesiredDataplane } from '../planner/types.js';
+import { hasExternalFrontends, type DesiredDataplane } from '../planner/types.js';
 import type { Source, SourceEvent } from '../sources/types.js';
 import { realClock, type Clock, type TimerHandle } from './clock.js';
 import { ServiceHealthServers } from './healthcheck.js';
@@ -305,7 +305,7 @@ export class Proxy {
     let external = 0;
     for (const s of desired.services.values()) {
       if (s.internal.backends.length === 0 && s.internal.onEmpty === 'drop') internal++;
-      if (s.frontends.some((f) => f.kind !== 'ClusterIP') && s.external.backends.length === 0 && s.external.onEmpty === 'drop') external++;
+      if (hasExternalFrontends(s.frontends) && s.external.backends.length === 0 && s.external.onEmpty === 'drop') external++;
     }
     this.metrics.setNoLocalEndpoints('internal', internal);
     this.metrics.setNoLocalEndpoints('external', external);

@@ -5,7 +5,7 @@
 // trusts the mirror.
 import type { Logger } from '../../runtime/log.js';
 import type { DesiredDataplane, IdHints, PlannedService } from '../../planner/types.js';
-import { frontendHintKey } from '../../planner/types.js';
+import { frontendHintKey, hasExternalFrontends } from '../../planner/types.js';
 import type { Dataplane, SyncError, SyncOptions, SyncResult } from '../types.js';
 import { admit } from './admission.js';
 import { applyOps } from './apply.js';
@@ -233,7 +233,7 @@ export class BpfDataplane implements Dataplane {
       out.push(feature);
     };
     if (svc.protocol === 'SCTP') note('SCTP: the socket hooks translate TCP and UDP only');
-    if (svc.frontends.some((f) => f.kind !== 'ClusterIP')) {
+    if (hasExternalFrontends(svc.frontends)) {
       note('NodePort/ExternalIP/LoadBalancer traffic from outside the node (XDP/TC datapath not built yet); connections from this node and its pods work');
     }
     if (svc.sourceRanges.length > 0) note('loadBalancerSourceRanges (enforced at XDP, not built yet)');
