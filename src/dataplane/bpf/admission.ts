@@ -7,6 +7,7 @@
 import type { SyncError } from '../types.js';
 import type { Mirror } from './mirror.js';
 import type { RenderedService } from './render.js';
+import { sizeSettingOf } from './sizes.js';
 
 export interface Capacity {
   fe: { name: string; capacity: number };
@@ -14,13 +15,6 @@ export interface Capacity {
   be: { name: string; capacity: number };
   member: { name: string; capacity: number };
 }
-
-const SETTING: Readonly<Record<keyof Capacity, string>> = {
-  fe: 'bpf.mapSizes.frontends',
-  set: 'bpf.mapSizes.backendSets',
-  be: 'bpf.mapSizes.backends',
-  member: 'bpf.mapSizes.backendSets',
-};
 
 export function admit(services: readonly RenderedService[], mirror: Mirror, cap: Capacity): { admitted: RenderedService[]; refused: RenderedService[]; errors: SyncError[] } {
   const used = { fe: mirror.frontends.size, set: mirror.setEntries, be: mirror.backends.size, member: mirror.memberCount };
@@ -65,7 +59,7 @@ export function admit(services: readonly RenderedService[], mirror: Mirror, cap:
         service: svc.key,
         code: 'MAP_FULL',
         message: `map ${cap[over].name} is full (${used[over]} of ${cap[over].capacity} entries used, ${svc.key} needs ${need[over]} more): ` +
-          `${svc.key} keeps its previous state; raise ${SETTING[over]} (then \`bpfproxy cleanup\` and a restart resize the pinned map)`,
+          `${svc.key} keeps its previous state; raise ${sizeSettingOf(cap[over].name)} (then \`bpfproxy cleanup\` and a restart resize the pinned map)`,
       });
       continue;
     }

@@ -11,6 +11,7 @@ import type { BpfMap, EntryFailure } from './map.js';
 import type { Mirror } from './mirror.js';
 import type { Ops } from './reconcile.js';
 import { strerror } from './native.js';
+import { sizeSettingOf } from './sizes.js';
 
 export interface LbMaps {
   fe: BpfMap;
@@ -31,14 +32,6 @@ const E2BIG = 7;
 const ENOSPC = 28;
 const ENOMEM = 12;
 
-/** Map-size setting an operator raises when a map is full. */
-const SIZE_SETTING: Readonly<Record<string, string>> = {
-  bpx_fe_v1: 'bpf.mapSizes.frontends',
-  bpx_set_v1: 'bpf.mapSizes.backendSets',
-  bpx_member_v1: 'bpf.mapSizes.backendSets',
-  bpx_be_v1: 'bpf.mapSizes.backends',
-};
-
 function describe(map: BpfMap, errno: number, service: string): SyncError {
   const full = errno === E2BIG || errno === ENOSPC || errno === ENOMEM;
   const who = service || 'an entry no service owns';
@@ -47,7 +40,7 @@ function describe(map: BpfMap, errno: number, service: string): SyncError {
         service,
         code: 'MAP_FULL',
         message: `map ${map.name} is full (${map.capacity} entries): ${who} does not fit and keeps its previous state; ` +
-          `raise ${SIZE_SETTING[map.name] ?? 'its size'} (then \`bpfproxy cleanup\` and restart to resize a pinned map)`,
+          `raise ${sizeSettingOf(map.name)} (then \`bpfproxy cleanup\` and restart to resize a pinned map)`,
       }
     : { service, code: 'MAP_WRITE', message: `write to map ${map.name} failed for ${who}: ${strerror(errno)}` };
 }

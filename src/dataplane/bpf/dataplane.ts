@@ -9,7 +9,7 @@ import { frontendHintKey, hasExternalFrontends } from '../../planner/types.js';
 import type { Dataplane, SyncError, SyncOptions, SyncResult } from '../types.js';
 import { admit } from './admission.js';
 import { applyOps } from './apply.js';
-import { readBackend, readFeKey, readSetVal, SET_KEY, SET_VAL, type SetVal } from './layout.js';
+import { readBackend, readFeKey, readSetVal, sameSetVal, SET_KEY, SET_VAL } from './layout.js';
 import { loadSockDatapath, type LoadOptions, type SockDatapath } from './loader.js';
 import { Mirror, slotKey } from './mirror.js';
 import { opCount, ownersOf, reconcile, type Scope } from './reconcile.js';
@@ -187,7 +187,7 @@ export class BpfDataplane implements Dataplane {
         const slot = d.keys.readUInt16LE(ko + SET_KEY.fields.slot.offset);
         if (slot === 0) {
           const h = live?.header;
-          same = h !== null && h !== undefined && sameHeader(h, readSetVal(d.values, vo));
+          same = h !== null && h !== undefined && sameSetVal(h, readSetVal(d.values, vo));
         } else {
           same = live?.slots.get(slotKey(d.keys.readUInt8(ko + SET_KEY.fields.gen.offset), slot)) === d.values.readUInt32LE(vo + SET_VAL.fields.backend.offset);
         }
@@ -247,9 +247,6 @@ function rawEquals(raw: string, buf: Buffer, off: number): boolean {
   return true;
 }
 
-function sameHeader(a: SetVal, b: SetVal): boolean {
-  return a.backend === b.backend && a.count === b.count && a.gen === b.gen && a.empty === b.empty && a.affinity === b.affinity && a.svcId === b.svcId;
-}
 
 function tooLarge(svc: PlannedService): string | null {
   const n = Math.max(svc.internal.backends.length, svc.external.backends.length, svc.cluster.backends.length);

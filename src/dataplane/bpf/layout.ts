@@ -187,6 +187,10 @@ export function writeSetKey(buf: Buffer, off: number, set: number, slot: number,
 }
 
 
+export function sameSetVal(a: SetVal, b: SetVal): boolean {
+  return a.backend === b.backend && a.count === b.count && a.gen === b.gen && a.empty === b.empty && a.affinity === b.affinity && a.svcId === b.svcId;
+}
+
 export function writeSetVal(buf: Buffer, off: number, v: SetVal): void {
   buf.writeUInt32LE(v.backend, off + SET_VAL.fields.backend.offset);
   buf.writeUInt16LE(v.count, off + SET_VAL.fields.count.offset);

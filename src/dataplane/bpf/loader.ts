@@ -9,17 +9,9 @@ import { BPF_OBJECT_DIR } from '../../util/paths.js';
 import { checkConstants, checkLayouts } from './layout.js';
 import { BpfMap } from './map.js';
 import * as native from './native.js';
+import { MAP_SIZE_SETTINGS } from './sizes.js';
 
 const BPF_FS_MAGIC = 0xcafe4a11;
-
-/** Map-size settings (config names) -> the maps they size. */
-export const MAP_SIZE_SETTINGS: Readonly<Record<string, readonly string[]>> = {
-  frontends: ['bpx_fe_v1'],
-  backendSets: ['bpx_set_v1', 'bpx_member_v1'],
-  backends: ['bpx_be_v1'],
-  socketRevNat: ['bpx_sk_rnat_v1', 'bpx_flow_v1'],
-  affinity: ['bpx_aff_v1'],
-};
 
 export interface LoadOptions {
   /** bpffs directory for pins (--bpf-fs). */
@@ -64,7 +56,7 @@ export function loadSockDatapath(opts: LoadOptions): SockDatapath {
   mkdirSync(join(pinDir, 'links'), { recursive: true });
   const sizes: Record<string, number> = {};
   for (const [setting, n] of Object.entries(opts.mapSizes)) {
-    for (const m of MAP_SIZE_SETTINGS[setting] ?? []) sizes[m] = n;
+    for (const m of MAP_SIZE_SETTINGS[setting as keyof typeof MAP_SIZE_SETTINGS] ?? []) sizes[m] = n;
   }
   const path = join(opts.objectDir ?? BPF_OBJECT_DIR, 'sock.bpf.o');
   let loaded: native.LoadedObject;

@@ -6,7 +6,7 @@
 //   names any more.
 // A reader (a BPF program) never sees a frontend without its set, a header
 // without its slots, or a slot naming a missing backend. Pure.
-import type { SetVal } from './layout.js';
+import { sameSetVal, type SetVal } from './layout.js';
 import { serviceOfSet, slotKey, slotOf, type Mirror } from './mirror.js';
 import { feValSvcId, SETS_PER_SERVICE, type RenderedService } from './render.js';
 
@@ -84,10 +84,8 @@ export function reconcile(services: readonly RenderedService[], mirror: Mirror, 
         });
       }
       const count = set.backends.length;
-      if (!hdr || hdr.count !== count || hdr.gen !== gen || hdr.empty !== set.empty || hdr.affinity !== set.affinity ||
-          hdr.svcId !== set.svcId || hdr.backend !== 0) {
-        ops.headerUpserts.push({ set: set.id, val: { backend: 0, count, gen, empty: set.empty, affinity: set.affinity, svcId: set.svcId }, owner: svc.key });
-      }
+      const header: SetVal = { backend: 0, count, gen, empty: set.empty, affinity: set.affinity, svcId: set.svcId };
+      if (!hdr || !sameSetVal(hdr, header)) ops.headerUpserts.push({ set: set.id, val: header, owner: svc.key });
       // 7 (part). Slots outside the live generation's 1..count (none when the
       // set holds exactly its live slots, the usual case: no scan then).
       if (live && !(live.slots.size === count && gen === hdr?.gen && mirror.liveEquals(set.id, set.backends))) {
