@@ -49,9 +49,12 @@ $(BUILD)/bpf/%.bpf.o: bpf/%.bpf.c $(BPF_HDR) | .cache/apt.stamp
 
 native: $(NATIVE_SO)
 
-$(NATIVE_SO): native/bpfproxy.c native/bpfproxy.h | .cache/apt.stamp
+NATIVE_SRC := $(wildcard native/*.c)
+NATIVE_HDR := $(wildcard native/*.h)
+
+$(NATIVE_SO): $(NATIVE_SRC) $(NATIVE_HDR) | .cache/apt.stamp
 	@mkdir -p $(dir $@)
-	$(CC) -O2 -g -Wall -Werror -fPIC -shared -o $@ native/bpfproxy.c -lbpf
+	$(CC) -O2 -g -Wall -Werror -fPIC -shared -o $@ $(NATIVE_SRC) -lbpf
 
 ts: $(TS_STAMP)
 
