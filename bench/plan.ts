@@ -5,13 +5,18 @@
 // (vite-node ships with vitest and runs TypeScript as is; --expose-gc makes
 // the heap figures exact, without it they include garbage not yet collected.)
 //
-// 1. Plans a cluster of 10,000 services and 100,000 endpoints from scratch:
-//    validation, checkout and plan; time and heap.
+// 1. Plans clusters from scratch (1,000 x 10, 10,000 x 1, 10,000 x 10 and
+//    30,000 x 10 services x endpoints): validation, then checkout and plan,
+//    each in wall and CPU time (CPU time is the steadier figure on a shared
+//    machine), the share of the plan's wall time spent in garbage
+//    collection, and the memory each leaves behind: the model's heap, the
+//    planner's heap and the planner's typed arrays (ArrayBuffers are not in
+//    heapUsed, but they are memory all the same).
 // 2. The cost of one endpoint change at that size (upsert of one slice,
 //    checkout, incremental plan), against the same change in a cluster of
 //    1,000 services measured in the same run. An incremental plan must cost
 //    in proportion to what changed, so the ratio should be close to 1.
-import { performance } from 'node:perf_hooks';
+import { performance, PerformanceObserver } from 'node:perf_hooks';
 import type { KubeObject } from '../src/model/objects.js';
 import { ClusterState } from '../src/model/state.js';
 import { DEFAULT_VALIDATION } from '../src/model/types.js';
@@ -21,12 +26,27 @@ import { EMPTY_ID_HINTS } from '../src/planner/types.js';
 const ENDPOINTS_PER_SERVICE = 10;
 const NODES = 50;
 const CHANGES = 1000;
+/** nodePorts and health-check ports are distinct for the first 10,000 services; the rest are ClusterIP. */
+const EXTERNAL_SERVICES = 10_000;
+
+/** Every garbage collection of the run, to charge each phase its share. */
+const gcs: { start: number; end: number }[] = [];
+new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) gcs.push({ start: e.startTime, end: e.startTime + e.duration });
+}).observe({ entryTypes: ['gc'] });
+
+/** Milliseconds of garbage collection between t0 and t1 (entries arrive on a later timer turn: wait for one first). */
+function gcMs(t0: number, t1: number): number {
+  let ms = 0;
+  for (const g of gcs) ms += Math.max(0, Math.min(g.end, t1) - Math.max(g.start, t0));
+  return ms;
+}
 
 function serviceObject(i: number): KubeObject {
   const ip = `10.${96 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`;
   // One in ten is a NodePort, half of those a LoadBalancer with Local policy;
   // every nodePort and health-check port is distinct (up to 10,000 services).
-  const kind = i % 20 === 0 ? 'LoadBalancer' : i % 10 === 0 ? 'NodePort' : 'ClusterIP';
+  const kind = i >= EXTERNAL_SERVICES ? 'ClusterIP' : i % 20 === 0 ? 'LoadBalancer' : i % 10 === 0 ? 'NodePort' : 'ClusterIP';
   const port = { name: 'http', port: 80, targetPort: 8080, ...(kind === 'ClusterIP' ? {} : { nodePort: 30000 + i / 10 }) };
   return {
     apiVersion: 'v1',
@@ -42,11 +62,11 @@ function serviceObject(i: number): KubeObject {
   };
 }
 
-function sliceObject(i: number, flip = -1): KubeObject {
+function sliceObject(i: number, flip = -1, perService = ENDPOINTS_PER_SERVICE): KubeObject {
   const endpoints = [];
-  for (let e = 0; e < ENDPOINTS_PER_SERVICE; e++) {
-    const n = (i * ENDPOINTS_PER_SERVICE + e) % NODES;
-    const pod = i * ENDPOINTS_PER_SERVICE + e;
+  for (let e = 0; e < perService; e++) {
+    const n = (i * perService + e) % NODES;
+    const pod = i * perService + e;
     endpoints.push({
       addresses: [`10.${128 + (pod >> 16)}.${(pod >> 8) & 255}.${pod & 255}`],
       nodeName: `node${n}`,
@@ -65,9 +85,11 @@ function sliceObject(i: number, flip = -1): KubeObject {
 
 const key = (o: KubeObject) => `${o.metadata!.namespace}/${o.metadata!.name}`;
 
-function heapMB(): number {
+/** MB of JavaScript heap, and of typed-array storage (ArrayBuffers live outside the heap, but they are memory all the same). */
+function memoryMB(): { heap: number; buffers: number } {
   (globalThis as { gc?: () => void }).gc?.();
-  return process.memoryUsage().heapUsed / 1e6;
+  const m = process.memoryUsage();
+  return { heap: m.heapUsed / 1e6, buffers: m.arrayBuffers / 1e6 };
 }
 
 interface Cluster {
@@ -77,28 +99,74 @@ interface Cluster {
   flipped: Map<number, number>;
 }
 
-function fromScratch(services: number): { cluster: Cluster; ms: number; heap: number } {
+interface Scratch {
+  cluster: Cluster;
+  /** Milliseconds: upserts and markSynced (validation), then checkout and plan, each wall and CPU time. */
+  validateMs: number;
+  validateCpuMs: number;
+  planMs: number;
+  /** CPU milliseconds of this process (every thread) during the plan: steadier than wall time on a busy machine. */
+  planCpuMs: number;
+  planT0: number;
+  planT1: number;
+  /** MB left on the heap by the model (state), then by the planner and its plan, and in typed arrays by the planner. */
+  modelHeap: number;
+  planHeap: number;
+  planBuffers: number;
+}
+
+function fromScratch(services: number, perService = ENDPOINTS_PER_SERVICE): Scratch {
   const problems: string[] = [];
   const services0: KubeObject[] = [];
   const slices0: KubeObject[] = [];
   for (let i = 0; i < services; i++) {
     services0.push(serviceObject(i));
-    slices0.push(sliceObject(i));
+    slices0.push(sliceObject(i, -1, perService));
   }
-  const heapBefore = heapMB();
+  const before = memoryMB();
+  const vcpu0 = process.cpuUsage();
   const t0 = performance.now();
   const state = new ClusterState('node0', DEFAULT_VALIDATION, { rejected: (r) => problems.push(r.reason), warned: () => {} });
-  const planner = new Planner({ nodeName: 'node0', nodePortAddresses: [], maglevTableSize: 16381, ...DEFAULT_PLANNER_LIMITS }, EMPTY_ID_HINTS);
-  planner.setLocalAddresses(['172.18.0.10']);
   for (const o of services0) state.upsert('Service', key(o), o, 'bench');
   for (const o of slices0) state.upsert('EndpointSlice', key(o), o, 'bench');
   state.markSynced();
+  const t1 = performance.now();
+  const vcpu = process.cpuUsage(vcpu0);
+  const model = memoryMB();
+  const t2 = performance.now();
+  const cpu0 = process.cpuUsage();
+  const planner = new Planner({ nodeName: 'node0', nodePortAddresses: [], maglevTableSize: 16381, ...DEFAULT_PLANNER_LIMITS }, EMPTY_ID_HINTS);
+  planner.setLocalAddresses(['172.18.0.10']);
   const co = state.checkout();
   const res = planner.plan(state, co.services, { nodeChanged: co.nodeChanged });
-  const ms = performance.now() - t0;
+  const t3 = performance.now();
+  const cpu = process.cpuUsage(cpu0);
+  const after = memoryMB();
   if (problems.length > 0) throw new Error(`bench objects rejected: ${problems[0]}`);
   if (res.desired.services.size !== services) throw new Error(`planned ${res.desired.services.size} of ${services} services`);
-  return { cluster: { state, planner, flipped: new Map() }, ms, heap: heapMB() - heapBefore };
+  return {
+    cluster: { state, planner, flipped: new Map() },
+    validateMs: t1 - t0,
+    validateCpuMs: (vcpu.user + vcpu.system) / 1000,
+    planMs: t3 - t2,
+    planCpuMs: (cpu.user + cpu.system) / 1000,
+    planT0: t2,
+    planT1: t3,
+    modelHeap: model.heap - before.heap,
+    planHeap: after.heap - model.heap,
+    planBuffers: after.buffers - model.buffers,
+  };
+}
+
+async function report(label: string, services: number, perService: number): Promise<Scratch> {
+  const r = fromScratch(services, perService);
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  const gc = gcMs(r.planT0, r.planT1);
+  console.log(
+    `from scratch, ${label}: validate ${r.validateMs.toFixed(0)} ms (cpu ${r.validateCpuMs.toFixed(0)} ms), checkout and plan ${r.planMs.toFixed(0)} ms ` +
+      `(cpu ${r.planCpuMs.toFixed(0)} ms, GC ${((100 * gc) / r.planMs).toFixed(0)}%); heap: model +${r.modelHeap.toFixed(0)} MB, planner +${r.planHeap.toFixed(0)} MB (+${r.planBuffers.toFixed(0)} MB typed arrays)`,
+  );
+  return r;
 }
 
 interface ChangeCost {
@@ -146,12 +214,14 @@ class ChangeTimer {
   }
 }
 
-function main(): void {
+async function main(): Promise<void> {
   if (!(globalThis as { gc?: unknown }).gc) console.log('(no --expose-gc: heap figures include uncollected garbage)');
-  const small = fromScratch(1_000);
-  const large = fromScratch(10_000);
-  console.log(`from scratch, 1,000 services / 10,000 endpoints:    ${small.ms.toFixed(0)} ms, heap +${small.heap.toFixed(0)} MB`);
-  console.log(`from scratch, 10,000 services / 100,000 endpoints:  ${large.ms.toFixed(0)} ms, heap +${large.heap.toFixed(0)} MB`);
+  await report(' 1,000 services x 10 endpoints', 1_000, 10);
+  await report('10,000 services x  1 endpoint ', 10_000, 1);
+  // The largest: its heap is the figure to watch; dropped before the change timers run.
+  await report('30,000 services x 10 endpoints', 30_000, 10);
+  const small = await report(' 1,000 services x 10 endpoints', 1_000, 10);
+  const large = await report('10,000 services x 10 endpoints', 10_000, 10);
   // Warm up both, then alternate one change here, one change there, so that
   // JIT state and the machine's noise weigh on both alike.
   const warm = [new ChangeTimer(small.cluster, 1_000), new ChangeTimer(large.cluster, 10_000)];
@@ -166,4 +236,4 @@ function main(): void {
   console.log(`ratio 10,000 / 1,000: ${(l.total / s.total).toFixed(2)} (checkout and plan alone: ${(l.plan / s.plan).toFixed(2)}); 1.0 = independent of cluster size, 10 = proportional to it`);
 }
 
-main();
+await main();

@@ -2,6 +2,7 @@
 // event handlers only record {previous, current} per object; an edit followed
 // by its undo cancels out; applying changes is a checkout that returns what
 // changed since the last one and clears the pending set.
+import { plainEqual } from '../util/equal.js';
 
 export interface Change<T> {
   /** The state at the last checkout (undefined: did not exist). */
@@ -10,11 +11,9 @@ export interface Change<T> {
   current: T | undefined;
 }
 
-/** Structural equality of plain model values (built in a fixed field order). */
+/** Structural equality of plain model values. */
 export function sameValue<T>(a: T | undefined, b: T | undefined): boolean {
-  if (a === b) return true;
-  if (a === undefined || b === undefined) return false;
-  return JSON.stringify(a) === JSON.stringify(b);
+  return plainEqual(a, b);
 }
 
 export class ChangeTracker<T> {

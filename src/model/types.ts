@@ -8,6 +8,8 @@ export type ServiceType = 'ClusterIP' | 'NodePort' | 'LoadBalancer' | 'ExternalN
 export type TrafficPolicy = 'Cluster' | 'Local';
 
 export const PROTOCOLS: readonly Protocol[] = ['TCP', 'UDP', 'SCTP'];
+/** IANA protocol numbers: what the kernel, and so every dataplane key, calls them. */
+export const PROTOCOL_NUMBERS: Readonly<Record<Protocol, number>> = { TCP: 6, UDP: 17, SCTP: 132 };
 
 export interface ServicePortSpec {
   /** "" when the service has a single unnamed port. */
@@ -56,13 +58,21 @@ export interface ServiceInfo {
 export interface EndpointInfo {
   /** Canonical first address of the endpoint (kube-proxy uses only the first). */
   address: string;
+  /**
+   * The same address parsed once, here, for the planner and the dataplanes:
+   * IPv4 as its 32 bits in a signed int32 (`| 0`, so V8 keeps it a small
+   * integer: read it with `>>> 0`); 0 for IPv6, whose bytes come from
+   * `address` (ipv6Words) when needed.
+   */
+  v4: number;
   ready: boolean;
   serving: boolean;
   terminating: boolean;
   nodeName: string | null;
   zone: string | null;
-  zoneHints: string[];
-  nodeHints: string[];
+  /** Sorted; endpoints without hints share one empty array. */
+  zoneHints: readonly string[];
+  nodeHints: readonly string[];
 }
 
 export interface SlicePort {

@@ -11,6 +11,7 @@ import {
   isLinkLocalMulticast,
   isLoopback,
   isUnspecified,
+  ipv4ToUint32,
   parseCidr,
   type Cidr,
   type IPFamily,
@@ -239,6 +240,11 @@ export function dns1123LabelErrors(s: string): string[] {
   return errs;
 }
 
+/** dns1123SubdomainErrors(s) is empty, without building it: for the per-endpoint fast path. */
+export function isDns1123Subdomain(s: string): boolean {
+  return s.length <= 253 && DNS1123_SUBDOMAIN.test(s);
+}
+
 export function dns1123SubdomainErrors(s: string): string[] {
   const errs = maxLen(s, 253);
   if (!DNS1123_SUBDOMAIN.test(s)) {
@@ -303,11 +309,9 @@ function isIPv4Mapped(b: Uint8Array): boolean {
   return b[10] === 0xff && b[11] === 0xff;
 }
 
-/** Why a valid address of `family` may not be used, or null (IsValidIPv4Address / IsValidIPv6Address). */
-export function familyError(s: string, family: IPFamily): string | null {
-  const err = ipSyntaxError(s);
-  if (err !== null || familyOf(s) !== family) return `must be a valid ${family} address`;
-  return null;
+/** Why an address is not one of `family` (IsValidIPv4Address / IsValidIPv6Address), from its parse; null when it is. */
+export function familyError(parsed: ParsedIP | null, family: IPFamily): string | null {
+  return parsed?.family === family ? null : `must be a valid ${family} address`;
 }
 
 /**
@@ -322,12 +326,22 @@ export function specialIPError(ip: string): string | null {
   return null;
 }
 
-/** Parses an address kube-apiserver accepts into its canonical text and family. */
-export function parseIP(s: string): { ip: string; family: IPFamily } | null {
+export interface ParsedIP {
+  /** Canonical text. */
+  ip: string;
+  family: IPFamily;
+  /** IPv4: the address's 32 bits as a signed int32 (`| 0`); 0 for IPv6. See EndpointInfo.v4. */
+  v4: number;
+}
+
+/** Parses an address kube-apiserver accepts into its canonical text, family and IPv4 number. */
+export function parseIP(s: string): ParsedIP | null {
+  // Dotted quad without leading zeros: valid, canonical as written, and by far the most common.
+  const n = ipv4ToUint32(s);
+  if (n >= 0) return { ip: s, family: 'IPv4', v4: n | 0 };
   if (ipSyntaxError(s) !== null) return null;
   const ip = canonicalIP(s);
-  const family = familyOf(s);
-  return ip && family ? { ip, family } : null;
+  return ip && familyOf(s) === 'IPv6' ? { ip, family: 'IPv6', v4: 0 } : null;
 }
 
 /** Parses a CIDR kube-apiserver accepts; the result's text has its host bits cleared. */

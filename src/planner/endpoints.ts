@@ -2,7 +2,7 @@
 // the service: a slice port matches by name and protocol (this is how named
 // targetPorts resolve: the EndpointSlice carries the number). Pure.
 import type { IPFamily, Protocol, SliceInfo } from '../model/types.js';
-import { compareIP } from '../util/ip.js';
+import { ipv6Words } from '../util/ip.js';
 import type { PortEndpoint } from './topology.js';
 
 function better(a: PortEndpoint, b: PortEndpoint): boolean {
@@ -12,8 +12,24 @@ function better(a: PortEndpoint, b: PortEndpoint): boolean {
   return false;
 }
 
-export function compareEndpoints(a: { address: string; port: number }, b: { address: string; port: number }): number {
-  return compareIP(a.address, b.address) || a.port - b.port;
+/** Scratch for comparing two IPv6 addresses without allocating. */
+const words = new Uint32Array(8);
+
+function compareIPv6(a: string, b: string): number {
+  ipv6Words(a, words, 0);
+  ipv6Words(b, words, 4);
+  for (let i = 0; i < 4; i++) if (words[i] !== words[i + 4]) return words[i]! - words[i + 4]!;
+  return 0;
+}
+
+/** Address, then port; IPv4 by number (`v4` read unsigned), IPv6 (`v4` 0) by bytes. Both endpoints of one family. */
+export function compareEndpoints(a: PortEndpoint, b: PortEndpoint): number {
+  if (a.v4 !== b.v4) return (a.v4 >>> 0) - (b.v4 >>> 0);
+  return (a.v4 === 0 && a.address !== b.address ? compareIPv6(a.address, b.address) : 0) || a.port - b.port;
+}
+
+function sameEndpoint(a: PortEndpoint, b: PortEndpoint): boolean {
+  return a.v4 === b.v4 && a.port === b.port && a.address === b.address;
 }
 
 /**
@@ -29,7 +45,7 @@ export function endpointsForPort(
   protocol: Protocol,
   nodeName: string,
 ): PortEndpoint[] {
-  const byAddr = new Map<string, PortEndpoint>();
+  const all: PortEndpoint[] = [];
   const ordered = slices.length > 1 ? [...slices].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0)) : slices;
   for (const slice of ordered) {
     if (slice.family !== family) continue;
@@ -37,8 +53,9 @@ export function endpointsForPort(
     if (!port) continue;
     for (const ep of slice.endpoints) {
       // A literal, not a spread: one hidden class for every endpoint, and this runs per endpoint.
-      const pe: PortEndpoint = {
+      all.push({
         address: ep.address,
+        v4: ep.v4,
         ready: ep.ready,
         serving: ep.serving,
         terminating: ep.terminating,
@@ -48,11 +65,21 @@ export function endpointsForPort(
         nodeHints: ep.nodeHints,
         port: port.port,
         local: ep.nodeName !== null && ep.nodeName === nodeName,
-      };
-      const k = `${ep.address}/${port.port}`;
-      const have = byAddr.get(k);
-      if (!have || better(pe, have)) byAddr.set(k, pe);
+        backend: null,
+      });
     }
   }
-  return [...byAddr.values()].sort(compareEndpoints);
+  // The sort is stable: copies of one address and port stay in slice order,
+  // so the first copy is kept unless a later one is better.
+  all.sort(compareEndpoints);
+  let n = 0;
+  for (const pe of all) {
+    if (n > 0 && sameEndpoint(all[n - 1]!, pe)) {
+      if (better(pe, all[n - 1]!)) all[n - 1] = pe;
+    } else {
+      all[n++] = pe;
+    }
+  }
+  all.length = n;
+  return all;
 }

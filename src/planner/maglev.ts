@@ -3,14 +3,7 @@
 // the same table for the same backends, and a flow hashed on any node lands on
 // the same backend. Removing one of N backends moves about 1/N of the slots.
 
-export const DEFAULT_MAGLEV_M = 16381;
-export const MAX_MAGLEV_M = 65521;
-
-export function isPrime(n: number): boolean {
-  if (!Number.isInteger(n) || n < 2) return false;
-  for (let d = 2; d * d <= n; d++) if (n % d === 0) return false;
-  return true;
-}
+import { DEFAULT_MAGLEV_M, isPrime, MAX_MAGLEV_M } from '../util/maglev-size.js';
 
 /** MurmurHash3 x86_32 of a string's UTF-8 bytes. */
 export function murmur3(key: string, seed: number): number {

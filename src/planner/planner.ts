@@ -3,18 +3,24 @@
 // proportion to what changed. Stable IDs are assigned here, taking over the
 // IDs an earlier run left in the datapath. A frontend two services claim
 // (an externalIP on another one's port, say) stays with the one that had it
-// first; the other is told and gets it when it is released.
+// first; the other is told and gets it when it is released. Frontends and
+// backends are identified by binary keys (address-key.ts) in typed-array
+// tables, built from the addresses the model parsed: a plan builds no
+// string per endpoint and parses no endpoint address.
 import type { IPFamily, ServiceInfo } from '../model/types.js';
 import { LABEL_ZONE } from '../model/types.js';
 import type { ClusterView } from '../model/state.js';
+import { plainEqual } from '../util/equal.js';
+import { FlatIndex } from '../util/flat-index.js';
 import { familyOf, hostPort } from '../util/ip.js';
-import { IdAllocator } from './ids.js';
-import { DEFAULT_MAGLEV_M } from './maglev.js';
+import { KEY_WORDS, writeAddressKey } from './address-key.js';
+import { IdAllocator, IdPool } from './ids.js';
+import { DEFAULT_MAGLEV_M } from '../util/maglev-size.js';
 import { selectNodePortAddresses } from './nodeports.js';
 import { planService, type DraftService, type DraftSet, type PlanContext } from './service.js';
 import type { NodeTopology, PortEndpoint } from './topology.js';
 import {
-  frontendHintKey, hasExternalFrontends, type BackendSet, type DesiredDataplane, type HealthCheck, type IdHints, type PlannedBackend, type PlannedService,
+  hasExternalFrontends, type BackendSet, type DesiredDataplane, type Frontend, type HealthCheck, type IdHints, type PlannedBackend, type PlannedService,
 } from './types.js';
 
 export interface PlannerConfig {
@@ -42,10 +48,14 @@ export interface PlanResult {
 interface ServiceEntry {
   /** Planned-service keys of this service. */
   planned: string[];
-  /** Backend-ID keys it holds a reference to (once per planned service and backend). */
-  backendRefs: string[];
-  /** Frontends it owns. */
-  frontends: string[];
+  /**
+   * Backend ID slots it holds a reference on (once per planned service and
+   * backend): see IdAllocator. A plain array of small integers: a typed
+   * array per service costs more (an ArrayBuffer each) for ten-odd entries.
+   */
+  backendSlots: number[];
+  /** Slots of the frontends it owns, in `frontendIndex`. */
+  frontendSlots: number[];
 }
 
 export const DEFAULT_PLANNER_LIMITS = { maxServiceId: 0x3fffffff, maxBackendId: 0xffffffff } as const;
@@ -54,12 +64,19 @@ export class Planner {
   private readonly services = new Map<string, PlannedService>();
   private readonly healthChecks = new Map<string, HealthCheck>();
   private readonly entries = new Map<string, ServiceEntry>();
-  private readonly serviceIds: IdAllocator;
+  private readonly serviceIds: IdPool;
   private readonly backendIds: IdAllocator;
-  /** frontend hint key -> planned-service key that owns it */
-  private readonly frontendOwner = new Map<string, string>();
-  /** frontend hint key -> services (ns/name) waiting for it */
-  private readonly waiting = new Map<string, Set<string>>();
+  /** Until the first plan: the IDs an earlier run left, by frontend. */
+  private frontendHints: IdHints['frontends'] | null;
+  /**
+   * Frontends planned, by binary key (address-key.ts). Per slot: the
+   * planned-service key that owns it, and the services (ns/name) waiting for it.
+   */
+  private readonly frontendIndex = new FlatIndex(KEY_WORDS, 1024);
+  private readonly frontendOwner: (string | undefined)[] = [];
+  private readonly frontendWaiters: (Set<string> | undefined)[] = [];
+  /** Scratch: one frontend or backend key. */
+  private readonly key = new Uint32Array(KEY_WORDS);
   private localAddresses: readonly string[] = [];
   private nodePortAddresses: Record<IPFamily, string[]> = { IPv4: [], IPv6: [] };
   private node: NodeTopology;
@@ -68,8 +85,9 @@ export class Planner {
   private planned = false;
 
   constructor(private readonly cfg: PlannerConfig, hints: IdHints) {
-    this.serviceIds = new IdAllocator(cfg.maxServiceId, hints.services);
+    this.serviceIds = new IdPool(cfg.maxServiceId, hints.frontends.highestAtMost(cfg.maxServiceId), () => [...this.services.values()].map((s) => s.id));
     this.backendIds = new IdAllocator(cfg.maxBackendId, hints.backends);
+    this.frontendHints = hints.frontends;
     this.node = { name: cfg.nodeName, zone: null };
   }
 
@@ -104,18 +122,12 @@ export class Planner {
     while (work.size > 0) {
       const keys = [...work].sort();
       work.clear();
-      for (const key of keys) {
-        const released = this.planOne(key, view.services.get(key), view, changedKeys, conflicts);
-        for (const fk of released) {
-          for (const w of this.waiting.get(fk) ?? []) if (w !== key) work.add(w);
-          this.waiting.delete(fk);
-        }
-      }
+      for (const key of keys) this.planOne(key, view.services.get(key), view, changedKeys, conflicts, work);
     }
     for (const list of conflicts.values()) warnings.push(...list);
     if (!this.planned) {
       this.planned = true;
-      this.serviceIds.dropHints();
+      this.frontendHints = null;
       this.backendIds.dropHints();
     }
     if (changedKeys.size > 0 || all) this.generation++;
@@ -133,37 +145,39 @@ export class Planner {
     return !same;
   }
 
-  /** Plans one service (undefined: it is gone). Returns the frontends it released. */
+  /** Plans one service (undefined: it is gone). Services waiting for a frontend it released go into `wake`. */
   private planOne(
     key: string,
     svc: ServiceInfo | undefined,
     view: ClusterView,
     changed: Set<string>,
     conflicts: Map<string, PlanWarning[]>,
-  ): string[] {
+    wake: Set<string>,
+  ): void {
     const old = this.entries.get(key);
     conflicts.delete(key);
     const ctx: PlanContext = { node: this.node, nodePortAddresses: this.nodePortAddresses };
     const plan = svc ? planService(svc, view.slicesOf(key), ctx) : { drafts: [], health: null };
 
-    const entry: ServiceEntry = { planned: [], backendRefs: [], frontends: [] };
-    const oldFrontends = new Set(old?.frontends ?? []);
+    const entry: ServiceEntry = { planned: [], backendSlots: [], frontendSlots: [] };
+    const oldFrontends = old?.frontendSlots ?? [];
     for (const draft of plan.drafts) {
       const frontends = draft.frontends.filter((f) => {
-        const fk = frontendHintKey(draft.protocol, f.address, f.port);
-        const owner = this.frontendOwner.get(fk);
-        if (owner && owner !== draft.key && !oldFrontends.has(fk)) {
+        let slot = this.frontendSlot(draft, f);
+        const owner = slot >= 0 ? this.frontendOwner[slot] : undefined;
+        if (owner && owner !== draft.key && !oldFrontends.includes(slot)) {
           const message = `${f.kind} frontend ${hostPort(f.address, f.port)}/${draft.protocol} is already served by ${owner}; left out until it is free`;
           let list = conflicts.get(key);
           if (!list) conflicts.set(key, (list = []));
           list.push({ service: key, message });
-          let w = this.waiting.get(fk);
-          if (!w) this.waiting.set(fk, (w = new Set()));
+          let w = this.frontendWaiters[slot];
+          if (!w) this.frontendWaiters[slot] = w = new Set();
           w.add(key);
           return false;
         }
-        this.frontendOwner.set(fk, draft.key);
-        entry.frontends.push(fk);
+        if (slot < 0) slot = this.frontendIndex.insert(this.key, 0);
+        this.frontendOwner[slot] = draft.key;
+        entry.frontendSlots.push(slot);
         return true;
       });
       // Kept out of every external frontend it asked for: nothing external to plan for.
@@ -179,18 +193,19 @@ export class Planner {
     // acquiring, so an unchanged backend keeps its ID).
     for (const k of old?.planned ?? []) {
       if (entry.planned.includes(k)) continue;
+      const gone = this.services.get(k);
+      if (gone) this.serviceIds.free(gone.id);
       this.services.delete(k);
-      this.serviceIds.release(k);
       changed.add(k);
     }
-    for (const b of old?.backendRefs ?? []) this.backendIds.release(b);
-    const kept = new Set(entry.frontends);
-    const released: string[] = [];
-    for (const fk of old?.frontends ?? []) {
-      if (!kept.has(fk) && old!.planned.includes(this.frontendOwner.get(fk) ?? '')) {
-        this.frontendOwner.delete(fk);
-        released.push(fk);
-      }
+    for (const slot of old?.backendSlots ?? []) this.backendIds.release(slot);
+    for (const slot of oldFrontends) {
+      const owner = this.frontendOwner[slot];
+      if (entry.frontendSlots.includes(slot) || owner === undefined || !old!.planned.includes(owner)) continue;
+      for (const w of this.frontendWaiters[slot] ?? []) if (w !== key) wake.add(w);
+      this.frontendOwner[slot] = undefined;
+      this.frontendWaiters[slot] = undefined;
+      this.frontendIndex.removeSlot(slot);
     }
     if (entry.planned.length > 0) this.entries.set(key, entry);
     else this.entries.delete(key);
@@ -198,17 +213,19 @@ export class Planner {
     const hc = svc && plan.health ? { namespace: svc.namespace, name: svc.name, port: plan.health.port, localEndpoints: plan.health.localEndpoints } : null;
     if (hc) this.healthChecks.set(key, hc);
     else this.healthChecks.delete(key);
-    return released;
+  }
+
+  /** Writes the frontend's key into `this.key`; returns its slot, -1 when no service has it. */
+  private frontendSlot(d: DraftService, f: Frontend): number {
+    writeAddressKey(this.key, 0, d.protocol, d.family, f.v4, f.address, f.port);
+    return this.frontendIndex.find(this.key, 0);
   }
 
   private assign(d: DraftService, entry: ServiceEntry): PlannedService {
-    const hintKeys = d.frontends.map((f) => frontendHintKey(d.protocol, f.address, f.port));
-    const existing = this.serviceIds.get(d.key);
-    const id = existing ?? this.serviceIds.acquire(d.key, hintKeys);
-    const backends = new Map<string, PlannedBackend>();
+    const id = this.services.get(d.key)?.id ?? this.newServiceId(d);
     const toSet = (s: DraftSet): BackendSet => ({
       onEmpty: s.onEmpty,
-      backends: s.endpoints.map((ep) => this.backend(d, ep, backends, entry)),
+      backends: s.endpoints.map((ep) => this.backend(d, ep, entry)),
     });
     const internal = toSet(d.internal);
     const external = d.external === d.internal ? internal : toSet(d.external);
@@ -233,16 +250,35 @@ export class Planner {
     };
   }
 
-  private backend(d: DraftService, ep: PortEndpoint, seen: Map<string, PlannedBackend>, entry: ServiceEntry): PlannedBackend {
-    const key = frontendHintKey(d.protocol, ep.address, ep.port);
-    let b = seen.get(key);
-    if (!b) {
-      const id = this.backendIds.acquire(key);
-      entry.backendRefs.push(key);
-      b = { id, address: ep.address, port: ep.port, nodeName: ep.nodeName, zone: ep.zone, local: ep.local, terminating: ep.terminating };
-      seen.set(key, b);
+  /** A new planned service's ID: the one an earlier run gave the first of its frontends that had one free, else a fresh one. */
+  private newServiceId(d: DraftService): number {
+    if (this.frontendHints) {
+      for (const f of d.frontends) {
+        this.frontendSlot(d, f);
+        const hinted = this.frontendHints.find(this.key, 0);
+        if (this.serviceIds.claim(hinted)) return hinted;
+      }
     }
-    return b;
+    return this.serviceIds.allocate();
+  }
+
+  /** The endpoint's PlannedBackend, made once per planned service (sets share it) with a reference on its ID. */
+  private backend(d: DraftService, ep: PortEndpoint, entry: ServiceEntry): PlannedBackend {
+    if (ep.backend) return ep.backend;
+    writeAddressKey(this.key, 0, d.protocol, d.family, ep.v4, ep.address, ep.port);
+    const slot = this.backendIds.acquire(this.key, 0);
+    entry.backendSlots.push(slot);
+    ep.backend = {
+      id: this.backendIds.idAt(slot),
+      address: ep.address,
+      v4: ep.v4,
+      port: ep.port,
+      nodeName: ep.nodeName,
+      zone: ep.zone,
+      local: ep.local,
+      terminating: ep.terminating,
+    };
+    return ep.backend;
   }
 }
 
@@ -263,5 +299,5 @@ export function nodeHostIPs(addresses: readonly { type: string; address: string 
 }
 
 function samePlan(a: PlannedService, b: PlannedService): boolean {
-  return JSON.stringify(a) === JSON.stringify(b);
+  return plainEqual(a, b);
 }

@@ -1,10 +1,10 @@
 // One Service -> its planned service ports (one per port and family), before
 // IDs are assigned. Pure: the same inputs give the same drafts.
 import type { IPFamily, ServiceInfo, ServicePortSpec, SliceInfo } from '../model/types.js';
-import { familyOf } from '../util/ip.js';
+import { familyOf, ipv4ToUint32 } from '../util/ip.js';
 import { endpointsForPort } from './endpoints.js';
 import { categorizeEndpoints, type NodeTopology, type PortEndpoint } from './topology.js';
-import { hasExternalFrontends, type EmptyAction, type Frontend, type PlannedService } from './types.js';
+import { hasExternalFrontends, type EmptyAction, type Frontend, type FrontendKind, type PlannedService } from './types.js';
 
 export interface DraftSet {
   endpoints: PortEndpoint[];
@@ -33,14 +33,23 @@ export function plannedKey(serviceKey: string, portName: string, family: IPFamil
   return `${serviceKey}:${portName}/${family}`;
 }
 
+/**
+ * A frontend of an address of `family`. Service addresses are few (a
+ * clusterIP per family, the odd external one), so their IPv4 number is read
+ * here, without allocating, rather than stored per service in the model.
+ */
+function frontend(kind: FrontendKind, address: string, family: IPFamily, port: number): Frontend {
+  return { kind, address, v4: family === 'IPv4' ? ipv4ToUint32(address) | 0 : 0, port };
+}
+
 function frontendsOf(svc: ServiceInfo, port: ServicePortSpec, family: IPFamily, clusterIP: string, ctx: PlanContext): Frontend[] {
-  const out: Frontend[] = [{ kind: 'ClusterIP', address: clusterIP, port: port.port }];
+  const out: Frontend[] = [frontend('ClusterIP', clusterIP, family, port.port)];
   if (port.nodePort > 0 && (svc.type === 'NodePort' || svc.type === 'LoadBalancer')) {
-    for (const address of ctx.nodePortAddresses[family]) out.push({ kind: 'NodePort', address, port: port.nodePort });
+    for (const address of ctx.nodePortAddresses[family]) out.push(frontend('NodePort', address, family, port.nodePort));
   }
-  for (const ip of svc.externalIPs) if (familyOf(ip) === family) out.push({ kind: 'ExternalIP', address: ip, port: port.port });
+  for (const ip of svc.externalIPs) if (familyOf(ip) === family) out.push(frontend('ExternalIP', ip, family, port.port));
   if (svc.type === 'LoadBalancer') {
-    for (const ip of svc.loadBalancerIPs) if (familyOf(ip) === family) out.push({ kind: 'LoadBalancer', address: ip, port: port.port });
+    for (const ip of svc.loadBalancerIPs) if (familyOf(ip) === family) out.push(frontend('LoadBalancer', ip, family, port.port));
   }
   return out;
 }
@@ -59,9 +68,10 @@ export function planService(svc: ServiceInfo, slices: readonly SliceInfo[], ctx:
   const drafts: DraftService[] = [];
   if (svc.notProxied) return { drafts, health: null };
 
-  // Local ready addresses per family: kube-proxy's health server of each
-  // family counts the addresses its own proxier sees (LocalReadyEndpoints),
-  // so a pod with an IPv4 and an IPv6 address counts once, not twice.
+  const hasHealthCheck = svc.type === 'LoadBalancer' && svc.externalTrafficPolicy === 'Local' && svc.healthCheckNodePort > 0;
+  // Local ready addresses per family, for the health check only: kube-proxy's
+  // health server of each family counts the addresses its own proxier sees
+  // (LocalReadyEndpoints), so a pod with an IPv4 and an IPv6 address counts once, not twice.
   const localReady = new Map<IPFamily, Set<string>>();
   svc.ipFamilies.forEach((family, fi) => {
     const clusterIP = svc.clusterIPs[fi];
@@ -72,9 +82,11 @@ export function planService(svc: ServiceInfo, slices: readonly SliceInfo[], ctx:
       const frontends = frontendsOf(svc, port, family, clusterIP, ctx);
       const external = hasExternalFrontends(frontends);
       const eps = endpointsForPort(slices, family, port.name, port.protocol, ctx.node.name);
-      let ready = localReady.get(family);
-      if (!ready) localReady.set(family, (ready = new Set()));
-      for (const ep of eps) if (ep.local && ep.ready) ready.add(ep.address);
+      if (hasHealthCheck) {
+        let ready = localReady.get(family);
+        if (!ready) localReady.set(family, (ready = new Set()));
+        for (const ep of eps) if (ep.local && ep.ready) ready.add(ep.address);
+      }
       const cat = categorizeEndpoints(eps, svc, external, ctx.node);
       const internal = draftSet(svc.internalTrafficPolicy === 'Local' ? cat.local : cat.cluster, cat.hasAnyEndpoints);
       // Without external frontends only the internal set is ever used.
@@ -98,7 +110,7 @@ export function planService(svc: ServiceInfo, slices: readonly SliceInfo[], ctx:
       });
     }
   });
-  const health = svc.type === 'LoadBalancer' && svc.externalTrafficPolicy === 'Local' && svc.healthCheckNodePort > 0
+  const health = hasHealthCheck
     ? { port: svc.healthCheckNodePort, localEndpoints: Math.max(0, ...[...localReady.values()].map((a) => a.size)) }
     : null;
   return { drafts, health };

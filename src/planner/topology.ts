@@ -3,11 +3,14 @@
 // fallback (KEP-1669, GA in 1.28) and topology hints (KEP-2433, KEP-4444,
 // KEP-3015). Pure.
 import type { EndpointInfo, ServiceInfo } from '../model/types.js';
+import type { PlannedBackend } from './types.js';
 
 export interface PortEndpoint extends EndpointInfo {
   port: number;
   /** On this node. */
   local: boolean;
+  /** The planner's backend for it, once made: the sets of a service that hold this endpoint share one. */
+  backend: PlannedBackend | null;
 }
 
 export interface Categorized {

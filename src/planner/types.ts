@@ -1,6 +1,9 @@
 // DesiredDataplane: what every dataplane renders. Produced by the planner from
 // the model; pure data, deterministic for the same inputs and ID hints.
 import type { IPFamily, Protocol } from '../model/types.js';
+import { AddressIds } from './address-key.js';
+
+export { AddressIds } from './address-key.js';
 
 export type FrontendKind = 'ClusterIP' | 'NodePort' | 'ExternalIP' | 'LoadBalancer';
 
@@ -8,6 +11,13 @@ export interface Frontend {
   kind: FrontendKind;
   /** Canonical address. NodePort frontends carry one node address each. */
   address: string;
+  /**
+   * The address parsed: IPv4 as its 32 bits in a signed int32 (`| 0`, so V8
+   * keeps it a small integer; read with `>>> 0`), 0 for IPv6 (the service's
+   * `family` says which; IPv6 bytes come from `address`, see ipv6Words).
+   * Dataplanes encode keys from it without parsing `address` again.
+   */
+  v4: number;
   port: number;
 }
 
@@ -15,6 +25,8 @@ export interface PlannedBackend {
   /** Stable numeric ID, shared by every service that uses the same address, port and protocol. */
   id: number;
   address: string;
+  /** `address` parsed, as Frontend.v4: the IPv4 bits in a signed int32, 0 for IPv6. */
+  v4: number;
   port: number;
   nodeName: string | null;
   zone: string | null;
@@ -92,21 +104,27 @@ export interface DesiredDataplane {
   nodePortAddresses: Readonly<Record<IPFamily, readonly string[]>>;
 }
 
-/** IDs found in a dataplane's state from an earlier run, to keep them stable across restarts. */
+/**
+ * IDs found in a dataplane's state from an earlier run, to keep them stable
+ * across restarts. Both tables are keyed by (IANA protocol, family 4|6,
+ * address bytes, port) and filled from a map dump without building strings:
+ *   hints.frontends.add(proto, family, dump, port, serviceId, addrOffset)
+ */
 export interface IdHints {
-  /** Frontend "PROTO/address/port" -> service ID. */
-  services: ReadonlyMap<string, number>;
-  /** Backend "PROTO/address/port" -> backend ID. */
-  backends: ReadonlyMap<string, number>;
+  /** Frontend -> the ID of the service it belonged to. */
+  frontends: AddressIds;
+  /** Backend -> its backend ID. */
+  backends: AddressIds;
 }
 
-export const EMPTY_ID_HINTS: IdHints = { services: new Map(), backends: new Map() };
+export function newIdHints(): IdHints {
+  return { frontends: new AddressIds(), backends: new AddressIds() };
+}
+
+/** No hints: a first start. Shared, so sealed: add() throws. */
+export const EMPTY_ID_HINTS: IdHints = { frontends: new AddressIds(true), backends: new AddressIds(true) };
 
 /** NodePort, ExternalIP or LoadBalancer frontends: traffic kube-proxy calls external. */
 export function hasExternalFrontends(frontends: readonly Frontend[]): boolean {
   return frontends.some((f) => f.kind !== 'ClusterIP');
-}
-
-export function frontendHintKey(protocol: Protocol, address: string, port: number): string {
-  return `${protocol}/${address}/${port}`;
 }

@@ -10,7 +10,8 @@ import { objectKey, type KubeObject, type ObjectKind } from '../../src/model/obj
 import { DEFAULT_VALIDATION, type ValidationConfig } from '../../src/model/types.js';
 import { dumpDesired } from '../../src/planner/dump.js';
 import { DEFAULT_PLANNER_LIMITS, Planner, type PlannerConfig } from '../../src/planner/planner.js';
-import { EMPTY_ID_HINTS } from '../../src/planner/types.js';
+import { EMPTY_ID_HINTS, type DesiredDataplane } from '../../src/planner/types.js';
+import { DEFAULT_MAGLEV_M } from '../../src/util/maglev-size.js';
 
 interface Header {
   description?: string;
@@ -64,7 +65,7 @@ function setup(header: Header) {
   const cfg: PlannerConfig = {
     nodeName,
     nodePortAddresses: header.nodePortAddresses ?? [],
-    maglevTableSize: header.maglevTableSize ?? 16381,
+    maglevTableSize: header.maglevTableSize ?? DEFAULT_MAGLEV_M,
     ...DEFAULT_PLANNER_LIMITS,
   };
   const planner = new Planner(cfg, EMPTY_ID_HINTS);
@@ -114,4 +115,26 @@ export function runScenario(path: string): string {
     prev = step.objects;
   });
   return out.join('\n') + '\n';
+}
+
+/**
+ * Plans each step incrementally, as runScenario does, and hands the plan to
+ * `visit` before the next step is planned (the planner may reuse its maps).
+ * For tests that render plans into a dataplane (the nftables tracer).
+ */
+export function forEachScenarioStep(path: string, visit: (step: { index: number; title: string; desired: DesiredDataplane; changed: ReadonlySet<string> }) => void): void {
+  const { header, steps } = parseScenario(path);
+  const live = setup(header);
+  let prev = new Map<string, { kind: ObjectKind; key: string; obj: KubeObject }>();
+  steps.forEach((step, i) => {
+    for (const [id, o] of prev) if (!step.objects.has(id)) live.state.delete(o.kind, o.key);
+    for (const [id, o] of step.objects) {
+      if (JSON.stringify(prev.get(id)?.obj) !== JSON.stringify(o.obj)) live.state.upsert(o.kind, o.key, o.obj, `${path}#${id}`);
+    }
+    if (i === 0) live.state.markSynced();
+    const co = live.state.checkout();
+    const res = live.planner.plan(live.state, co.services, { nodeChanged: co.nodeChanged });
+    visit({ index: i, title: step.title, desired: res.desired, changed: res.changed });
+    prev = step.objects;
+  });
 }

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
 import { sliceFromObject } from '../../../src/model/endpointslice.js';
 import type { SliceInfo } from '../../../src/model/types.js';
 import type { KubeObject } from '../../../src/sources/types.js';
@@ -107,6 +108,7 @@ describe('sliceFromObject: what kube-proxy reads', () => {
       ports: [{ name: 'http', protocol: 'TCP', port: 8080 }],
       endpoints: [{
         address: '10.244.1.5',
+        v4: (10 << 24) | (244 << 16) | (1 << 8) | 5,
         ready: true,
         serving: true,
         terminating: false,
@@ -138,6 +140,14 @@ describe('sliceFromObject: what kube-proxy reads', () => {
     const s = acceptSlice(slice({ addressType: 'IPv6', endpoints: [endpoint({ addresses: ['2001:DB8::0:1', '2001:db8::2'] })] }));
     expect(s.family).toBe('IPv6');
     expect(s.endpoints.map((e) => e.address)).toEqual(['2001:db8::1']);
+    expect(s.endpoints[0]!.v4).toBe(0);
+  });
+
+  it('keeps an IPv4 address parsed: its 32 bits as a signed int32, so that V8 keeps it a small integer', () => {
+    const s = acceptSlice(slice({ endpoints: [endpoint({ addresses: ['192.168.7.9'] })] }));
+    expect(s.endpoints[0]!.v4).toBe((0xc0a80709 | 0));
+    expect(s.endpoints[0]!.v4 >>> 0).toBe(0xc0a80709);
+    expect(s.endpoints[0]!.v4).toBeLessThan(0);
   });
 
   const conditions: [string, unknown, [boolean, boolean, boolean]][] = [
@@ -177,5 +187,25 @@ describe('sliceFromObject: what kube-proxy reads', () => {
   it('accepts the largest slice the API allows', () => {
     const endpoints = Array.from({ length: 1000 }, (_, i) => endpoint({ addresses: [podIP(i)] }));
     expect(acceptSlice(slice({ endpoints })).endpoints).toHaveLength(1000);
+  });
+});
+
+describe('sliceFromObject: the fast path for well-formed endpoints', () => {
+  // An endpoint with `hints: {}` always takes the general path and means the
+  // same as one without hints: the two readings must agree on everything.
+  const field = (...values: unknown[]) => fc.constantFrom(...values);
+  const anEndpoint = fc.record({
+    addresses: field(['10.244.1.5'], ['10.244.1.5', '10.244.1.6'], [], ['10.244.1.500'], ['2001:db8::1'], ['127.0.0.1'], [5], 'x', ['10.244.1.5', '0.0.0.0']),
+    conditions: field(undefined, null, {}, { ready: false }, { ready: true, serving: false, terminating: true }, { ready: 'yes' }, [], 3),
+    nodeName: field(undefined, null, 'node-1', '', 'Node_1', 7),
+    zone: field(undefined, null, 'zone-a', 1),
+  }, { requiredKeys: [] });
+
+  it('reads exactly what the general reading reads, and rejects exactly what it rejects', () => {
+    fc.assert(fc.property(fc.array(anEndpoint, { maxLength: 4 }), (endpoints) => {
+      const fast = sliceFromObject(slice({ endpoints }));
+      const general = sliceFromObject(slice({ endpoints: endpoints.map((e) => ({ ...e, hints: {} })) }));
+      expect(fast).toEqual(general);
+    }), { numRuns: 1000 });
   });
 });

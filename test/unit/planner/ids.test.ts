@@ -3,9 +3,14 @@
 // restart (restored from what the datapath holds), and must not be handed to
 // something else right after being freed.
 import { describe, expect, it } from 'vitest';
+import { PROTOCOL_NUMBERS, type Protocol } from '../../../src/model/types.js';
 import type { DesiredDataplane } from '../../../src/planner/types.js';
-import { frontendHintKey, type IdHints } from '../../../src/planner/types.js';
+import { newIdHints, type IdHints } from '../../../src/planner/types.js';
+import { familyOf, ipBytes } from '../../../src/util/ip.js';
 import { Harness, service, slice } from './fixtures.js';
+
+/** A readable key for this test's own bookkeeping. */
+const keyOf = (protocol: Protocol, address: string, port: number) => `${protocol}/${address}/${port}`;
 
 const web = service('demo', 'web', { type: 'NodePort', clusterIP: '10.96.0.10', ports: [{ name: 'http', port: 80, nodePort: 30080 }, { name: 'dns', port: 53, protocol: 'UDP', nodePort: 30053 }] });
 const webSlice = slice('demo', 'web-1', 'web', [{ name: 'http', port: 8080 }, { name: 'dns', port: 5353, protocol: 'UDP' }], [
@@ -23,7 +28,7 @@ function backendIds(d: DesiredDataplane): Map<string, number> {
   const out = new Map<string, number>();
   for (const s of d.services.values()) {
     for (const b of [...s.internal.backends, ...s.external.backends, ...s.cluster.backends]) {
-      const key = frontendHintKey(s.protocol, b.address, b.port);
+      const key = keyOf(s.protocol, b.address, b.port);
       const have = out.get(key);
       if (have !== undefined && have !== b.id) throw new Error(`${key} has two IDs: ${have} and ${b.id}`);
       out.set(key, b.id);
@@ -32,11 +37,16 @@ function backendIds(d: DesiredDataplane): Map<string, number> {
   return out;
 }
 
-/** What a dataplane would read back from its pinned maps after a restart. */
+/** What a dataplane would read back from its pinned maps after a restart: (protocol number, family, address bytes, port) -> ID. */
 function hintsFrom(d: DesiredDataplane): IdHints {
-  const services = new Map<string, number>();
-  for (const s of d.services.values()) for (const f of s.frontends) services.set(frontendHintKey(s.protocol, f.address, f.port), s.id);
-  return { services, backends: backendIds(d) };
+  const hints = newIdHints();
+  const add = (table: IdHints['backends'], protocol: Protocol, address: string, port: number, id: number) =>
+    table.add(PROTOCOL_NUMBERS[protocol], familyOf(address) === 'IPv4' ? 4 : 6, ipBytes(address), port, id);
+  for (const s of d.services.values()) {
+    for (const f of s.frontends) add(hints.frontends, s.protocol, f.address, f.port, s.id);
+    for (const b of [...s.internal.backends, ...s.external.backends, ...s.cluster.backends]) add(hints.backends, s.protocol, b.address, b.port, b.id);
+  }
+  return hints;
 }
 
 describe('planner IDs', () => {
@@ -107,5 +117,40 @@ describe('planner IDs', () => {
     expect(planned.id).not.toBe(freedService);
     expect(planned.internal.backends[0]!.id).not.toBe(freedBackend);
     expect(Math.max(...serviceIds(d).values())).toBeGreaterThan(freedService);
+  });
+
+  it('are restored for IPv6 frontends and backends too', () => {
+    const v6 = service('demo', 'v6', { type: 'NodePort', clusterIP: 'fd00:96::10', ipFamilies: ['IPv6'], ports: [{ port: 80, nodePort: 30081 }] });
+    const v6Slice = slice('demo', 'v6-1', 'v6', [{ name: '', port: 8080 }], [{ ip: 'fd00:244:1::10', node: 'node1' }, { ip: 'fd00:244:2::10', node: 'node2' }], 'IPv6');
+    const before = new Harness().upsert(web, webSlice, v6, v6Slice).plan().desired;
+    // Planned first after the restart (keys sort): without the hints it would take the old IDs.
+    const early = service('demo', 'aaa', { clusterIP: 'fd00:96::9', ipFamilies: ['IPv6'], ports: [{ port: 80 }] });
+    const earlySlice = slice('demo', 'aaa-1', 'aaa', [{ name: '', port: 8080 }], [{ ip: 'fd00:244:3::10', node: 'node3' }], 'IPv6');
+    const restarted = new Harness(hintsFrom(before)).upsert(early, earlySlice, v6Slice, v6, webSlice, web).plan().desired;
+    expect(restarted.services.get('demo/v6:/IPv6')!.internal.backends.map((b) => b.address)).toEqual(['fd00:244:1::10', 'fd00:244:2::10']);
+    for (const [k, id] of serviceIds(before)) expect(serviceIds(restarted).get(k), k).toBe(id);
+    for (const [k, id] of backendIds(before)) expect(backendIds(restarted).get(k), k).toBe(id);
+  });
+});
+
+describe('planned addresses', () => {
+  it('carry their IPv4 number next to the text, 0 for IPv6', () => {
+    const v6 = service('demo', 'v6', { clusterIP: 'fd00:96::10', ipFamilies: ['IPv6'], ports: [{ port: 80 }] });
+    const v6Slice = slice('demo', 'v6-1', 'v6', [{ name: '', port: 8080 }], [{ ip: 'fd00:244:1::10', node: 'node1' }], 'IPv6');
+    const d = new Harness().upsert(web, webSlice, v6, v6Slice).plan().desired;
+    const asNumber = (ip: string) => ip.split('.').reduce((n, b) => n * 256 + Number(b), 0);
+    const web4 = d.services.get('demo/web:http/IPv4')!;
+    for (const f of web4.frontends) expect(f.v4 >>> 0, f.address).toBe(asNumber(f.address));
+    for (const b of web4.internal.backends) expect(b.v4 >>> 0, b.address).toBe(asNumber(b.address));
+    const six = d.services.get('demo/v6:/IPv6')!;
+    expect([...six.frontends.map((f) => f.v4), ...six.internal.backends.map((b) => b.v4)]).toEqual([0, 0]);
+  });
+
+  it('order IPv6 backends by address bytes, not text, and use a duplicated one once', () => {
+    const v6 = service('demo', 'v6', { clusterIP: 'fd00:96::10', ipFamilies: ['IPv6'], ports: [{ port: 80 }] });
+    const ips = ['fd00::10', 'fd00::9', 'fd00:0:0:1::', 'fd00::a:0', 'fd00::9'];
+    const v6Slice = slice('demo', 'v6-1', 'v6', [{ name: '', port: 8080 }], ips.map((ip) => ({ ip, node: 'node2' })), 'IPv6');
+    const d = new Harness().upsert(v6, v6Slice).plan().desired;
+    expect(d.services.get('demo/v6:/IPv6')!.internal.backends.map((b) => b.address)).toEqual(['fd00::9', 'fd00::10', 'fd00::a:0', 'fd00:0:0:1::']);
   });
 });

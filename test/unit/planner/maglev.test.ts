@@ -2,7 +2,8 @@
 // from the same backends, fill every slot, spread slots evenly, and move few
 // flows when a backend goes away.
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_MAGLEV_M, isPrime, maglevTable, MAX_MAGLEV_M } from '../../../src/planner/maglev.js';
+import { maglevTable } from '../../../src/planner/maglev.js';
+import { DEFAULT_MAGLEV_M, isPrime, MAX_MAGLEV_M } from '../../../src/util/maglev-size.js';
 
 const backends = (n: number, from = 0) => Array.from({ length: n }, (_, i) => `10.244.${(i + from) >> 8}.${(i + from) & 255}/8080`);
 

@@ -1,0 +1,174 @@
+// An open-addressing hash index over fixed-width binary keys, made of typed
+// arrays only: no object, string or boxed number per entry, so a table of a
+// million keys costs the garbage collector nothing to trace. Keys are W
+// 32-bit words; each key lives in a numbered slot (0..capacity-1) and the
+// caller keeps whatever it associates with a key in parallel arrays indexed
+// by slot. Slots of removed keys are reused. Linear probing with
+// backward-shift deletion: no tombstones, so lookups stay short however many
+// keys come and go.
+
+const EMPTY = -1;
+
+export class FlatIndex {
+  /** Key words, slot * words. */
+  keys: Uint32Array;
+  /** Whether a slot holds a key. */
+  used: Uint8Array;
+  /** Bucket -> slot, or EMPTY. Power-of-two size, at most half full. */
+  private buckets: Int32Array;
+  private mask: number;
+  /** Free slots below `top`, as a stack. */
+  private free: Int32Array;
+  private freeCount = 0;
+  /** Slots 0..top-1 have been handed out at least once. */
+  private top = 0;
+  private count = 0;
+  /** Called after the slot arrays grew, so the caller grows its parallel arrays. */
+  onGrow: ((capacity: number) => void) | null = null;
+
+  constructor(readonly words: number, initialCapacity = 64) {
+    const cap = Math.max(16, initialCapacity);
+    this.keys = new Uint32Array(cap * words);
+    this.used = new Uint8Array(cap);
+    this.free = new Int32Array(cap);
+    this.buckets = new Int32Array(bucketsFor(cap)).fill(EMPTY);
+    this.mask = this.buckets.length - 1;
+  }
+
+  get size(): number { return this.count; }
+  get capacity(): number { return this.used.length; }
+  /** One past the highest slot ever used: iterate 0..end and test `used`. */
+  get end(): number { return this.top; }
+
+  /** The slot of the key at src[off..off+words), or -1. */
+  find(src: Uint32Array, off: number): number {
+    const w = this.words;
+    const keys = this.keys;
+    for (let b = hash(src, off, w) & this.mask; ; b = (b + 1) & this.mask) {
+      const s = this.buckets[b]!;
+      if (s === EMPTY) return -1;
+      let i = 0;
+      const base = s * w;
+      while (i < w && keys[base + i] === src[off + i]) i++;
+      if (i === w) return s;
+    }
+  }
+
+  /** The slot of the key, adding it when absent. `added` tells which happened. */
+  insert(src: Uint32Array, off: number): number {
+    const found = this.find(src, off);
+    if (found >= 0) {
+      this.added = false;
+      return found;
+    }
+    this.added = true;
+    if (this.freeCount === 0 && this.top === this.capacity) this.grow();
+    const slot = this.freeCount > 0 ? this.free[--this.freeCount]! : this.top++;
+    const w = this.words;
+    // A loop, not keys.set(src.subarray(...)): a subarray is a new object per insert.
+    const base = slot * w;
+    for (let i = 0; i < w; i++) this.keys[base + i] = src[off + i]!;
+    this.used[slot] = 1;
+    this.count++;
+    this.place(slot);
+    return slot;
+  }
+
+  /** Set by insert(): whether the key was new. */
+  added = false;
+
+  /** Removes the key in `slot`; the slot may be handed out again. */
+  removeSlot(slot: number): void {
+    if (!this.used[slot]) return;
+    const w = this.words;
+    const mask = this.mask;
+    let b = hash(this.keys, slot * w, w) & mask;
+    while (this.buckets[b] !== slot) b = (b + 1) & mask;
+    // Backward shift: pull later members of the probe run into the hole.
+    let hole = b;
+    for (let j = (hole + 1) & mask; ; j = (j + 1) & mask) {
+      const s = this.buckets[j]!;
+      if (s === EMPTY) break;
+      const home = hash(this.keys, s * w, w) & mask;
+      // Move s into the hole when its home is not cyclically in (hole, j].
+      if (((j - home) & mask) >= ((j - hole) & mask)) {
+        this.buckets[hole] = s;
+        hole = j;
+      }
+    }
+    this.buckets[hole] = EMPTY;
+    this.used[slot] = 0;
+    this.free[this.freeCount++] = slot;
+    this.count--;
+  }
+
+  clear(): void {
+    this.buckets.fill(EMPTY);
+    this.used.fill(0);
+    this.freeCount = 0;
+    this.top = 0;
+    this.count = 0;
+  }
+
+  private place(slot: number): void {
+    const w = this.words;
+    let b = hash(this.keys, slot * w, w) & this.mask;
+    while (this.buckets[b] !== EMPTY) b = (b + 1) & this.mask;
+    this.buckets[b] = slot;
+  }
+
+  /** Grows, once, to hold `n` keys. */
+  reserve(n: number): void {
+    if (n > this.capacity) this.grow(n);
+  }
+
+  private grow(atLeast = 0): void {
+    let cap = this.capacity * 2;
+    while (cap < atLeast) cap *= 2;
+    const keys = new Uint32Array(cap * this.words);
+    keys.set(this.keys);
+    this.keys = keys;
+    const used = new Uint8Array(cap);
+    used.set(this.used);
+    this.used = used;
+    this.free = new Int32Array(cap);
+    this.buckets = new Int32Array(bucketsFor(cap)).fill(EMPTY);
+    this.mask = this.buckets.length - 1;
+    for (let s = 0; s < this.top; s++) if (this.used[s]) this.place(s);
+    this.onGrow?.(cap);
+  }
+}
+
+function bucketsFor(capacity: number): number {
+  let n = 32;
+  while (n < capacity * 2) n *= 2;
+  return n;
+}
+
+/** Murmur3-style mixing of W words: cheap, and spreads sequential IDs and addresses well. */
+export function hash(src: Uint32Array, off: number, w: number): number {
+  let h = 0x9747b28c ^ w;
+  for (let i = 0; i < w; i++) {
+    let k = src[off + i]!;
+    k = Math.imul(k, 0xcc9e2d51);
+    k = (k << 15) | (k >>> 17);
+    k = Math.imul(k, 0x1b873593);
+    h ^= k;
+    h = (h << 13) | (h >>> 19);
+    h = (Math.imul(h, 5) + 0xe6546b64) | 0;
+  }
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
+/** Grows a typed array to `capacity` elements, keeping its contents. */
+export function grown<T extends Uint8Array | Uint16Array | Uint32Array | Int32Array | Float64Array>(a: T, capacity: number): T {
+  if (a.length >= capacity) return a;
+  const out = new (a.constructor as new (n: number) => T)(capacity);
+  out.set(a);
+  return out;
+}
