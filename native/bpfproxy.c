@@ -413,3 +413,44 @@ int bpx_map_dump(int fd, void *keys, void *values, uint32_t max, uint32_t *count
 	return 0;
 }
 
+
+/* A 64-bit hash of a buffer, eight bytes at a time (a multiply-xorshift mix
+ * per word): a dump's fingerprint, so a resync of maps nobody changed costs a
+ * dump and one pass over its bytes instead of a lookup per entry. */
+static uint64_t hash_bytes(uint64_t h, const unsigned char *p, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i + 8 <= len; i += 8) {
+		uint64_t w;
+
+		memcpy(&w, p + i, 8);
+		h ^= w;
+		h *= 0x9e3779b97f4a7c15ULL;
+		h ^= h >> 29;
+	}
+	for (; i < len; i++) {
+		h ^= p[i];
+		h *= 0x100000001b3ULL;
+	}
+	return h;
+}
+
+int bpx_map_dump_hashed(int fd, void *keys, void *values, uint32_t max, uint32_t *count, uint32_t hash_out[2])
+{
+	uint32_t info[6];
+	uint64_t h;
+	int ret;
+
+	ret = bpx_map_dump(fd, keys, values, max, count);
+	if (ret)
+		return ret;
+	ret = bpx_map_info(fd, info);
+	if (ret)
+		return ret;
+	h = hash_bytes(0xcbf29ce484222325ULL ^ *count, keys, (size_t)*count * info[1]);
+	h = hash_bytes(h, values, (size_t)*count * info[2]);
+	hash_out[0] = (uint32_t)h;
+	hash_out[1] = (uint32_t)(h >> 32);
+	return 0;
+}

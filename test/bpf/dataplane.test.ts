@@ -10,26 +10,31 @@ import { BpfDataplane } from '../../src/dataplane/bpf/dataplane.js';
 import { cleanupPins } from '../../src/dataplane/bpf/loader.js';
 import { readFeKey, writeFeKey } from '../../src/dataplane/bpf/layout.js';
 import { cgroup2Mount } from '../../src/lab/host.js';
-import { silentLogger } from '../../src/runtime/log.js';
-import type { BackendSet, DesiredDataplane, PlannedBackend, PlannedService } from '../../src/planner/types.js';
+import { silentLogger } from '../../src/util/log.js';
+import { KEY_WORDS, writeAddressKey } from '../../src/planner/address-key.js';
+import type { AddressIds, DesiredDataplane, PlannedBackend, PlannedService } from '../../src/planner/types.js';
+import { frontend, plannedBackend, plannedService } from '../helpers/planned.js';
 
 const isRoot = process.getuid?.() === 0;
 if (!isRoot) console.log('bpf dataplane tests skipped: loading BPF programs and pinning maps needs root');
 
-function backend(id: number, last: number): PlannedBackend {
-  return { id, address: `10.244.9.${last}`, port: 8080, nodeName: 'n1', zone: null, local: false, terminating: false };
-}
+const backend = (id: number, last: number): PlannedBackend => plannedBackend(id, `10.244.9.${last}`);
 
 function service(id: number, backends: PlannedBackend[], extraFrontends = 0): PlannedService {
-  const set: BackendSet = { backends, onEmpty: 'reject' };
-  return {
-    key: `t/s${id}:/IPv4`, namespace: 't', name: `s${id}`, portName: '', protocol: 'TCP', family: 'IPv4', id,
+  return plannedService({
+    id, backends, namespace: 't',
     frontends: [
-      { kind: 'ClusterIP', address: `10.96.9.${id}`, port: 80 },
-      ...Array.from({ length: extraFrontends }, (_, i) => ({ kind: 'ExternalIP' as const, address: `192.0.2.${id * 10 + i}`, port: 80 })),
+      frontend('ClusterIP', `10.96.9.${id}`, 80),
+      ...Array.from({ length: extraFrontends }, (_, i) => frontend('ExternalIP', `192.0.2.${id * 10 + i}`, 80)),
     ],
-    internal: set, external: set, cluster: set, affinityTimeout: null, sourceRanges: [], preserveSource: false, maglev: null, topology: '',
-  };
+  });
+}
+
+/** The ID a hint table holds for (protocol, address, port), 0 for none. */
+function hinted(ids: AddressIds, address: string, port: number): number {
+  const k = new Uint32Array(KEY_WORDS);
+  writeAddressKey(k, 0, 'TCP', 'IPv4', plannedBackend(0, address).v4, address, port);
+  return ids.find(k, 0);
 }
 
 function desired(services: PlannedService[]): DesiredDataplane {
@@ -70,8 +75,8 @@ describe.skipIf(!isRoot)('bpf dataplane on real maps', () => {
 
     const second = start();
     const hints = await second.restore();
-    expect(hints.services.get('TCP/10.96.9.1/80')).toBe(1);
-    expect(hints.backends.get('TCP/10.244.9.11/8080')).toBe(2);
+    expect(hinted(hints.frontends, '10.96.9.1', 80)).toBe(1);
+    expect(hinted(hints.backends, '10.244.9.11', 8080)).toBe(2);
     const res = await second.sync(plan, FULL);
     expect(res).toMatchObject({ upserts: 0, deletes: 0, errors: [] });
   });

@@ -6,6 +6,7 @@
 import { endianness } from 'node:os';
 import { ipBytes, ipFromBytes, type IPFamily } from '../../util/ip.js';
 import type { Protocol } from '../../model/types.js';
+import { REASON_ENUMS } from './reasons.js';
 
 if (endianness() !== 'LE') throw new Error('bpfproxy: the BPF map codecs assume a little-endian host');
 
@@ -31,7 +32,8 @@ export const FLOW_VAL = layout('bpx_flow_val', 16, { last_ns: [0, 8], backend: [
 export const AFF_KEY = layout('bpx_aff_key', 24, { client: [0, 16], set: [16, 4], family: [20, 1], pad: [21, 3] });
 export const AFF_VAL = layout('bpx_aff_val', 16, { last_ns: [0, 8], backend: [8, 4], pad: [12, 4] });
 export const COUNTER = layout('bpx_counter', 8, {
-  count: [0, 8], anchor_family: [8, 0], anchor_fe_flag: [8, 0], anchor_empty: [8, 0], anchor_be_flag: [8, 0], anchor_stat: [8, 0],
+  count: [0, 8], anchor_family: [8, 0], anchor_fe_flag: [8, 0], anchor_empty: [8, 0], anchor_be_flag: [8, 0],
+  anchor_drop: [8, 0], anchor_event: [8, 0], anchor_slot: [8, 0],
 });
 
 export const ALL_LAYOUTS: readonly StructLayout<string>[] = [
@@ -44,10 +46,10 @@ export function describeLayout(l: StructLayout<string>): string {
   return [`size=${l.size}`, ...parts].join(';');
 }
 
-/** Compares every codec with the object's BTF; returns one line per mismatch. */
-export function checkLayouts(btfStruct: (name: string) => string | null): string[] {
+/** Compares every codec (or those given) with the object's BTF; returns one line per mismatch. */
+export function checkLayouts(btfStruct: (name: string) => string | null, layouts: readonly StructLayout<string>[] = ALL_LAYOUTS): string[] {
   const problems: string[] = [];
-  for (const l of ALL_LAYOUTS) {
+  for (const l of layouts) {
     const actual = btfStruct(l.name);
     const expected = describeLayout(l);
     if (actual === null) problems.push(`struct ${l.name}: not in the object's BTF`);
@@ -70,8 +72,9 @@ export const EMPTY_REJECT = 1;
 export const EMPTY_DROP = 2;
 export const BE_LOCAL = 1 << 0;
 
-/** Each enum of maps.h as this file knows it: checked against BTF. */
+/** Each enum of maps.h and reasons.h (from reasons.ts) as this build knows it: checked against BTF. */
 export const CONSTANT_ENUMS: Readonly<Record<string, Readonly<Record<string, number>>>> = {
+  ...REASON_ENUMS,
   bpx_family: { BPX_FAMILY_V4: FAMILY_V4, BPX_FAMILY_V6: FAMILY_V6 },
   bpx_fe_flag: {
     BPX_FE_CLUSTER_IP: FE_CLUSTER_IP, BPX_FE_NODE_PORT: FE_NODE_PORT, BPX_FE_EXTERNAL_IP: FE_EXTERNAL_IP,
@@ -91,10 +94,12 @@ export function parseEnum(text: string): Map<string, number> {
   return out;
 }
 
-/** Compares the constants above with the object's BTF enums; one line per mismatch. */
-export function checkConstants(btfEnum: (name: string) => string | null): string[] {
+/** Compares the constants above (or those named) with the object's BTF enums; one line per mismatch. */
+export function checkConstants(btfEnum: (name: string) => string | null, enums: readonly string[] = Object.keys(CONSTANT_ENUMS)): string[] {
   const problems: string[] = [];
-  for (const [name, expected] of Object.entries(CONSTANT_ENUMS)) {
+  for (const name of enums) {
+    const expected = CONSTANT_ENUMS[name];
+    if (!expected) { problems.push(`enum ${name}: unknown to TypeScript (no entry in CONSTANT_ENUMS)`); continue; }
     const text = btfEnum(name);
     if (text === null) { problems.push(`enum ${name}: not in the object's BTF`); continue; }
     const actual = parseEnum(text);
@@ -113,24 +118,11 @@ export function familyCode(f: IPFamily): number {
   return f === 'IPv4' ? FAMILY_V4 : FAMILY_V6;
 }
 
-// ---- address encoding, cached: the same few thousand addresses recur in every sync ----
-
-const addrCache = new Map<string, Uint8Array>();
-
-function addrBytes(ip: string): Uint8Array {
-  let b = addrCache.get(ip);
-  if (!b) {
-    const raw = ipBytes(ip);
-    b = new Uint8Array(16);
-    b.set(raw, 0);
-    if (addrCache.size > 1_000_000) addrCache.clear();
-    addrCache.set(ip, b);
-  }
-  return b;
-}
+// ---- address encoding, for messages, restart hints and tests (the sync encodes in lb-tables.ts) ----
 
 export function writeAddr(buf: Buffer, off: number, ip: string): void {
-  buf.set(addrBytes(ip), off);
+  buf.fill(0, off, off + 16);
+  buf.set(ipBytes(ip), off);
 }
 
 export function readAddr(buf: Buffer, off: number, family: number): string {
@@ -141,7 +133,6 @@ export function readAddr(buf: Buffer, off: number, family: number): string {
 
 export interface FeKey { address: string; port: number; protocol: Protocol; family: IPFamily }
 export interface FeVal { svcId: number; localSet: number; extSet: number; flags: number }
-export interface SetVal { backend: number; count: number; gen: number; empty: number; affinity: number; svcId: number }
 export interface BackendVal { address: string; port: number; protocol: Protocol; family: IPFamily; flags: number }
 
 export function writeFeKey(buf: Buffer, off: number, k: FeKey): void {
@@ -179,46 +170,11 @@ export function readFeVal(buf: Buffer, off: number): FeVal {
   };
 }
 
-export function writeSetKey(buf: Buffer, off: number, set: number, slot: number, gen: number): void {
-  buf.writeUInt32LE(set, off + SET_KEY.fields.set.offset);
-  buf.writeUInt16LE(slot, off + SET_KEY.fields.slot.offset);
-  buf.writeUInt8(gen, off + SET_KEY.fields.gen.offset);
-  buf.writeUInt8(0, off + SET_KEY.fields.pad.offset);
-}
 
 
-export function sameSetVal(a: SetVal, b: SetVal): boolean {
-  return a.backend === b.backend && a.count === b.count && a.gen === b.gen && a.empty === b.empty && a.affinity === b.affinity && a.svcId === b.svcId;
-}
 
-export function writeSetVal(buf: Buffer, off: number, v: SetVal): void {
-  buf.writeUInt32LE(v.backend, off + SET_VAL.fields.backend.offset);
-  buf.writeUInt16LE(v.count, off + SET_VAL.fields.count.offset);
-  buf.writeUInt8(v.gen, off + SET_VAL.fields.gen.offset);
-  buf.writeUInt8(v.empty, off + SET_VAL.fields.empty.offset);
-  buf.writeUInt32LE(v.affinity, off + SET_VAL.fields.affinity.offset);
-  buf.writeUInt32LE(v.svcId, off + SET_VAL.fields.svc_id.offset);
-}
 
-export function readSetVal(buf: Buffer, off: number): SetVal {
-  return {
-    backend: buf.readUInt32LE(off + SET_VAL.fields.backend.offset),
-    count: buf.readUInt16LE(off + SET_VAL.fields.count.offset),
-    gen: buf.readUInt8(off + SET_VAL.fields.gen.offset),
-    empty: buf.readUInt8(off + SET_VAL.fields.empty.offset),
-    affinity: buf.readUInt32LE(off + SET_VAL.fields.affinity.offset),
-    svcId: buf.readUInt32LE(off + SET_VAL.fields.svc_id.offset),
-  };
-}
 
-export function writeBackend(buf: Buffer, off: number, b: BackendVal): void {
-  buf.fill(0, off, off + BACKEND.size);
-  writeAddr(buf, off + BACKEND.fields.addr.offset, b.address);
-  buf.writeUInt16BE(b.port, off + BACKEND.fields.port.offset);
-  buf.writeUInt8(IPPROTO[b.protocol], off + BACKEND.fields.proto.offset);
-  buf.writeUInt8(familyCode(b.family), off + BACKEND.fields.family.offset);
-  buf.writeUInt8(b.flags, off + BACKEND.fields.flags.offset);
-}
 
 export function readBackend(buf: Buffer, off: number): BackendVal {
   const fam = buf.readUInt8(off + BACKEND.fields.family.offset);
@@ -231,7 +187,3 @@ export function readBackend(buf: Buffer, off: number): BackendVal {
   };
 }
 
-export function writeMemberKey(buf: Buffer, off: number, backend: number, set: number): void {
-  buf.writeUInt32LE(backend, off + MEMBER_KEY.fields.backend.offset);
-  buf.writeUInt32LE(set, off + MEMBER_KEY.fields.set.offset);
-}

@@ -3,13 +3,14 @@
 // entries failed and why (a full map, most often).
 import * as native from './native.js';
 import type { MapInfo } from './native.js';
+import type { EntryFailure, MapIO } from './sync.js';
 
 const ENOENT = 2;
 const ENOSPC = 28;
 
-export interface EntryFailure { index: number; errno: number }
+export type { EntryFailure };
 
-export class BpfMap {
+export class BpfMap implements MapIO {
   readonly info: MapInfo;
 
   constructor(readonly name: string, readonly fd: number) {
@@ -27,6 +28,15 @@ export class BpfMap {
     const keys = Buffer.alloc(n * ks);
     const values = Buffer.alloc(n * vs);
     for (let i = 0; i < n; i++) fill(i, keys, i * ks, values, i * vs);
+    return this.write(keys, values, n);
+  }
+
+  /** Writes n packed entries in one batch syscall (more when an entry fails: the rest still goes in). */
+  write(keysIn: Uint8Array, valuesIn: Uint8Array, n: number): EntryFailure[] {
+    if (n === 0) return [];
+    const { keySize: ks, valueSize: vs } = this;
+    const keys = asBuffer(keysIn);
+    const values = asBuffer(valuesIn);
     const failures: EntryFailure[] = [];
     let start = 0;
     while (start < n) {
@@ -43,9 +53,16 @@ export class BpfMap {
   /** Deletes n keys. Keys already gone count as deleted. */
   delete(n: number, fill: (i: number, keys: Buffer, keyOff: number) => void): EntryFailure[] {
     if (n === 0) return [];
+    const keys = Buffer.alloc(n * this.keySize);
+    for (let i = 0; i < n; i++) fill(i, keys, i * this.keySize);
+    return this.remove(keys, n);
+  }
+
+  /** Deletes n packed keys. Keys already gone count as deleted. */
+  remove(keysIn: Uint8Array, n: number): EntryFailure[] {
+    if (n === 0) return [];
     const ks = this.keySize;
-    const keys = Buffer.alloc(n * ks);
-    for (let i = 0; i < n; i++) fill(i, keys, i * ks);
+    const keys = asBuffer(keysIn);
     const failures: EntryFailure[] = [];
     let start = 0;
     while (start < n) {
@@ -81,8 +98,33 @@ export class BpfMap {
     }
   }
 
+  /**
+   * Every entry, as 32-bit words (aligned buffers of their own), for the
+   * table mirrors. Not for per-CPU maps.
+   */
+  dumpWords(expected: number): { keys: Uint32Array; values: Uint32Array; count: number; hash: string } {
+    const attempt = (max: number) => {
+      const keys = new Uint32Array(Math.ceil((max * this.keySize) / 4));
+      const values = new Uint32Array(Math.ceil((max * this.valueSize) / 4));
+      return { keys, values, ...native.dumpHashed(this.fd, asBuffer(new Uint8Array(keys.buffer)), asBuffer(new Uint8Array(values.buffer)), max) };
+    };
+    const guess = Math.min(this.capacity, Math.ceil(expected * 1.25) + 1024);
+    if (guess >= this.capacity) return attempt(this.capacity);
+    try {
+      return attempt(guess);
+    } catch (err) {
+      if (err instanceof native.BpfError && err.errno === -ENOSPC) return attempt(this.capacity);
+      throw err;
+    }
+  }
+
   lookup(key: Buffer): Buffer | null {
     const value = Buffer.alloc(this.valueSize);
     return native.lookup(this.fd, key, value) ? value : null;
   }
+}
+
+/** A Buffer over the same memory (koffi passes Buffers as `void *`). */
+function asBuffer(a: Uint8Array): Buffer {
+  return Buffer.isBuffer(a) ? a : Buffer.from(a.buffer, a.byteOffset, a.byteLength);
 }

@@ -1,0 +1,169 @@
+// The bpf dataplane's own cost, next to the kernel's cost for the same
+// entries, measured in the same run. Run as root:
+//
+//   [QUICK=1] npx vite-node bench/dataplane.ts
+//
+// For 10,000 x 1, 10,000 x 10 and 30,000 x 10 (services x endpoints):
+// 1. Full sync from empty maps (encode, diff, admission, batch writes), against
+//    the batch syscalls alone writing the same entries into empty maps of the
+//    same kind (bpf_map_update_batch through koffi): the floor for any
+//    control plane. Alternated in pairs (A B, B A, ...); the median of the
+//    per-pair ratios and its spread are printed.
+// 2. Periodic full resync with nothing changed (dump + compare + diff),
+//    against dumping the same maps (bpf_map_lookup_batch) alone.
+// 3. One endpoint change (partial sync of one service), median and p99 of 200.
+// 4. Resident memory and heap after the syncs.
+// Nothing is attached: the object is loaded with its programs attached to a
+// cgroup this bench creates (empty: no process in it) and removes, pins go to
+// a bpffs directory of its own.
+import { mkdirSync, rmdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { BpfDataplane } from '../src/dataplane/bpf/dataplane.js';
+import { cleanupPins } from '../src/dataplane/bpf/loader.js';
+import type { BpfMap } from '../src/dataplane/bpf/map.js';
+import { cgroup2Mount } from '../src/lab/host.js';
+import type { DesiredDataplane, PlannedService } from '../src/planner/types.js';
+import { frontend, plannedBackend, plannedService } from '../test/helpers/planned.js';
+import { silentLogger } from '../src/util/log.js';
+
+const QUICK = process.env.QUICK === '1';
+const SIZES: [number, number][] = QUICK ? [[10_000, 1], [10_000, 10]] : [[10_000, 1], [10_000, 10], [30_000, 10]];
+const PAIRS = QUICK ? 3 : 5;
+const CHANGES = 200;
+
+const tag = `bpfproxy-bench-${process.pid}`;
+const cgroup = join(cgroup2Mount(), tag);
+
+function ip(n: number, base: number): string {
+  return `${base}.${(n >> 16) & 255}.${(n >> 8) & 255}.${n & 255}`;
+}
+
+function service(i: number, e: number, gen = 0): PlannedService {
+  const backends = Array.from({ length: e }, (_, j) => plannedBackend(i * e + j + 1 + gen * 10_000_000, ip(i * e + j + 1 + gen * 10_000_000, 11), 8080, { nodeName: 'other' }));
+  return plannedService({ id: i + 1, backends, namespace: 'bench', frontends: [frontend('ClusterIP', ip(i, 10), 80)] });
+}
+
+function desired(services: PlannedService[]): DesiredDataplane {
+  return { generation: 1, services: new Map(services.map((s) => [s.key, s])), healthChecks: new Map(), nodePortAddresses: { IPv4: [], IPv6: [] } };
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))]!;
+const ms = (x: number) => (x < 10 ? x.toFixed(2) : x.toFixed(0));
+
+function open(pinDir: string, n: number, e: number): BpfDataplane {
+  const sizes = { frontends: Math.max(65536, n * 2), backendSets: Math.max(262144, n * (e + 1) * 2), backends: Math.max(262144, n * e * 2) };
+  return BpfDataplane.open({ pinDir, cgroupRoot: cgroup, mapSizes: sizes, log: silentLogger() });
+}
+
+/** Dumps the LB maps' contents: what the kernel holds after a sync. */
+function contents(dp: BpfDataplane): { map: BpfMap; keys: Uint32Array; values: Uint32Array; count: number }[] {
+  const m = dp.maps;
+  return [m.be, m.member, m.set, m.fe].map((map) => ({ map, ...map.dumpWords(map.capacity) }));
+}
+
+const FULL = (changed = new Set<string>()) => ({ full: true, changed });
+
+async function main(): Promise<void> {
+  if (process.getuid?.() !== 0) {
+    process.stdout.write('bench/dataplane.ts needs root: it loads BPF programs and pins maps\n');
+    process.exitCode = 1;
+    return;
+  }
+  mkdirSync(cgroup, { recursive: true });
+  try {
+    for (const [n, e] of SIZES) {
+      const services = Array.from({ length: n }, (_, i) => service(i, e));
+      const want = desired(services);
+      const fullRatios: number[] = [];
+      let syncMs: number[] = [];
+      let kernelMs: number[] = [];
+      let entries = 0;
+      let rss = 0;
+      let heap = 0;
+      let resync: number[] = [];
+      let dumpOnly: number[] = [];
+      let change: number[] = [];
+      for (let p = 0; p < PAIRS; p++) {
+        const order = p % 2 === 0 ? ['ours', 'kernel'] : ['kernel', 'ours'];
+        let ours = 0;
+        let kernel = 0;
+        for (const side of order) {
+          const pinDir = `/sys/fs/bpf/${tag}-${side}`;
+          const dp = open(pinDir, n, e);
+          try {
+            if (side === 'ours') {
+              global.gc?.();
+              const t = performance.now();
+              const r = await dp.sync(want, FULL());
+              ours = performance.now() - t;
+              if (r.errors.length > 0) throw new Error(r.errors[0]!.message);
+              entries = r.upserts;
+              if (p === 0) {
+                // Resync with nothing changed, and the dump alone, alternated.
+                for (let k = 0; k < 5; k++) {
+                  let t0 = performance.now();
+                  const rr = await dp.sync(want, FULL());
+                  resync.push(performance.now() - t0);
+                  if (rr.upserts + rr.deletes !== 0) throw new Error('a resync with nothing changed wrote something');
+                  t0 = performance.now();
+                  contents(dp);
+                  dumpOnly.push(performance.now() - t0);
+                }
+                // One endpoint change, partial sync.
+                const live = new Map(want.services);
+                for (let k = 0; k < CHANGES; k++) {
+                  const i = (k * 7919) % n;
+                  const s = service(i, e, (k % 2) + 1);
+                  live.set(s.key, s);
+                  const t0 = performance.now();
+                  await dp.sync({ ...want, services: live }, { full: false, changed: new Set([s.key]) });
+                  change.push(performance.now() - t0);
+                }
+                global.gc?.();
+                rss = process.memoryUsage().rss;
+                heap = process.memoryUsage().heapUsed;
+              }
+            } else {
+              // The same entries, written by the batch syscalls alone into the empty maps of a fresh load.
+              const src = open(`/sys/fs/bpf/${tag}-src`, n, e);
+              await src.sync(want, FULL());
+              const dumps = contents(src);
+              await src.dispose();
+              cleanupPins(`/sys/fs/bpf/${tag}-src`);
+              const fresh = contents(dp);
+              const t = performance.now();
+              dumps.forEach((d, k) => {
+                const failures = fresh[k]!.map.write(new Uint8Array(d.keys.buffer), new Uint8Array(d.values.buffer), d.count);
+                if (failures.length > 0) throw new Error(`raw write to ${d.map.name} failed`);
+              });
+              kernel = performance.now() - t;
+            }
+          } finally {
+            await dp.dispose();
+            cleanupPins(pinDir);
+          }
+        }
+        syncMs.push(ours);
+        kernelMs.push(kernel);
+        fullRatios.push(ours / kernel);
+      }
+      const spread = `${Math.min(...fullRatios).toFixed(2)}..${Math.max(...fullRatios).toFixed(2)}`;
+      process.stdout.write(`\n${n} services x ${e} endpoints (${entries} map entries)\n`);
+      process.stdout.write(`  full sync from empty        ${ms(median(syncMs)).padStart(7)} ms   batch syscalls alone ${ms(median(kernelMs)).padStart(7)} ms   ratio ${median(fullRatios).toFixed(2)} (${spread}, ${PAIRS} pairs)\n`);
+      process.stdout.write(`  resync, nothing changed     ${ms(median(resync)).padStart(7)} ms   dump alone           ${ms(median(dumpOnly)).padStart(7)} ms   ratio ${(median(resync) / median(dumpOnly)).toFixed(2)}\n`);
+      process.stdout.write(`  one endpoint change         ${ms(median(change)).padStart(7)} ms median, ${ms(pct(change, 0.99))} ms p99 (${CHANGES} changes)\n`);
+      process.stdout.write(`  memory after the syncs      rss ${(rss / 1e6).toFixed(0)} MB, heap ${(heap / 1e6).toFixed(0)} MB (this process holds the desired plan objects too)\n`);
+      syncMs = []; kernelMs = []; resync = []; dumpOnly = []; change = [];
+    }
+  } finally {
+    for (const s of ['ours', 'kernel', 'src']) cleanupPins(`/sys/fs/bpf/${tag}-${s}`);
+    rmdirSync(cgroup);
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench failed: ${err instanceof Error ? err.stack : String(err)}\n`);
+  process.exitCode = 1;
+});

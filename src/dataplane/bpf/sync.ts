@@ -1,0 +1,404 @@
+// Reconcile, admission, apply and reload, generic over tables. A sync is:
+//   1. reload (full syncs): dump each map, compare with the mirror, rebuild what differs;
+//   2. the caller encodes the desired entries of the services in scope into each table's batch;
+//   3. diff: one mirror lookup per desired entry (SAME, CHANGED, NEW);
+//   4. admission: a service whose NEW entries do not fit is refused whole and keeps its state;
+//   5. upserts, table by table in declaration order (one batch syscall per table);
+//   6. deletes, in reverse order: what no admitted service wants any more, and
+//      shared entries nothing refers to.
+// The declaration order is the write order that keeps every intermediate
+// state serviceable: a reader never finds an entry naming one not yet written
+// or already removed (see lb-tables.ts for the LB order and why).
+import type { SyncError } from '../types.js';
+import { FlatIndex } from '../../util/flat-index.js';
+import { CHANGED, NEW, SAME, Table, type TableSpec } from './table.js';
+
+export interface EntryFailure { index: number; errno: number }
+
+/** The kernel side of one map: batch writes, deletes and dumps. A fake in tests. */
+export interface MapIO {
+  readonly name: string;
+  readonly capacity: number;
+  /** Writes n entries (keys then values, packed); the rest of the batch goes on after a failed entry. */
+  write(keys: Uint8Array, values: Uint8Array, n: number): EntryFailure[];
+  /** Deletes n keys; a missing key is not a failure. */
+  remove(keys: Uint8Array, n: number): EntryFailure[];
+  /**
+   * Every entry, keys and values packed, as 32-bit words. `expected` sizes
+   * the buffers. `hash`, when given, fingerprints the dump: an unchanged map
+   * dumps the same bytes in the same order.
+   */
+  dumpWords(expected: number): { keys: Uint32Array; values: Uint32Array; count: number; hash?: string };
+}
+
+export interface CommitScope {
+  full: boolean;
+  /** Partial syncs: the owners (service IDs) whose entries are compared and pruned. */
+  owners: ReadonlySet<number>;
+  /** Owners whose entries stay as they are (a service that could not be planned or written). */
+  keep: ReadonlySet<number>;
+  /** Owner -> planned-service key: messages, and the order in which services are admitted. */
+  names: ReadonlyMap<number, string>;
+}
+
+export interface CommitResult {
+  upserts: number;
+  deletes: number;
+  errors: SyncError[];
+  /** Owners left out (refused by admission or failed to write): they keep their previous state. */
+  failed: Set<number>;
+}
+
+/** Describes a failed write for the operator. */
+export type DescribeFailure = (map: MapIO, setting: string, errno: number, service: string) => SyncError;
+
+const E2BIG = 7;
+const ENOMEM = 12;
+const ENOSPC = 28;
+export const isFull = (errno: number): boolean => errno === E2BIG || errno === ENOSPC || errno === ENOMEM;
+
+export class TableSync {
+  readonly tables: Table[];
+  private readonly byName = new Map<string, Table>();
+  private epoch = 0;
+  /** Per shared table: the NEW keys already written in this sync (a backend many services name). */
+  private readonly written = new Map<Table, FlatIndex>();
+  /** Scratch: indices of the batch entries an upsert writes. */
+  private pick = new Int32Array(1024);
+  /** The tables of each map, in declaration order. */
+  private readonly byMap = new Map<string, Table[]>();
+  /** Per map: the fingerprint of its last dump, and whether this process wrote to it since. */
+  private readonly dumped = new Map<string, { hash: string | undefined; dirty: boolean }>();
+
+  constructor(specs: readonly TableSpec[], private readonly io: ReadonlyMap<string, MapIO>, private readonly describe: DescribeFailure) {
+    this.tables = specs.map((s) => new Table(s));
+    for (const t of this.tables) {
+      this.byName.set(t.name, t);
+      if (!io.has(t.spec.map)) throw new Error(`table ${t.name}: map ${t.spec.map} is not open`);
+      if (t.spec.shared) this.written.set(t, new FlatIndex(t.ks / 4, 1024));
+      this.byMap.set(t.spec.map, [...(this.byMap.get(t.spec.map) ?? []), t]);
+      this.dumped.set(t.spec.map, { hash: undefined, dirty: true });
+    }
+  }
+
+  table(name: string): Table {
+    const t = this.byName.get(name);
+    if (!t) throw new Error(`no table ${name}`);
+    return t;
+  }
+
+  /** Entries per map as the mirror knows them. */
+  usage(): { name: string; entries: number; capacity: number }[] {
+    const out = new Map<string, { name: string; entries: number; capacity: number }>();
+    for (const t of this.tables) {
+      const m = this.io.get(t.spec.map)!;
+      const u = out.get(m.name) ?? { name: m.name, entries: 0, capacity: m.capacity };
+      u.entries += t.size;
+      out.set(m.name, u);
+    }
+    return [...out.values()];
+  }
+
+  /**
+   * Dumps every map and brings the mirror in line: one pass over each dump,
+   * comparing without allocating; a table is rebuilt from the dump only when
+   * something differs. A map this process has not written since its last
+   * dump, whose dump has the same fingerprint, is not compared at all.
+   * Returns the tables that had to be rebuilt.
+   */
+  reload(): string[] {
+    const rebuilt: string[] = [];
+    for (const [name, tables] of this.byMap) {
+      const expected = tables.reduce((n, t) => n + t.size, 0);
+      const d = this.io.get(name)!.dumpWords(expected);
+      const seen = this.dumped.get(name);
+      if (d.hash !== undefined && seen !== undefined && !seen.dirty && seen.hash === d.hash) continue;
+      this.dumped.set(name, { hash: d.hash, dirty: false });
+      const kw = tables[0]!.ks / 4;
+      // Which table each entry belongs to, when several share the map.
+      const which = new Uint8Array(d.count);
+      if (tables.length > 1) {
+        for (let i = 0; i < d.count; i++) {
+          let k = 0;
+          while (k < tables.length - 1 && !tables[k]!.spec.holds!(d.keys, i * kw)) k++;
+          which[i] = k;
+        }
+      }
+      const counts = new Int32Array(tables.length);
+      const same = new Uint8Array(tables.length).fill(1);
+      for (let i = 0; i < d.count; i++) {
+        const k = which[i]!;
+        counts[k] = counts[k]! + 1;
+        if (same[k] && !tables[k]!.holdsEntry(d.keys, d.values, i)) same[k] = 0;
+      }
+      tables.forEach((t, k) => {
+        if (same[k] && counts[k] === t.size) return;
+        t.rebuild(d.keys, d.values, d.count, tables.length > 1 ? (i) => which[i] === k : null);
+        rebuilt.push(t.name);
+      });
+    }
+    if (rebuilt.length > 0) this.recount();
+    return rebuilt;
+  }
+
+  /** Starts a sync: empty batches for the encoders. */
+  begin(): void {
+    for (const t of this.tables) t.resetBatch();
+  }
+
+  commit(scope: CommitScope): CommitResult {
+    const epoch = ++this.epoch;
+    for (const t of this.tables) t.diff(epoch);
+    const errors: SyncError[] = [];
+    const failed = new Set<number>(this.admit(scope, errors));
+    const excluded = (o: number) => failed.has(o) || scope.keep.has(o);
+    // What admitted services want is stamped: it survives the prune.
+    for (const t of this.tables) {
+      for (let i = 0; i < t.dn; i++) {
+        const s = t.dslot[i]!;
+        if (s >= 0 && !excluded(t.downer[i]!)) t.stamp[s] = epoch;
+      }
+    }
+    let upserts = 0;
+    let deletes = 0;
+    const released: number[][] = this.tables.map(() => []);
+
+    for (const t of this.tables) upserts += this.upsert(t, epoch, excluded, failed, errors, released);
+    const clean = () => failed.size === 0 && errors.length === 0;
+    for (let k = this.tables.length - 1; k >= 0; k--) {
+      const t = this.tables[k]!;
+      // Shared entries go only when everything else went through: a failed
+      // service may still need one; the next full sync removes it.
+      if (t.spec.shared && !clean()) continue;
+      deletes += this.prune(t, scope, epoch, excluded, failed, errors, released[k]!, released);
+    }
+    return { upserts, deletes, errors, failed };
+  }
+
+  // ---- admission ----
+
+  /**
+   * Services whose NEW entries would not fit. The peak a map reaches is what
+   * it holds plus every new key (deletes come after upserts). When even
+   * counting every NEW entry everything fits (the usual case, and always the
+   * case when nothing changed), nobody is refused without per-service work.
+   */
+  private admit(scope: CommitScope, errors: SyncError[]): number[] {
+    const used = new Map<string, number>();
+    const bound = new Map<string, number>();
+    for (const t of this.tables) {
+      const m = t.spec.map;
+      used.set(m, (used.get(m) ?? 0) + t.size);
+      let n = 0;
+      for (let i = 0; i < t.dn; i++) if (t.dstate[i] === NEW && !scope.keep.has(t.downer[i]!)) n++;
+      bound.set(m, (bound.get(m) ?? 0) + n);
+    }
+    const fits = (m: string, extra: number) => used.get(m)! + extra <= this.io.get(m)!.capacity;
+    if ([...bound].every(([m, n]) => fits(m, n))) return [];
+
+    // Per service, in key order; a shared key counts once, for the first service that needs it.
+    const newOf = new Map<number, number[]>();
+    this.tables.forEach((t, ti) => {
+      for (let i = 0; i < t.dn; i++) {
+        if (t.dstate[i] !== NEW) continue;
+        const o = t.downer[i]!;
+        if (scope.keep.has(o)) continue;
+        let l = newOf.get(o);
+        if (!l) newOf.set(o, (l = []));
+        l.push(ti, i);
+      }
+    });
+    const counted = this.tables.map((t) => new FlatIndex(t.ks / 4, 64));
+    const refused: number[] = [];
+    const order = [...newOf.keys()].sort((a, b) => cmp(scope.names.get(a) ?? '', scope.names.get(b) ?? ''));
+    for (const o of order) {
+      const need = new Map<string, number>();
+      const fresh: number[] = [];
+      const l = newOf.get(o)!;
+      for (let e = 0; e < l.length; e += 2) {
+        const ti = l[e]!;
+        const t = this.tables[ti]!;
+        const slot = counted[ti]!.insert(t.dk, l[e + 1]! * (t.ks / 4));
+        if (!counted[ti]!.added) continue;
+        fresh.push(ti, slot);
+        need.set(t.spec.map, (need.get(t.spec.map) ?? 0) + 1);
+      }
+      const over = [...need].find(([m, n]) => !fits(m, n));
+      if (!over) {
+        for (const [m, n] of need) used.set(m, used.get(m)! + n);
+        continue;
+      }
+      for (let e = 0; e < fresh.length; e += 2) counted[fresh[e]!]!.removeSlot(fresh[e + 1]!);
+      const [m, n] = over;
+      const io = this.io.get(m)!;
+      const t = this.tables.find((x) => x.spec.map === m)!;
+      const name = scope.names.get(o) ?? `service ${o}`;
+      refused.push(o);
+      errors.push({
+        service: name,
+        code: 'MAP_FULL',
+        message: `map ${m} is full (${used.get(m)} of ${io.capacity} entries used, ${name} needs ${n} more): ` +
+          `${name} keeps its previous state; raise bpf.mapSizes.${t.spec.sizeSetting} (then \`bpfproxy cleanup\` and a restart resize the pinned map)`,
+      });
+    }
+    return refused;
+  }
+
+  // ---- writes ----
+
+  private upsert(t: Table, epoch: number, excluded: (o: number) => boolean, failed: Set<number>, errors: SyncError[], released: number[][]): number {
+    const io = this.io.get(t.spec.map)!;
+    const kw = t.ks / 4;
+    const vw = t.vs / 4;
+    const written = this.written.get(t);
+    written?.clear();
+    const pick = this.pick.length >= t.dn ? this.pick : (this.pick = new Int32Array(t.dn * 2));
+    let n = 0;
+    for (let i = 0; i < t.dn; i++) {
+      if (t.dstate[i] === SAME || excluded(t.downer[i]!)) continue;
+      if (written) {
+        written.insert(t.dk, i * kw);
+        if (!written.added) continue;
+      }
+      pick[n++] = i;
+    }
+    if (n === 0) return 0;
+    this.dumped.get(t.spec.map)!.dirty = true;
+    // Owners of a shared entry that fails are found through the tables that
+    // refer to it, so the batch may be rearranged: written from in place.
+    t.compact(pick, n);
+    const bad = new Set<number>();
+    for (const f of io.write(u8(t.dk, n * kw), u8(t.dv, n * vw), n)) {
+      bad.add(f.index);
+      const owners = t.spec.shared ? this.ownersReferring(t, t.dk, f.index * kw) : [t.downer[f.index]!];
+      this.fail(io, t, f.errno, owners, failed, errors);
+    }
+    const ref = t.spec.refersTo ? this.table(t.spec.refersTo.table) : null;
+    const refOff = t.spec.refersTo ? t.spec.refersTo.valueOffset / 4 : 0;
+    const refReleased = ref ? released[this.tables.indexOf(ref)]! : [];
+    t.reserve(t.size + n);
+    let done = 0;
+    for (let j = 0; j < n; j++) {
+      if (bad.has(j)) continue;
+      const old = t.dslot[j]!;
+      if (ref && old >= 0) this.unref(ref, t.valueWords(old), refOff, refReleased);
+      const slot = t.put(t.dk, j * kw, t.dv, j * vw, t.spec.shared ? 0 : t.downer[j]!);
+      t.stamp[slot] = epoch;
+      if (ref) this.addRef(ref, t.dv, j * vw + refOff);
+      done++;
+    }
+    t.dn = n;
+    return done;
+  }
+
+  private prune(
+    t: Table, scope: CommitScope, epoch: number, excluded: (o: number) => boolean, failed: Set<number>, errors: SyncError[],
+    releasedHere: number[], released: number[][],
+  ): number {
+    const io = this.io.get(t.spec.map)!;
+    const victims: number[] = [];
+    const { used } = t.index;
+    if (t.spec.shared) {
+      // Unwanted by any admitted service and named by nothing.
+      // (A released slot may be listed more than once: stamp it as it is taken.)
+      const take = (s: number) => {
+        if (used[s] && t.stamp[s] !== epoch && t.refs[s]! <= 0) {
+          victims.push(s);
+          t.stamp[s] = epoch;
+        }
+      };
+      if (scope.full) for (let s = 0; s < t.index.end; s++) take(s);
+      else for (const s of releasedHere) take(s);
+    } else if (scope.full) {
+      for (let s = 0; s < t.index.end; s++) if (used[s] && t.stamp[s] !== epoch && !excluded(t.owner[s]!)) victims.push(s);
+    } else {
+      const slots: number[] = [];
+      for (const o of scope.owners) t.slotsOf(o, slots);
+      for (const s of slots) if (t.stamp[s] !== epoch && !excluded(t.owner[s]!)) victims.push(s);
+    }
+    if (victims.length === 0) return 0;
+    this.dumped.get(t.spec.map)!.dirty = true;
+    const kw = t.ks / 4;
+    const keys = new Uint32Array(victims.length * kw);
+    victims.forEach((s, j) => keys.set(t.keyWords(s), j * kw));
+    const bad = new Set<number>();
+    for (const f of io.remove(u8(keys, keys.length), victims.length)) {
+      bad.add(f.index);
+      this.fail(io, t, f.errno, t.spec.shared ? [] : [t.owner[victims[f.index]!]!], failed, errors);
+    }
+    const ref = t.spec.refersTo ? this.table(t.spec.refersTo.table) : null;
+    const refOff = t.spec.refersTo ? t.spec.refersTo.valueOffset / 4 : 0;
+    const refIdx = ref ? this.tables.indexOf(ref) : -1;
+    let n = 0;
+    victims.forEach((s, j) => {
+      if (bad.has(j)) return;
+      if (ref) this.unref(ref, t.valueWords(s), refOff, released[refIdx]!);
+      t.remove(s);
+      n++;
+    });
+    return n;
+  }
+
+  private fail(io: MapIO, t: Table, errno: number, owners: number[], failed: Set<number>, errors: SyncError[]): void {
+    const names = this.currentNames;
+    if (owners.length === 0) errors.push(this.describe(io, t.spec.sizeSetting, errno, ''));
+    for (const o of owners) {
+      if (failed.has(o)) continue;
+      failed.add(o);
+      errors.push(this.describe(io, t.spec.sizeSetting, errno, names?.get(o) ?? `service ${o}`));
+    }
+  }
+
+  /** Set by the caller for messages (the scope's names). */
+  currentNames: ReadonlyMap<number, string> | null = null;
+
+  /** Every owner whose entries in this batch name the shared key at words[off..]: who fails when writing it fails. */
+  private ownersReferring(target: Table, words: Uint32Array, off: number): number[] {
+    const out = new Set<number>();
+    const kw = target.ks / 4;
+    for (const t of this.tables) {
+      if (t.spec.refersTo?.table !== target.name) continue;
+      const vw = t.vs / 4;
+      const at = t.spec.refersTo.valueOffset / 4;
+      for (let i = 0; i < t.dn; i++) {
+        let w = 0;
+        while (w < kw && t.dv[i * vw + at + w] === words[off + w]) w++;
+        if (w === kw) out.add(t.downer[i]!);
+      }
+    }
+    return [...out];
+  }
+
+  private addRef(target: Table, words: Uint32Array, off: number): void {
+    const s = target.find(words, off);
+    if (s >= 0) target.refs[s]!++;
+  }
+
+  private unref(target: Table, words: Uint32Array, off: number, released: number[]): void {
+    const s = target.find(words, off);
+    if (s < 0) return;
+    if (--target.refs[s]! <= 0) released.push(s);
+  }
+
+  /** Recomputes every reference count from the referring tables' values. */
+  private recount(): void {
+    for (const t of this.tables) if (t.spec.shared) t.refs.fill(0);
+    for (const t of this.tables) {
+      if (!t.spec.refersTo) continue;
+      const ref = this.table(t.spec.refersTo.table);
+      const off = t.spec.refersTo.valueOffset / 4;
+      for (let s = 0; s < t.index.end; s++) if (t.index.used[s]) this.addRef(ref, t.valueWords(s), off);
+    }
+  }
+}
+
+/** The first `words` words of `a`, as bytes. */
+function u8(a: Uint32Array, words: number): Uint8Array {
+  return new Uint8Array(a.buffer, a.byteOffset, words * 4);
+}
+
+function cmp(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+export { CHANGED, NEW, SAME };

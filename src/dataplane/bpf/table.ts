@@ -1,0 +1,273 @@
+// One pinned map (or one part of one), described once, with two flat halves:
+// the mirror (the bytes last written, or read back from the kernel) and the
+// desired batch (what this sync wants, encoded straight from the plan). Both
+// are typed arrays: an entry costs no object, and a diff is a comparison of
+// 32-bit words. Which service owns each entry is kept beside it, so a partial
+// sync finds a service's entries without scanning the map, and a failure is
+// pinned to the service it belongs to.
+import { FlatIndex, grown } from '../../util/flat-index.js';
+import type { StructLayout } from './layout.js';
+
+export interface TableSpec {
+  /** Logical name, for messages ("frontends"). */
+  readonly name: string;
+  /** The pinned map that holds it. Several tables may share one map (see `holds`). */
+  readonly map: string;
+  readonly key: StructLayout<string>;
+  readonly value: StructLayout<string>;
+  /** The map-size setting that sizes `map` (bpf.mapSizes.NAME, --bpf-map-size NAME=N). */
+  readonly sizeSetting: string;
+  /**
+   * Entries several services use (backends): owned by none, written while
+   * any service wants them, deleted once no entry refers to them.
+   */
+  readonly shared?: boolean;
+  /** For a map split over several tables: whether a dumped key (as 32-bit words at `off`) is this table's. */
+  readonly holds?: (key: Uint32Array, off: number) => boolean;
+  /** The service owning an entry read back from the map (key and value as 32-bit words; 0 for shared entries). */
+  readonly ownerOf: (key: Uint32Array, koff: number, val: Uint32Array, voff: number) => number;
+  /** A u32 in the value that names a key of another (shared) table: counted as a reference. */
+  readonly refersTo?: { readonly table: string; readonly valueOffset: number };
+}
+
+/** Per desired entry, what the diff found. */
+export const SAME = 0;
+export const CHANGED = 1;
+export const NEW = 2;
+
+const NONE = -1;
+
+export class Table {
+  readonly ks: number;
+  readonly vs: number;
+  private readonly kw: number;
+  private readonly vw: number;
+
+  // ---- mirror ----
+  readonly index: FlatIndex;
+  vals: Uint32Array;
+  owner: Uint32Array;
+  /** How many entries of other tables name this entry (shared tables). */
+  refs: Int32Array;
+  /** The sync epoch in which a desired entry matched this slot. */
+  stamp: Uint32Array;
+  private next: Int32Array;
+  private prev: Int32Array;
+  /** owner -> first slot of its list */
+  private readonly heads = new Map<number, number>();
+
+  // ---- desired batch ----
+  dn = 0;
+  dk: Uint32Array;
+  dv: Uint32Array;
+  /** DataViews over dk and dv, for encoders. */
+  dkv: DataView;
+  dvv: DataView;
+  downer: Uint32Array;
+  /** Mirror slot the entry matched, or -1. */
+  dslot: Int32Array;
+  /** SAME, CHANGED or NEW. */
+  dstate: Uint8Array;
+
+  constructor(readonly spec: TableSpec) {
+    this.ks = spec.key.size;
+    this.vs = spec.value.size;
+    if (this.ks % 4 !== 0 || this.vs % 4 !== 0) throw new Error(`table ${spec.name}: key and value sizes must be multiples of 4`);
+    this.kw = this.ks / 4;
+    this.vw = this.vs / 4;
+    this.index = new FlatIndex(this.kw, 1024);
+    const cap = this.index.capacity;
+    this.vals = new Uint32Array(cap * this.vw);
+    this.owner = new Uint32Array(cap);
+    this.refs = new Int32Array(cap);
+    this.stamp = new Uint32Array(cap);
+    this.next = new Int32Array(cap);
+    this.prev = new Int32Array(cap);
+    this.index.onGrow = (c) => {
+      this.vals = grown(this.vals, c * this.vw);
+      this.owner = grown(this.owner, c);
+      this.refs = grown(this.refs, c);
+      this.stamp = grown(this.stamp, c);
+      this.next = grown(this.next, c);
+      this.prev = grown(this.prev, c);
+    };
+    this.dk = new Uint32Array(256 * this.kw);
+    this.dv = new Uint32Array(256 * this.vw);
+    this.dkv = new DataView(this.dk.buffer);
+    this.dvv = new DataView(this.dv.buffer);
+    this.downer = new Uint32Array(256);
+    this.dslot = new Int32Array(256);
+    this.dstate = new Uint8Array(256);
+  }
+
+  get name(): string { return this.spec.name; }
+  get size(): number { return this.index.size; }
+
+  // ---- the desired batch ----
+
+  /** Starts a new batch: the last one's bytes are zeroed once, so encoders may leave padding alone. */
+  resetBatch(): void {
+    this.dk.fill(0, 0, this.dhigh * this.kw);
+    this.dv.fill(0, 0, this.dhigh * this.vw);
+    this.dn = 0;
+    this.dhigh = 0;
+  }
+
+  /** Entries of the batch written since the last reset (dn may have shrunk since: compact()). */
+  private dhigh = 0;
+
+  /** Appends a zeroed entry for `owner`; returns its index. Encode with dkv/dvv at index * ks / vs. */
+  push(owner: number): number {
+    const i = this.dn++;
+    if (this.dn > this.downer.length) this.growBatch(this.dn * 2);
+    if (this.dn > this.dhigh) this.dhigh = this.dn;
+    this.downer[i] = owner;
+    return i;
+  }
+
+  private growBatch(n: number): void {
+    this.dk = grown(this.dk, n * this.kw);
+    this.dv = grown(this.dv, n * this.vw);
+    this.dkv = new DataView(this.dk.buffer);
+    this.dvv = new DataView(this.dv.buffer);
+    this.downer = grown(this.downer, n);
+    this.dslot = grown(this.dslot, n);
+    this.dstate = grown(this.dstate, n);
+  }
+
+  /** Compares every desired entry with the mirror; stamps the slots that are wanted. */
+  diff(epoch: number): void {
+    const { kw, vw, dk, dv, vals } = this;
+    for (let i = 0; i < this.dn; i++) {
+      const slot = this.index.find(dk, i * kw);
+      this.dslot[i] = slot;
+      if (slot < 0) {
+        this.dstate[i] = NEW;
+        continue;
+      }
+      this.stamp[slot] = epoch;
+      let w = 0;
+      const a = slot * vw;
+      const b = i * vw;
+      while (w < vw && vals[a + w] === dv[b + w]) w++;
+      this.dstate[i] = w === vw ? SAME : CHANGED;
+    }
+  }
+
+  // ---- the mirror ----
+
+  /** Slot of a key given as words, or -1. */
+  find(key: Uint32Array, off = 0): number {
+    return this.index.find(key, off);
+  }
+
+  /** Records a written entry: key and value words from the given arrays. Returns its slot. */
+  put(key: Uint32Array, koff: number, val: Uint32Array, voff: number, owner: number): number {
+    const slot = this.index.insert(key, koff);
+    if (this.index.added) {
+      this.refs[slot] = 0;
+      this.stamp[slot] = 0;
+      this.link(slot, owner);
+    } else if (this.owner[slot] !== owner) {
+      this.unlink(slot);
+      this.link(slot, owner);
+    }
+    this.vals.set(val.subarray(voff, voff + this.vw), slot * this.vw);
+    return slot;
+  }
+
+  remove(slot: number): void {
+    if (!this.index.used[slot]) return;
+    this.unlink(slot);
+    this.index.removeSlot(slot);
+  }
+
+  clear(): void {
+    this.index.clear();
+    this.heads.clear();
+  }
+
+  /** Slots owned by `owner`, collected first so the caller may remove while walking. */
+  slotsOf(owner: number, out: number[]): void {
+    for (let s = this.heads.get(owner) ?? NONE; s !== NONE; s = this.next[s]!) out.push(s);
+  }
+
+  /** Owners that have entries. */
+  owners(): IterableIterator<number> {
+    return this.heads.keys();
+  }
+
+  /** Whether `slot` holds the same value bytes as desired entry i. */
+  valueWord(slot: number, w: number): number {
+    return this.vals[slot * this.vw + w]!;
+  }
+
+  keyWords(slot: number): Uint32Array {
+    return this.index.keys.subarray(slot * this.kw, (slot + 1) * this.kw);
+  }
+
+  valueWords(slot: number): Uint32Array {
+    return this.vals.subarray(slot * this.vw, (slot + 1) * this.vw);
+  }
+
+  /** Whether dumped entry i (keys and values as words) is in the mirror with the same value. */
+  holdsEntry(keys: Uint32Array, vals: Uint32Array, i: number): boolean {
+    const slot = this.index.find(keys, i * this.kw);
+    if (slot < 0) return false;
+    const vw = this.vw;
+    const a = slot * vw;
+    const b = i * vw;
+    for (let w = 0; w < vw; w++) if (this.vals[a + w] !== vals[b + w]) return false;
+    return true;
+  }
+
+  /** Replaces the mirror with the dumped entries `pick` selects (all when null). */
+  rebuild(keys: Uint32Array, vals: Uint32Array, n: number, pick: ((i: number) => boolean) | null): void {
+    this.clear();
+    const { kw, vw } = this;
+    const { ownerOf } = this.spec;
+    for (let i = 0; i < n; i++) if (!pick || pick(i)) this.put(keys, i * kw, vals, i * vw, ownerOf(keys, i * kw, vals, i * vw));
+  }
+
+  /** Makes room for `n` entries in the mirror without rehashing on the way. */
+  reserve(n: number): void {
+    this.index.reserve(n);
+  }
+
+  /**
+   * Moves the desired entries pick[0..n) (ascending indices) to the front of the
+   * batch, so they can be written straight from it. The rest of the batch is
+   * not needed after that.
+   */
+  compact(pick: Int32Array, n: number): void {
+    const { kw, vw, dk, dv } = this;
+    for (let j = 0; j < n; j++) {
+      const i = pick[j]!;
+      if (i === j) continue;
+      dk.copyWithin(j * kw, i * kw, (i + 1) * kw);
+      dv.copyWithin(j * vw, i * vw, (i + 1) * vw);
+      this.downer[j] = this.downer[i]!;
+      this.dslot[j] = this.dslot[i]!;
+      this.dstate[j] = this.dstate[i]!;
+    }
+  }
+
+  private link(slot: number, owner: number): void {
+    this.owner[slot] = owner;
+    const head = this.heads.get(owner) ?? NONE;
+    this.prev[slot] = NONE;
+    this.next[slot] = head;
+    if (head !== NONE) this.prev[head] = slot;
+    this.heads.set(owner, slot);
+  }
+
+  private unlink(slot: number): void {
+    const owner = this.owner[slot]!;
+    const p = this.prev[slot]!;
+    const n = this.next[slot]!;
+    if (p !== NONE) this.next[p] = n;
+    else if (n === NONE) this.heads.delete(owner);
+    else this.heads.set(owner, n);
+    if (n !== NONE) this.prev[n] = p;
+  }
+}
