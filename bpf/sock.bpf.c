@@ -29,7 +29,7 @@ static __always_inline int sock4_fwd(struct bpf_sock_addr *ctx, bool udp_flow)
 	ctx->user_ip4 = be->addr.v4;
 	ctx->user_port = (__u32)be->port;
 	sock_rnat_put(ctx, &key, be, svc_id);
-	stat_inc(BPX_STAT_SOCK_XLATE);
+	count_event(BPX_EVENT_SOCK_XLATE);
 	return SYS_PROCEED;
 }
 
@@ -71,7 +71,7 @@ static __always_inline int sock6_fwd(struct bpf_sock_addr *ctx, bool udp_flow)
 	}
 	ctx->user_port = (__u32)be->port;
 	sock_rnat_put(ctx, &key, be, svc_id);
-	stat_inc(BPX_STAT_SOCK_XLATE);
+	count_event(BPX_EVENT_SOCK_XLATE);
 	return SYS_PROCEED;
 }
 
@@ -87,7 +87,7 @@ static __always_inline int sock4_rev(struct bpf_sock_addr *ctx)
 	if (v && v->family == BPX_FAMILY_V4) {
 		ctx->user_ip4 = v->addr.v4;
 		ctx->user_port = (__u32)v->port;
-		stat_inc(BPX_STAT_SOCK_RNAT_HIT);
+		count_event(BPX_EVENT_SOCK_RNAT_HIT);
 	}
 	return SYS_PROCEED;
 }
@@ -122,7 +122,7 @@ static __always_inline int sock6_rev(struct bpf_sock_addr *ctx)
 		ctx->user_ip6[3] = v->addr.v6[3];
 	}
 	ctx->user_port = (__u32)v->port;
-	stat_inc(BPX_STAT_SOCK_RNAT_HIT);
+	count_event(BPX_EVENT_SOCK_RNAT_HIT);
 	return SYS_PROCEED;
 }
 

@@ -14,6 +14,7 @@
 #define BPX_MAPS_H
 
 #include "common.h"
+#include "reasons.h"
 
 enum bpx_family {
 	BPX_FAMILY_V4 = 4,
@@ -153,30 +154,20 @@ struct bpx_aff_val {
 	__u32 pad;
 };
 
-/* ---- Counters: one per event, exported as metrics by name. ---------------- */
-
-enum bpx_stat {
-	BPX_STAT_SOCK_XLATE = 0,	/* socket translated to a backend */
-	BPX_STAT_SOCK_REJECT,		/* refused: the service has no endpoints */
-	BPX_STAT_SOCK_DROP_NO_LOCAL,	/* refused: Local policy and no local endpoint */
-	BPX_STAT_SOCK_NO_SET,		/* frontend without a backend set (sync in flight) */
-	BPX_STAT_SOCK_NO_BACKEND,	/* slot or backend entry missing (sync in flight) */
-	BPX_STAT_SOCK_AFFINITY_HIT,	/* affinity kept a client on its backend */
-	BPX_STAT_SOCK_FLOW_HIT,		/* an unconnected UDP flow stayed on its backend */
-	BPX_STAT_SOCK_RNAT_HIT,		/* getpeername/recvmsg showed the service address */
-	BPX_STAT_SOCK_RNAT_UPDATE_FAIL,	/* could not record the reverse translation */
-	BPX_STAT_MAX,
-};
+/* ---- Counters: one per drop reason and event (reasons.h), summed over CPUs
+ * and exported as metrics by name. ---------------------------------------- */
 
 struct bpx_counter {
 	__u64 count;
-	/* Zero-size anchors that put the enums into BTF: the proxy reads the
-	 * counter names from there, and checks its copies of the constants. */
+	/* Zero-size anchors that put the enums into BTF, where the proxy
+	 * checks its copies of the constants and of the reason tables. */
 	enum bpx_family anchor_family[0];
 	enum bpx_fe_flag anchor_fe_flag[0];
 	enum bpx_empty anchor_empty[0];
 	enum bpx_be_flag anchor_be_flag[0];
-	enum bpx_stat anchor_stat[0];
+	enum bpx_drop anchor_drop[0];
+	enum bpx_event anchor_event[0];
+	enum bpx_counter_slot anchor_slot[0];
 };
 
 #endif

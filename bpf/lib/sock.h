@@ -58,7 +58,7 @@ static __always_inline int sock_select(void *ctx, const struct bpx_fe_key *fkey,
 
 	hdr = lb_lookup_set(set);
 	if (unlikely(!hdr)) {
-		stat_inc(BPX_STAT_SOCK_NO_SET);
+		count_event(BPX_EVENT_SOCK_NO_SET);
 		return -ECONNREFUSED;
 	}
 	/* Copy the header once: the control plane may swap it under us. */
@@ -67,10 +67,10 @@ static __always_inline int sock_select(void *ctx, const struct bpx_fe_key *fkey,
 	affinity = hdr->affinity;
 	if (count == 0) {
 		if (hdr->empty == BPX_EMPTY_DROP) {
-			stat_inc(BPX_STAT_SOCK_DROP_NO_LOCAL);
+			count_event(BPX_EVENT_SOCK_DROP_NO_LOCAL);
 			return -EHOSTUNREACH;
 		}
-		stat_inc(BPX_STAT_SOCK_REJECT);
+		count_event(BPX_EVENT_SOCK_REJECT);
 		return -ECONNREFUSED;
 	}
 
@@ -89,7 +89,7 @@ static __always_inline int sock_select(void *ctx, const struct bpx_fe_key *fkey,
 		    lb_is_member(f->backend, set)) {
 			backend = f->backend;
 			f->last_ns = now;
-			stat_inc(BPX_STAT_SOCK_FLOW_HIT);
+			count_event(BPX_EVENT_SOCK_FLOW_HIT);
 		}
 	}
 	if (!backend && affinity) {
@@ -99,14 +99,14 @@ static __always_inline int sock_select(void *ctx, const struct bpx_fe_key *fkey,
 		aff_key.set = set;
 		backend = lb_affinity_get(&aff_key, affinity, now);
 		if (backend)
-			stat_inc(BPX_STAT_SOCK_AFFINITY_HIT);
+			count_event(BPX_EVENT_SOCK_AFFINITY_HIT);
 	}
 	if (!backend)
 		backend = lb_pick_random(set, count, gen);
 
 	be = backend ? lb_lookup_backend(backend) : NULL;
 	if (unlikely(!be || be->family != fkey->family)) {
-		stat_inc(BPX_STAT_SOCK_NO_BACKEND);
+		count_event(BPX_EVENT_SOCK_NO_BACKEND);
 		return -ECONNREFUSED;
 	}
 	if (affinity)
@@ -138,7 +138,7 @@ static __always_inline void sock_rnat_put(void *ctx, const struct bpx_fe_key *fk
 	};
 
 	if (bpf_map_update_elem(&bpx_sk_rnat_v1, &key, &val, BPF_ANY))
-		stat_inc(BPX_STAT_SOCK_RNAT_UPDATE_FAIL);
+		count_event(BPX_EVENT_SOCK_RNAT_UPDATE_FAIL);
 }
 
 static __always_inline struct bpx_sk_rnat_val *sock_rnat_get(void *ctx, const union bpx_addr *addr,

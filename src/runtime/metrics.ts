@@ -2,13 +2,16 @@
 // alerts written for kube-proxy keep working; ours are prefixed bpfproxy_.
 // A private registry: tests and embedders can hold several without clashes.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { Logger } from './log.js';
+import type { Logger } from '../util/log.js';
 
 export type TrafficPolicyScope = 'internal' | 'external';
 
-/** Cumulative datapath event counts by event name (drop reasons, ...), read at scrape time. */
-export type DatapathCounts = Readonly<Record<string, number>> | ReadonlyMap<string, number>;
+/** Cumulative counts by label (bigint as the BPF counters are read). */
+export type LabelCounts = Readonly<Record<string, number | bigint>> | ReadonlyMap<string, number | bigint>;
+/** Cumulative datapath counts read at scrape time: drops by reason, events by name (src/dataplane/bpf/reasons.ts). */
+export interface DatapathCounts { drops?: LabelCounts; events?: LabelCounts }
 export type DatapathCollector = () => DatapathCounts | Promise<DatapathCounts>;
+type Totals = { drops: Map<string, number>; events: Map<string, number> };
 
 /** kube-proxy's sync histograms: 1 ms doubling to about 16 s. */
 const SYNC_BUCKETS = Array.from({ length: 15 }, (_, i) => 0.001 * 2 ** i);
@@ -27,7 +30,7 @@ export interface MetricsOptions {
 export class Metrics {
   readonly registry = new Registry();
   private readonly logger: Logger | undefined;
-  private readonly collectors = new Map<DatapathCollector, Map<string, number>>();
+  private readonly collectors = new Map<DatapathCollector, Totals>();
 
   private readonly syncDuration: Histogram;
   private readonly syncFullDuration: Histogram;
@@ -75,15 +78,26 @@ export class Metrics {
     this.rejectedObjects = new Counter({ name: 'bpfproxy_rejected_objects_total', help: 'API objects rejected as invalid, by kind; the last good version stays in force', labelNames: ['kind'], registers });
     this.mapEntries = new Gauge({ name: 'bpfproxy_bpf_map_entries', help: 'Entries in a pinned BPF map', labelNames: ['map'], registers });
     this.mapCapacity = new Gauge({ name: 'bpfproxy_bpf_map_capacity', help: 'Capacity (max_entries) of a pinned BPF map', labelNames: ['map'], registers });
+    const datapathDrops: Counter<'reason'> = new Counter({
+      name: 'bpfproxy_datapath_drops_total',
+      help: 'Packets the BPF programs dropped, by reason, read from per-CPU counters at scrape time',
+      labelNames: ['reason'],
+      registers,
+      collect: async () => {
+        const { drops } = await this.collectDatapath();
+        datapathDrops.reset();
+        for (const [reason, value] of drops) datapathDrops.inc({ reason }, value);
+      },
+    });
     const datapathEvents: Counter<'event'> = new Counter({
       name: 'bpfproxy_datapath_events_total',
-      help: 'Datapath events counted by the BPF programs (drops by reason, ...), read from per-CPU counters at scrape time',
+      help: 'Events the BPF programs counted (translations, packets passed to the stack and why, ...), read from per-CPU counters at scrape time',
       labelNames: ['event'],
       registers,
       collect: async () => {
-        const totals = await this.collectDatapath();
+        const { events } = await this.collectDatapath();
         datapathEvents.reset();
-        for (const [event, value] of totals) datapathEvents.inc({ event }, value);
+        for (const [event, value] of events) datapathEvents.inc({ event }, value);
       },
     });
 
@@ -154,12 +168,12 @@ export class Metrics {
   }
 
   /**
-   * Adds a source of datapath event counts, read at every scrape (the bpf dataplane
+   * Adds a source of datapath drop and event counts, read at every scrape (the bpf dataplane
    * sums its per-CPU counters). Counts of several sources add up. A source that
    * fails keeps its last counts. Returns the function that removes it.
    */
   addDatapathCollector(collector: DatapathCollector): () => void {
-    this.collectors.set(collector, new Map());
+    this.collectors.set(collector, { drops: new Map(), events: new Map() });
     return () => { this.collectors.delete(collector); };
   }
 
@@ -172,19 +186,31 @@ export class Metrics {
     return this.registry.metrics();
   }
 
-  private async collectDatapath(): Promise<Map<string, number>> {
-    const totals = new Map<string, number>();
+  private async collectDatapath(): Promise<Totals> {
+    const totals: Totals = { drops: new Map(), events: new Map() };
     for (const [collector, last] of this.collectors) {
       try {
         const counts = await collector();
-        last.clear();
-        const entries = counts instanceof Map ? counts.entries() : Object.entries(counts);
-        for (const [event, value] of entries) if (Number.isFinite(value) && value >= 0) last.set(event, value);
+        copyCounts(counts.drops, last.drops);
+        copyCounts(counts.events, last.events);
       } catch (err) {
         this.logger?.warn({ err }, 'datapath metrics collector failed; serving its last counts');
       }
-      for (const [event, value] of last) totals.set(event, (totals.get(event) ?? 0) + value);
+      for (const kind of ['drops', 'events'] as const) {
+        for (const [label, value] of last[kind]) totals[kind].set(label, (totals[kind].get(label) ?? 0) + value);
+      }
     }
     return totals;
+  }
+}
+
+/** Replaces `into` with the valid counts of `from`. */
+function copyCounts(from: LabelCounts | undefined, into: Map<string, number>): void {
+  into.clear();
+  if (!from) return;
+  const entries = from instanceof Map ? from.entries() : Object.entries(from);
+  for (const [label, raw] of entries) {
+    const value = Number(raw);
+    if (Number.isFinite(value) && value >= 0) into.set(label, value);
   }
 }

@@ -29,6 +29,7 @@ describe('Metrics', () => {
       ['bpfproxy_rejected_objects_total', 'counter', ''],
       ['bpfproxy_bpf_map_entries', 'gauge', ''],
       ['bpfproxy_bpf_map_capacity', 'gauge', ''],
+      ['bpfproxy_datapath_drops_total', 'counter', ''],
       ['bpfproxy_datapath_events_total', 'counter', ''],
     ];
     for (const [name, type, help] of want) {
@@ -89,27 +90,32 @@ describe('Metrics', () => {
     expect(sample(t, 'bpfproxy_bpf_map_capacity{map="backends"}')).toBe(262144);
   });
 
-  it('reads datapath counters from collectors at scrape time, adding sources up', async () => {
+  it('reads datapath drops and events from collectors at scrape time, adding sources up', async () => {
     const m = new Metrics({ processMetrics: false });
-    let drops = 5;
+    let truncated = 5n;
     let failing = false;
-    m.addDatapathCollector(() => ({ drop_no_backend: drops, xdp_tx: 100 }));
+    m.addDatapathCollector(() => ({ drops: new Map([['truncated_l3', truncated]]), events: { sock_xlate: 100 } }));
     const remove = m.addDatapathCollector(async () => {
       if (failing) throw new Error('map gone');
-      return new Map([['drop_no_backend', 1]]);
+      return { drops: new Map([['truncated_l3', 1n], ['invalid_l4', 2n]]) };
     });
     let t = await m.text();
-    expect(sample(t, 'bpfproxy_datapath_events_total{event="drop_no_backend"}')).toBe(6);
-    expect(sample(t, 'bpfproxy_datapath_events_total{event="xdp_tx"}')).toBe(100);
+    expect(sample(t, 'bpfproxy_datapath_drops_total{reason="truncated_l3"}')).toBe(6);
+    expect(sample(t, 'bpfproxy_datapath_drops_total{reason="invalid_l4"}')).toBe(2);
+    expect(sample(t, 'bpfproxy_datapath_events_total{event="sock_xlate"}')).toBe(100);
+    // A drop reason is not an event, nor the other way round.
+    expect(sample(t, 'bpfproxy_datapath_events_total{event="truncated_l3"}')).toBeUndefined();
+    expect(sample(t, 'bpfproxy_datapath_drops_total{reason="sock_xlate"}')).toBeUndefined();
 
-    drops = 9;
+    truncated = 9n;
     failing = true;
     t = await m.text();
-    expect(sample(t, 'bpfproxy_datapath_events_total{event="drop_no_backend"}')).toBe(10);
+    expect(sample(t, 'bpfproxy_datapath_drops_total{reason="truncated_l3"}')).toBe(10);
 
     remove();
     t = await m.text();
-    expect(sample(t, 'bpfproxy_datapath_events_total{event="drop_no_backend"}')).toBe(9);
+    expect(sample(t, 'bpfproxy_datapath_drops_total{reason="truncated_l3"}')).toBe(9);
+    expect(sample(t, 'bpfproxy_datapath_drops_total{reason="invalid_l4"}')).toBeUndefined();
   });
 
   it('keeps to a private registry, so several instances coexist', async () => {

@@ -1,0 +1,62 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Why a packet was dropped, and what else the programs count. The single
+ * source of truth for both lists: src/dataplane/bpf/reasons.ts holds the
+ * metric label and a one-line description of each, and is checked against
+ * the BTF of the built objects (test/bpf/layout.test.ts, and the proxy when
+ * it loads), so a reason added here without its label fails loudly.
+ *
+ * Values are slots in the pinned counters map (stats.h): they may be added
+ * at the end, never renumbered or reused. Labels are exported as
+ * bpfproxy_datapath_drops_total{reason} and bpfproxy_datapath_events_total{event}.
+ */
+#ifndef BPX_REASONS_H
+#define BPX_REASONS_H
+
+/* Drops: every packet a program drops leaves through one exit that counts
+ * one of these (see verdict.h). */
+enum bpx_drop {
+	BPX_DROP_TRUNCATED_L2 = 0,	/* frame shorter than an Ethernet header */
+	BPX_DROP_TRUNCATED_L3,		/* IP header or the IP total/payload length past the frame's end */
+	BPX_DROP_INVALID_L3,		/* IP version does not match the EtherType, IHL < 5, total length < IHL */
+	BPX_DROP_TRUNCATED_L4,		/* TCP/UDP/SCTP header past the IP packet's end */
+	BPX_DROP_INVALID_L4,		/* TCP data offset < 5, UDP length < 8 */
+	__BPX_DROP_MAX,
+};
+
+/* Events: counted, not dropped. The socket events were enum bpx_stat. */
+enum bpx_event {
+	BPX_EVENT_SOCK_XLATE = 0,		/* socket translated to a backend */
+	BPX_EVENT_SOCK_REJECT,			/* refused: the service has no endpoints */
+	BPX_EVENT_SOCK_DROP_NO_LOCAL,		/* refused: Local policy and no local endpoint */
+	BPX_EVENT_SOCK_NO_SET,			/* frontend without a backend set (sync in flight) */
+	BPX_EVENT_SOCK_NO_BACKEND,		/* slot or backend entry missing (sync in flight) */
+	BPX_EVENT_SOCK_AFFINITY_HIT,		/* affinity kept a client on its backend */
+	BPX_EVENT_SOCK_FLOW_HIT,		/* an unconnected UDP flow stayed on its backend */
+	BPX_EVENT_SOCK_RNAT_HIT,		/* getpeername/recvmsg showed the service address */
+	BPX_EVENT_SOCK_RNAT_UPDATE_FAIL,	/* could not record the reverse translation */
+	BPX_EVENT_PKT_PASS_NOT_IP,		/* neither IPv4 nor IPv6 (ARP, LLDP, ...): to the stack */
+	BPX_EVENT_PKT_PASS_VLAN,		/* VLAN-tagged frame: to the stack (its VLAN device) */
+	BPX_EVENT_PKT_PASS_FRAGMENT,		/* IP fragment: to the stack, which reassembles */
+	BPX_EVENT_PKT_PASS_IP_OPTIONS,		/* IPv4 options: to the stack, which processes them */
+	BPX_EVENT_PKT_PASS_IPV6_EXT,		/* IPv6 extension header: to the stack */
+	BPX_EVENT_PKT_PASS_ICMP,		/* ICMP or ICMPv6: to the stack */
+	BPX_EVENT_PKT_PASS_OTHER_L4,		/* not TCP, UDP or SCTP: to the stack */
+	BPX_EVENT_PKT_PASS_NO_FRONTEND,		/* not addressed to a service frontend: to the stack */
+	BPX_EVENT_PKT_FRONTEND_UNTRANSLATED,	/* to a service frontend, passed as is: no packet NAT yet */
+	__BPX_EVENT_MAX,
+};
+
+/* The counters map's slots: drops first, then events, each with headroom, so
+ * a build with more reasons still fits a map an older build pinned. Growing
+ * past the headroom means a new map name (stats.h). */
+enum bpx_counter_slot {
+	BPX_SLOT_DROPS = 0,
+	BPX_SLOT_EVENTS = 256,
+	BPX_SLOT_COUNT = 512,
+};
+
+_Static_assert(__BPX_DROP_MAX <= BPX_SLOT_EVENTS - BPX_SLOT_DROPS, "drop reasons overflow their slots");
+_Static_assert(__BPX_EVENT_MAX <= BPX_SLOT_COUNT - BPX_SLOT_EVENTS, "events overflow their slots");
+
+#endif

@@ -1,0 +1,90 @@
+// The drop reasons and events of the BPF programs: metric label and one-line
+// description of each, in the order of bpf/lib/reasons.h (the index is the
+// enum value). Checked against the objects' BTF through layout.ts's
+// CONSTANT_ENUMS (test/bpf/layout.test.ts, and the loader), so an enumerator
+// added in C without its row here, or a row out of order, fails loudly.
+// Labels are exported as bpfproxy_datapath_drops_total{reason} and
+// bpfproxy_datapath_events_total{event}.
+import type { DatapathCounters } from '../types.js';
+
+export interface Reason {
+  /** Metric label: the enumerator's name without its prefix, lower case. */
+  readonly label: string;
+  readonly description: string;
+}
+
+/** enum bpx_drop, by value. */
+export const DROP_REASONS: readonly Reason[] = [
+  { label: 'truncated_l2', description: 'frame shorter than an Ethernet header' },
+  { label: 'truncated_l3', description: 'IP header, or the IP total/payload length, past the end of the frame' },
+  { label: 'invalid_l3', description: 'IP version not matching the EtherType, IHL below 5, or total length below IHL' },
+  { label: 'truncated_l4', description: 'TCP, UDP or SCTP header past the end of the IP packet' },
+  { label: 'invalid_l4', description: 'TCP data offset below 5 or UDP length below 8' },
+];
+
+/** enum bpx_event, by value. */
+export const EVENTS: readonly Reason[] = [
+  { label: 'sock_xlate', description: 'socket translated to a backend' },
+  { label: 'sock_reject', description: 'socket refused: the service has no endpoints' },
+  { label: 'sock_drop_no_local', description: 'socket refused: Local traffic policy and no local endpoint' },
+  { label: 'sock_no_set', description: 'frontend without a backend set (a sync in flight)' },
+  { label: 'sock_no_backend', description: 'backend slot or entry missing (a sync in flight)' },
+  { label: 'sock_affinity_hit', description: 'session affinity kept a client on its backend' },
+  { label: 'sock_flow_hit', description: 'an unconnected UDP flow stayed on its backend' },
+  { label: 'sock_rnat_hit', description: 'getpeername/recvmsg showed the service address' },
+  { label: 'sock_rnat_update_fail', description: 'could not record a reverse translation' },
+  { label: 'pkt_pass_not_ip', description: 'packet neither IPv4 nor IPv6 (ARP, LLDP, ...): passed to the stack' },
+  { label: 'pkt_pass_vlan', description: 'VLAN-tagged frame: passed to the stack and its VLAN device' },
+  { label: 'pkt_pass_fragment', description: 'IP fragment: passed to the stack, which reassembles' },
+  { label: 'pkt_pass_ip_options', description: 'IPv4 packet with options: passed to the stack' },
+  { label: 'pkt_pass_ipv6_ext', description: 'IPv6 packet with an extension header: passed to the stack' },
+  { label: 'pkt_pass_icmp', description: 'ICMP or ICMPv6: passed to the stack' },
+  { label: 'pkt_pass_other_l4', description: 'neither TCP, UDP nor SCTP: passed to the stack' },
+  { label: 'pkt_pass_no_frontend', description: 'not addressed to a service frontend: passed to the stack' },
+  { label: 'pkt_frontend_untranslated', description: 'addressed to a service frontend, passed untranslated: the packet datapath does not translate yet' },
+];
+
+/** enum bpx_counter_slot: where drops and events sit in the counters map. */
+export const SLOT_DROPS = 0;
+export const SLOT_EVENTS = 256;
+export const SLOT_COUNT = 512;
+
+/** The pinned counters map (bpf/lib/stats.h). */
+export const COUNTERS_MAP = 'bpx_counters_v2';
+
+function enumOf(prefix: string, rows: readonly Reason[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  rows.forEach((r, i) => { out[`${prefix}${r.label.toUpperCase()}`] = i; });
+  out[`__${prefix}MAX`] = rows.length;
+  return out;
+}
+
+/** The enums of reasons.h as this table knows them, for layout.ts's checkConstants. */
+export const REASON_ENUMS: Readonly<Record<string, Readonly<Record<string, number>>>> = {
+  bpx_drop: enumOf('BPX_DROP_', DROP_REASONS),
+  bpx_event: enumOf('BPX_EVENT_', EVENTS),
+  bpx_counter_slot: { BPX_SLOT_DROPS: SLOT_DROPS, BPX_SLOT_EVENTS: SLOT_EVENTS, BPX_SLOT_COUNT: SLOT_COUNT },
+};
+
+/**
+ * Sums a dump of the per-CPU counters map into counts by label. Every known
+ * label is present (zero when never counted), so rates start from 0. A
+ * non-zero slot this build has no label for (a newer program writing the
+ * same pinned map) shows as "unknown_<value>" rather than vanishing.
+ */
+export function sumCounters(dump: { keys: Buffer; values: Buffer; count: number; valueStride: number }): DatapathCounters {
+  const drops = new Map<string, bigint>(DROP_REASONS.map((r) => [r.label, 0n]));
+  const events = new Map<string, bigint>(EVENTS.map((r) => [r.label, 0n]));
+  const { keys, values, count, valueStride } = dump;
+  // Per CPU, each value is struct bpx_counter (8 bytes) rounded up to 8.
+  for (let i = 0; i < count; i++) {
+    const slot = keys.readUInt32LE(i * 4);
+    let sum = 0n;
+    for (let off = i * valueStride; off < (i + 1) * valueStride; off += 8) sum += values.readBigUInt64LE(off);
+    const [table, into, value] = slot < SLOT_EVENTS ? [DROP_REASONS, drops, slot - SLOT_DROPS] : [EVENTS, events, slot - SLOT_EVENTS];
+    const label = table[value]?.label;
+    if (label) into.set(label, sum);
+    else if (sum > 0n) into.set(`unknown_${value}`, sum);
+  }
+  return { drops, events };
+}
