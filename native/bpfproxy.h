@@ -58,5 +58,57 @@ int bpx_map_delete_batch(int fd, const void *keys, uint32_t *count);
  * the number dumped; returns 0, or -ENOSPC when the map held more than max. */
 int bpx_map_dump(int fd, void *keys, void *values, uint32_t max, uint32_t *count);
 int bpx_num_possible_cpus(void);
+/* bpx_map_dump, plus a 64-bit hash of the dumped keys and values (low word
+ * first): equal hashes of two dumps of an unchanged map say nothing changed.
+ * Not for per-CPU maps. */
+int bpx_map_dump_hashed(int fd, void *keys, void *values, uint32_t max, uint32_t *count, uint32_t hash_out[2]);
+
+/* Test runs (native/testrun.c) ---------------------------------------------- */
+
+/* Runs a program once or `repeat` times on a packet (BPF_PROG_TEST_RUN).
+ * data_out receives the packet as the program left it, up to size_out bytes.
+ * out: retval, data_size_out, duration (mean ns per run). 0 or -errno. */
+int bpx_prog_test_run(int prog_fd, const void *data_in, uint32_t size_in, void *data_out, uint32_t size_out,
+		      uint32_t repeat, uint32_t out[3]);
+
+/* Datapath objects and device hooks (native/attach.c) ---------------------- */
+
+/* Device links are pinned; a pinned link of the same device and hook gets the
+ * new program through bpf_link_update (returns 1), else a link is created and
+ * pinned over link_path (returns 0). ifindex is of the caller's network
+ * namespace. Errors: -errno, with the step in `err`. */
+
+enum bpx_xdp_mode {
+	BPX_XDP_NATIVE = 1,	/* XDP_FLAGS_DRV_MODE */
+	BPX_XDP_GENERIC = 2,	/* XDP_FLAGS_SKB_MODE */
+};
+
+/* keep_mode: a pinned link of this device is updated in whatever mode it runs
+ * (restart without a gap); otherwise a link of the other mode is detached
+ * first, since the kernel runs one mode per device. *mode_out: the mode in use. */
+int bpx_xdp_link(int prog_fd, int ifindex, int mode, int keep_mode, const char *link_path, int *mode_out,
+		 char *err, size_t err_len);
+/* tcx (kernel >= 6.6): BPF_TCX_INGRESS / BPF_TCX_EGRESS links. */
+int bpx_tcx_link(int prog_fd, int ifindex, int egress, const char *link_path, char *err, size_t err_len);
+/* clsact filter (direct action) at a fixed handle and priority, replaced in
+ * place when present (returns 1). Not a link: it outlives every fd, so the
+ * caller records it. *prog_id: the program now attached. */
+int bpx_tc_filter(int prog_fd, int ifindex, int egress, uint32_t handle, uint32_t priority, uint32_t *prog_id,
+		  char *err, size_t err_len);
+/* 0 also when the filter, its qdisc or its device is gone already. */
+int bpx_tc_filter_remove(int ifindex, int egress, uint32_t handle, uint32_t priority);
+
+/* link id, program id, link type, ifindex (XDP, tcx; else 0) of a pinned link. */
+int bpx_pinned_link_info(const char *link_path, uint32_t out[4]);
+/* Detaches a pinned link now (BPF_LINK_DETACH), whoever else holds an fd to
+ * it: unpinning alone detaches only when the pin was the last reference. */
+int bpx_link_detach_pinned(const char *link_path);
+
+/* A hash map of the loader's own records (bpffs holds no regular files), pinned
+ * at path: opened when pinned with this layout, created and pinned when not. */
+int bpx_state_map(const char *path, const char *name, uint32_t key_size, uint32_t value_size, uint32_t max_entries,
+		  char *err, size_t err_len);
+/* "name;name;..." of the object's maps that are pinned by name. */
+int bpx_object_pinned_maps(struct bpf_object *obj, char *out, size_t out_len);
 
 #endif

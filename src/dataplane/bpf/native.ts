@@ -47,13 +47,26 @@ function bind() {
     updateBatch: shim.func('int bpx_map_update_batch(int fd, void *keys, void *values, void *count, uint64_t flags)'),
     deleteBatch: shim.func('int bpx_map_delete_batch(int fd, void *keys, void *count)'),
     dump: shim.func('int bpx_map_dump(int fd, void *keys, void *values, uint32_t max, void *count)'),
+    dumpHashed: shim.func('int bpx_map_dump_hashed(int fd, void *keys, void *values, uint32_t max, void *count, void *hash)'),
     possibleCpus: shim.func('int bpx_num_possible_cpus(void)'),
+    testRun: shim.func('int bpx_prog_test_run(int prog_fd, void *data_in, uint32_t size_in, void *data_out, uint32_t size_out, uint32_t repeat, void *out)'),
     update: libbpf.func('int bpf_map_update_elem(int fd, void *key, void *value, uint64_t flags)'),
     lookup: libbpf.func('int bpf_map_lookup_elem(int fd, void *key, void *value)'),
     delete: libbpf.func('int bpf_map_delete_elem(int fd, void *key)'),
     objGet: libbpf.func('int bpf_obj_get(const char *path)'),
     strerror: libbpf.func('int libbpf_strerror(int err, void *buf, size_t size)'),
     close: libc.func('int close(int fd)'),
+    // Device hooks and the loader's records (native/attach.c).
+    xdpLink: shim.func('int bpx_xdp_link(int prog_fd, int ifindex, int mode, int keep_mode, const char *link_path, _Out_ int *mode_out, void *err, size_t err_len)'),
+    tcxLink: shim.func('int bpx_tcx_link(int prog_fd, int ifindex, int egress, const char *link_path, void *err, size_t err_len)'),
+    tcFilter: shim.func('int bpx_tc_filter(int prog_fd, int ifindex, int egress, uint32_t handle, uint32_t priority, _Out_ uint32_t *prog_id, void *err, size_t err_len)'),
+    tcFilterRemove: shim.func('int bpx_tc_filter_remove(int ifindex, int egress, uint32_t handle, uint32_t priority)'),
+    pinnedLinkInfo: shim.func('int bpx_pinned_link_info(const char *link_path, void *out)'),
+    linkDetachPinned: shim.func('int bpx_link_detach_pinned(const char *link_path)'),
+    stateMap: shim.func('int bpx_state_map(const char *path, const char *name, uint32_t key_size, uint32_t value_size, uint32_t max_entries, void *err, size_t err_len)'),
+    objectPinnedMaps: shim.func('int bpx_object_pinned_maps(bpf_object *obj, void *out, size_t out_len)'),
+    ifNameToIndex: libc.func('unsigned int if_nametoindex(const char *name)'),
+    ifIndexToName: libc.func('char *if_indextoname(unsigned int ifindex, void *buf)'),
   };
 }
 
@@ -175,10 +188,24 @@ export function dump(fd: number, keys: Buffer, values: Buffer, max: number): num
   return c[0]!;
 }
 
+/** Like dump(), with a 64-bit hash of the dumped bytes (as two 32-bit halves in one number-safe pair). */
+export function dumpHashed(fd: number, keys: Buffer, values: Buffer, max: number): { count: number; hash: string } {
+  const c = new Uint32Array(1);
+  const h = new Uint32Array(2);
+  const ret = fns().dumpHashed(fd, keys, values, max, c, h) as number;
+  if (ret < 0) throw new BpfError('dump map', ret);
+  return { count: c[0]!, hash: `${h[1]!.toString(16)}:${h[0]!.toString(16)}` };
+}
+
 export function possibleCpus(): number {
   const n = fns().possibleCpus() as number;
   if (n < 0) throw new BpfError('count possible CPUs', n);
   return n;
+}
+
+/** BPF_PROG_TEST_RUN through the shim; see testrun.ts for the typed API. */
+export function testRun(progFd: number, dataIn: Buffer, dataOut: Buffer, repeat: number, out: Uint32Array): number {
+  return fns().testRun(progFd, dataIn, dataIn.length, dataOut, dataOut.length, repeat, out) as number;
 }
 
 export function update(fd: number, key: Buffer, value: Buffer, flags = 0n): number {
@@ -199,4 +226,80 @@ export function objGet(path: string): number {
 
 export function closeFd(fd: number): void {
   fns().close(fd);
+}
+
+// ---- device hooks and the loader's records (native/attach.c) ----
+
+/** XDP attach modes of bpx_xdp_link. */
+export const XDP_NATIVE = 1;
+export const XDP_GENERIC = 2;
+
+/** Attaches through a pinned XDP link; `replaced` when a pinned link got the program. Throws BpfError (errno kept). */
+export function xdpLink(progFd: number, ifindex: number, mode: number, keepMode: boolean, linkPath: string, step: string): { replaced: boolean; mode: number } {
+  const err = Buffer.alloc(1024);
+  const out = [0];
+  const ret = fns().xdpLink(progFd, ifindex, mode, keepMode ? 1 : 0, linkPath, out, err, err.length) as number;
+  if (ret < 0) throw new BpfError(step, ret, cstr(err) || undefined);
+  return { replaced: ret === 1, mode: out[0]! };
+}
+
+export function tcxLink(progFd: number, ifindex: number, egress: boolean, linkPath: string, step: string): boolean {
+  const err = Buffer.alloc(1024);
+  const ret = fns().tcxLink(progFd, ifindex, egress ? 1 : 0, linkPath, err, err.length) as number;
+  if (ret < 0) throw new BpfError(step, ret, cstr(err) || undefined);
+  return ret === 1;
+}
+
+export function tcFilter(progFd: number, ifindex: number, egress: boolean, handle: number, priority: number, step: string): { replaced: boolean; progId: number } {
+  const err = Buffer.alloc(1024);
+  const progId = [0];
+  const ret = fns().tcFilter(progFd, ifindex, egress ? 1 : 0, handle, priority, progId, err, err.length) as number;
+  if (ret < 0) throw new BpfError(step, ret, cstr(err) || undefined);
+  return { replaced: ret === 1, progId: progId[0]! };
+}
+
+/** 0, or -errno; a filter that is gone already counts as removed. */
+export function tcFilterRemove(ifindex: number, egress: boolean, handle: number, priority: number): number {
+  return fns().tcFilterRemove(ifindex, egress ? 1 : 0, handle, priority) as number;
+}
+
+export interface LinkInfo { id: number; progId: number; type: number; ifindex: number }
+
+/** The pinned link's ids, or null when nothing is pinned there. */
+export function pinnedLinkInfo(linkPath: string): LinkInfo | null {
+  const out = new Uint32Array(4);
+  if ((fns().pinnedLinkInfo(linkPath, out) as number) < 0) return null;
+  return { id: out[0]!, progId: out[1]!, type: out[2]!, ifindex: out[3]! };
+}
+
+/** Detaches the link pinned at linkPath, even while other fds hold it; 0 or -errno. */
+export function linkDetachPinned(linkPath: string): number {
+  return fns().linkDetachPinned(linkPath) as number;
+}
+
+/** Opens (or creates and pins) a hash map of the loader's own records; returns its fd. */
+export function stateMap(path: string, name: string, keySize: number, valueSize: number, maxEntries: number): number {
+  const err = Buffer.alloc(1024);
+  const fd = fns().stateMap(path, name, keySize, valueSize, maxEntries, err, err.length) as number;
+  if (fd < 0) throw new BpfError(`open state map ${path}`, fd, cstr(err) || undefined);
+  return fd;
+}
+
+/** Names of the object's maps pinned by name. */
+export function objectPinnedMaps(h: ObjectHandle): string[] {
+  const out = Buffer.alloc(8192);
+  const ret = fns().objectPinnedMaps(h, out, out.length) as number;
+  if (ret < 0) throw new BpfError('list pinned maps', ret);
+  return cstr(out).split(';').filter(Boolean);
+}
+
+/** The interface's index in this process's network namespace, 0 when there is none. */
+export function ifNameToIndex(name: string): number {
+  return fns().ifNameToIndex(name) as number;
+}
+
+/** The interface name of ifindex in this process's network namespace, null when there is none. */
+export function ifIndexToName(ifindex: number): string | null {
+  const buf = Buffer.alloc(16);
+  return fns().ifIndexToName(ifindex, buf) === null ? null : cstr(buf);
 }

@@ -1,0 +1,47 @@
+// The BPF objects of the datapath, declared in one place: each object's file,
+// where each of its programs attaches, and which structs and enums of
+// bpf/lib/maps.h (and reasons.h) it uses, so the loader checks each object
+// against the TypeScript codecs for what that object uses, and nothing else.
+import { AFF_KEY, AFF_VAL, BACKEND, CONSTANT_ENUMS, COUNTER, FE_KEY, FE_VAL, FLOW_KEY, FLOW_VAL, MEMBER_KEY, SET_KEY, SET_VAL, SK_RNAT_KEY, SK_RNAT_VAL, type StructLayout } from './layout.js';
+
+/**
+ * Where a program attaches.
+ * - `cgroup`: the --cgroup-root, with the attach type of the program's section.
+ * - `xdp`: every device of the datapath (native XDP, generic where the driver has none).
+ * - `tc-ingress` / `tc-egress`: every device of the datapath (tcx, clsact where the kernel has no tcx).
+ * - `none`: loaded, not attached (a tail-call target, a program for tests).
+ */
+export type Hook = 'cgroup' | 'xdp' | 'tc-ingress' | 'tc-egress' | 'none';
+
+export interface ObjectSpec {
+  /** File name in the object directory (build/bpf). */
+  file: string;
+  /** Program name -> hook; `*` covers every program not named. A program the declaration does not cover is an error. */
+  programs: Readonly<Record<string, Hook>>;
+  /** Structs the object uses: each must be in its BTF and match its codec. Any other codec's struct found in its BTF must match too. */
+  structs: readonly StructLayout<string>[];
+  /** Enums the object uses (by BTF name), checked the same way against CONSTANT_ENUMS. */
+  enums: readonly string[];
+}
+
+/** The socket programs: connect/sendmsg/recvmsg/getpeername on the cgroup. */
+export const SOCK_OBJECT: ObjectSpec = {
+  file: 'sock.bpf.o',
+  programs: { '*': 'cgroup' },
+  structs: [FE_KEY, FE_VAL, SET_KEY, SET_VAL, BACKEND, MEMBER_KEY, SK_RNAT_KEY, SK_RNAT_VAL, FLOW_KEY, FLOW_VAL, AFF_KEY, AFF_VAL, COUNTER],
+  // The zero-size anchors of struct bpx_counter put every enum into its BTF.
+  enums: Object.keys(CONSTANT_ENUMS),
+};
+
+/**
+ * Every object the proxy loads, in load order (the first object to name a
+ * pinned map creates it; the others reuse it). The packet programs join here
+ * as they land, e.g.
+ *   { file: 'xdp.bpf.o', programs: { bpx_xdp: 'xdp', bpx_xdp_pass: 'none' }, structs: [FE_KEY, FE_VAL, ...], enums: [...] }
+ */
+export const DATAPATH_OBJECTS: readonly ObjectSpec[] = [SOCK_OBJECT];
+
+/** The hook of `program` under `spec`, or undefined when the declaration does not cover it. */
+export function hookOf(spec: ObjectSpec, program: string): Hook | undefined {
+  return Object.hasOwn(spec.programs, program) ? spec.programs[program] : spec.programs['*'];
+}
