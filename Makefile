@@ -39,13 +39,27 @@ node_modules/.stamp: package.json package-lock.json
 	npm install --no-audit --no-fund --loglevel=error
 	@touch $@
 
-build: deps bpf native ts
+build: deps bpf native ts test-bpf
 
 bpf: $(BPF_OBJ)
 
 $(BUILD)/bpf/%.bpf.o: bpf/%.bpf.c $(BPF_HDR) | .cache/apt.stamp
 	@mkdir -p $(dir $@)
 	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+# Test fixtures (test/bpf/objects): small programs the loader's lab tests attach.
+# count-v1/-v2 differ only in the generation they count as; count-wide pins the
+# same map name with another value size.
+TEST_BPF := $(BUILD)/test-bpf
+test-bpf: $(TEST_BPF)/count-v1.bpf.o $(TEST_BPF)/count-v2.bpf.o $(TEST_BPF)/count-wide.bpf.o
+
+$(TEST_BPF)/count-v%.bpf.o: test/bpf/objects/count.bpf.c $(BPF_HDR) | .cache/apt.stamp
+	@mkdir -p $(dir $@)
+	$(CLANG) $(BPF_CFLAGS) -DCOUNT_GEN=$* -c $< -o $@
+
+$(TEST_BPF)/count-wide.bpf.o: test/bpf/objects/count.bpf.c $(BPF_HDR) | .cache/apt.stamp
+	@mkdir -p $(dir $@)
+	$(CLANG) $(BPF_CFLAGS) -DCOUNT_WIDE -c $< -o $@
 
 native: $(NATIVE_SO)
 
@@ -77,9 +91,15 @@ demo: build
 	node dist/demo/main.js
 
 # Speed and memory, each against a baseline measured in the same run (root: it builds a lab).
+# `make bench QUICK=1`: smaller sizes and fewer pairs, the whole run in under 3 minutes
+# (QUICK reaches each bench through the environment).
+bench: export QUICK := $(QUICK)
 bench: build
 	NODE_OPTIONS=--expose-gc npx vite-node bench/plan.ts
 	npx vite-node bench/sync.ts
+	npx vite-node bench/memory.ts
+	NODE_OPTIONS=--expose-gc npx vite-node bench/dataplane.ts
+	npx vite-node bench/packets.ts
 
 # Removes what crashed lab runs left behind (namespaces, cgroups, pins).
 lab-clean: ts

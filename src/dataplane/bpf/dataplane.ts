@@ -10,7 +10,7 @@ import { hasExternalFrontends, newIdHints } from '../../planner/types.js';
 import type { FamilyNumber } from '../../planner/address-key.js';
 import type { Dataplane, DatapathCounters, SyncError, SyncOptions, SyncResult } from '../types.js';
 import { BACKEND, FE_KEY, FE_VAL } from './layout.js';
-import { encodeService, LB_TABLES, tooLarge, type LbTables } from './lb-tables.js';
+import { encodeService, LB_TABLES, reserveFor, tooLarge, type LbTables } from './lb-tables.js';
 import { loadSockDatapath, type LoadOptions, type SockDatapath } from './loader.js';
 import type { BpfMap } from './map.js';
 import { strerror } from './native.js';
@@ -98,6 +98,7 @@ export class BpfDataplane implements Dataplane {
     const keep = new Set<number>();
     const touched: string[] = [];
     this.sync_.begin();
+    if (full) reserveFor(this.t, desired.services.values());
     const written: PlannedService[] = [];
     for (const key of keys) {
       touched.push(key);

@@ -142,6 +142,31 @@ export function tooLarge(svc: PlannedService): string | null {
   return null;
 }
 
+/**
+ * Sizes the batches for encoding these services (an upper bound: a service
+ * whose sets share their backends encodes them once), so a full sync of a
+ * large cluster does not grow them step by step.
+ */
+export function reserveFor(t: LbTables, services: Iterable<PlannedService>): void {
+  let fe = 0;
+  let sets = 0;
+  let slots = 0;
+  let members = 0;
+  for (const svc of services) {
+    fe += svc.frontends.length;
+    const n = svc.internal.backends.length;
+    const extra = (svc.cluster === svc.internal ? 0 : svc.cluster.backends.length) + (svc.external === svc.internal ? 0 : svc.external.backends.length);
+    sets += 1 + (svc.cluster === svc.internal ? 0 : 1) + (svc.external === svc.internal ? 0 : 1);
+    slots += n + extra;
+    if (svc.affinityTimeout || svc.protocol === 'UDP') members += n + extra;
+  }
+  t.frontends.reserveBatch(fe);
+  t.headers.reserveBatch(sets);
+  t.slots.reserveBatch(slots);
+  t.backends.reserveBatch(slots);
+  t.members.reserveBatch(members);
+}
+
 /** Backends already encoded for the service being encoded (only when it has several sets). */
 const seen = new Set<number>();
 

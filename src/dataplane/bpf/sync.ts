@@ -252,6 +252,7 @@ export class TableSync {
     const vw = t.vs / 4;
     const written = this.written.get(t);
     written?.clear();
+    written?.reserve(t.dn);
     const pick = this.pick.length >= t.dn ? this.pick : (this.pick = new Int32Array(t.dn * 2));
     let n = 0;
     for (let i = 0; i < t.dn; i++) {

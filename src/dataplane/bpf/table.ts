@@ -125,6 +125,11 @@ export class Table {
     return i;
   }
 
+  /** Makes room for `n` entries in the batch, so encoding does not grow it step by step. */
+  reserveBatch(n: number): void {
+    if (n > this.downer.length) this.growBatch(n);
+  }
+
   private growBatch(n: number): void {
     this.dk = grown(this.dk, n * this.kw);
     this.dv = grown(this.dv, n * this.vw);
