@@ -1,7 +1,7 @@
 // The one interface every dataplane mode implements.
 import type { DesiredDataplane, IdHints } from '../planner/types.js';
-
-export type ProxyMode = 'bpf' | 'nftables' | 'iptables' | 'ipvs';
+import type { Logger } from '../util/log.js';
+import type { ProxyMode } from '../util/modes.js';
 
 export interface SyncOptions {
   /**
@@ -35,6 +35,12 @@ export interface SyncResult {
   unsupported: { service: string; feature: string }[];
 }
 
+/** Cumulative datapath counters: drops by reason and events, by metric label. */
+export interface DatapathCounters {
+  drops: Map<string, bigint>;
+  events: Map<string, bigint>;
+}
+
 export interface Dataplane {
   readonly mode: ProxyMode;
   /** IDs found in the state an earlier run left, so the planner keeps them. Called once, before the first sync. */
@@ -42,8 +48,56 @@ export interface Dataplane {
   sync(desired: DesiredDataplane, opts: SyncOptions): Promise<SyncResult>;
   /** Releases this process's handles. The datapath keeps serving. */
   dispose(): Promise<void>;
-  /** Datapath event counters by name, for metrics (modes that have them). */
-  readCounters?(): Map<string, bigint>;
+  /** Datapath drop and event counters by label, for metrics (modes that have them). */
+  readCounters?(): DatapathCounters;
   /** Entries and capacity of each map or table, for metrics (modes that have them). */
   mapUsage?(): { name: string; entries: number; capacity: number }[];
+}
+
+/** What each mode needs to open; each mode reads its own section. */
+export interface DataplaneOptions {
+  bpf: {
+    /** bpffs directory the maps and links are pinned under (--bpf-fs). */
+    pinDir: string;
+    /** cgroup v2 directory the socket programs attach to (--cgroup-root). */
+    cgroupRoot: string;
+    /** Capacities by map-size setting name (frontends, backends, ...); see bpf/sizes.ts. */
+    mapSizes: Readonly<Record<string, number>>;
+  };
+  /** The rule-based modes: how local pods are told apart, for masquerading (--cluster-cidr, --detect-local-mode). */
+  nftables?: {
+    clusterCIDRs: readonly string[];
+    detectLocalMode: string;
+  };
+}
+
+/** What a mode does, reported when it is opened so an operator sees what a fallback costs. */
+export interface ModeCapabilities {
+  /** Handles traffic that arrives as packets (NodePort, ExternalIP and LoadBalancer from outside the node). */
+  packetDatapath: boolean;
+  /** Translates a connection once, at the socket: no per-packet NAT, the backend sees the client. */
+  socketLB: boolean;
+  /** Datapath event counters (readCounters). */
+  counters: boolean;
+  /** Entries and capacity of its maps or tables (mapUsage). */
+  mapUsage: boolean;
+}
+
+/** Limits the planner must respect for this mode. */
+export interface ModeLimits {
+  /** Largest service ID the mode can encode. */
+  maxServiceId: number;
+}
+
+/** One entry in the table of modes (src/dataplane/select.ts): adding a mode is adding one of these. */
+export interface DataplaneMode {
+  readonly name: ProxyMode;
+  readonly capabilities: ModeCapabilities;
+  readonly limits: ModeLimits;
+  /**
+   * Why this mode cannot run here, or null when nothing cheap says it cannot.
+   * A probe only looks (no mounts, no loads); open() is the real test.
+   */
+  probe(options: DataplaneOptions): string | null | Promise<string | null>;
+  open(options: DataplaneOptions, log: Logger): Dataplane | Promise<Dataplane>;
 }

@@ -3,7 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { silentLogger, type Logger } from '../runtime/log.js';
+import { silentLogger, type Logger } from '../util/log.js';
 import { buildNetwork } from './build.js';
 import { clientArgv, LabConnection, parseResults, runBudgetMs, validateRequest, type ClientRequest, type ClientResult } from './client.js';
 import { LabError } from './commands.js';

@@ -15,7 +15,8 @@ export interface LogLine {
 }
 
 export interface LabProxyOptions {
-  manifests: string;
+  /** A manifest directory to read; without it, `args` names the source (e.g. --kubeconfig). */
+  manifests?: string;
   /** Extra flags. */
   args?: string[];
   /** Node ports for healthz and metrics, on 127.0.0.1 inside the node. */
@@ -49,7 +50,7 @@ export class LabProxy {
   static argv(node: LabNode, opts: LabProxyOptions): string[] {
     return [
       process.execPath, join(PACKAGE_ROOT, 'bin', 'bpfproxy'), 'run',
-      '--manifests', opts.manifests,
+      ...(opts.manifests !== undefined ? ['--manifests', opts.manifests] : []),
       '--hostname-override', node.name,
       '--bpf-fs', node.bpffs,
       '--cgroup-root', node.cgroup,

@@ -6,7 +6,7 @@ import { createServer, type Server } from 'node:http';
 import type { HealthCheck } from '../planner/types.js';
 import { formatBindAddress } from '../config/values.js';
 import { closeServer, listen, ListenError, sendJSON } from './http.js';
-import type { Logger } from './log.js';
+import type { Logger } from '../util/log.js';
 
 export interface HealthCheckError {
   /** "namespace/name" */

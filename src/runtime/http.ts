@@ -4,10 +4,10 @@
 // One server per bind address; when both addresses are the same, one server serves all.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { ProxyMode } from '../dataplane/types.js';
+import type { ProxyMode } from '../util/modes.js';
 import { formatBindAddress, type BindAddress } from '../config/values.js';
-import { realClock, type Clock } from './clock.js';
-import type { Logger } from './log.js';
+import { realClock, type Clock } from '../util/clock.js';
+import type { Logger } from '../util/log.js';
 import type { Metrics } from './metrics.js';
 
 /** Go's zero time, which kube-proxy prints for "never". */
@@ -159,6 +159,11 @@ export interface HttpServersOptions {
   metricsRegistry: Metrics;
   mode: ProxyMode;
   logger?: Logger;
+  /**
+   * A port that cannot be bound is retried this often, as kube-proxy does every
+   * 5 s unless --bind-address-hard-fail; absent: start() rejects with a ListenError.
+   */
+  retryListenMs?: number;
 }
 
 export type ServerRole = 'healthz' | 'metrics';
@@ -172,7 +177,25 @@ export interface RunningServer {
 
 /** The healthz and metrics servers, started together and closed together. */
 export class HttpServers {
+  /** Servers still waiting for their port (retryListenMs). */
+  private readonly retries = new Set<NodeJS.Timeout>();
+  private closed = false;
+
   private constructor(private readonly servers: { server: Server; info: RunningServer }[]) {}
+
+  /** Listens again every `everyMs` until it works or close(); the server joins `servers` once bound. */
+  private retryListen(server: Server, addr: BindAddress, roles: ServerRole[], everyMs: number, logger?: Logger): void {
+    const timer = setTimeout(() => {
+      this.retries.delete(timer);
+      if (this.closed) return;
+      listen(server, addr, roles.join(' and ')).then((address) => {
+        if (this.closed) { void closeServer(server); return; }
+        this.servers.push({ server, info: { roles, address } });
+        logger?.info({ address: formatBindAddress({ host: address.address, port: address.port }), serves: roles }, 'serving HTTP');
+      }, () => this.retryListen(server, addr, roles, everyMs, logger));
+    }, everyMs);
+    this.retries.add(timer);
+  }
 
   static async start(opts: HttpServersOptions): Promise<HttpServers> {
     const { health, metricsRegistry: metrics, logger } = opts;
@@ -205,6 +228,7 @@ export class HttpServers {
     }
 
     const started: { server: Server; info: RunningServer }[] = [];
+    const waiting: { server: Server; addr: BindAddress; roles: ServerRole[] }[] = [];
     try {
       for (const { addr, roles, routes } of plan) {
         const server = createServer((req, res) => {
@@ -217,7 +241,15 @@ export class HttpServers {
             else res.destroy();
           });
         });
-        const address = await listen(server, addr, roles.join(' and '));
+        let address: AddressInfo;
+        try {
+          address = await listen(server, addr, roles.join(' and '));
+        } catch (err) {
+          if (opts.retryListenMs === undefined) throw err;
+          logger?.error({ err }, `${(err as Error).message}: retrying every ${opts.retryListenMs / 1000} s (--bind-address-hard-fail exits instead)`);
+          waiting.push({ server, addr, roles });
+          continue;
+        }
         started.push({ server, info: { roles, address } });
         logger?.info({ address: formatBindAddress({ host: address.address, port: address.port }), serves: roles }, 'serving HTTP');
       }
@@ -225,7 +257,9 @@ export class HttpServers {
       await Promise.all(started.map((s) => closeServer(s.server)));
       throw err;
     }
-    return new HttpServers(started);
+    const servers = new HttpServers(started);
+    for (const w of waiting) servers.retryListen(w.server, w.addr, w.roles, opts.retryListenMs!, logger);
+    return servers;
   }
 
   get running(): readonly RunningServer[] {
@@ -238,6 +272,9 @@ export class HttpServers {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
+    for (const t of this.retries) clearTimeout(t);
+    this.retries.clear();
     await Promise.all(this.servers.map((s) => closeServer(s.server)));
   }
 }

@@ -4,18 +4,17 @@
 // datapath itself keeps serving after stop (that is the point of pinning).
 import { networkInterfaces } from 'node:os';
 import type { ProxyConfig } from '../config/config.js';
-import { BpfDataplane } from '../dataplane/bpf/dataplane.js';
+import { openDataplane, type OpenedDataplane } from '../dataplane/select.js';
 import type { Dataplane, SyncResult } from '../dataplane/types.js';
 import { ClusterState, type Rejection, type Warning } from '../model/state.js';
 import type { ValidationConfig } from '../model/types.js';
 import { DEFAULT_PLANNER_LIMITS, Planner } from '../planner/planner.js';
-import { MAX_SERVICE_ID } from '../dataplane/bpf/render.js';
 import { hasExternalFrontends, type DesiredDataplane } from '../planner/types.js';
 import type { Source, SourceEvent } from '../sources/types.js';
-import { realClock, type Clock, type TimerHandle } from './clock.js';
+import { realClock, type Clock, type TimerHandle } from '../util/clock.js';
 import { ServiceHealthServers } from './healthcheck.js';
 import { healthTimeoutFor, HttpServers, ProxyHealth, type ServerRole } from './http.js';
-import type { Logger } from './log.js';
+import type { Logger } from '../util/log.js';
 import { Metrics } from './metrics.js';
 import { BoundedFrequencyRunner, type RunContext, type RunOutcome } from './runner.js';
 
@@ -26,7 +25,7 @@ export interface ProxyDeps {
   sources?: Source[];
   /** The addresses on this node's interfaces; default: os.networkInterfaces(). */
   localAddresses?: () => string[];
-  /** A dataplane to use instead of opening the one the config names (tests). */
+  /** A dataplane to use instead of opening the one the config names (tests); the planner's own limits apply. */
   dataplane?: Dataplane;
 }
 
@@ -51,19 +50,28 @@ async function openSources(cfg: ProxyConfig, log: Logger): Promise<Source[]> {
   return [new KubernetesSource({ kubeconfig: cfg.kubeconfig || undefined, master: cfg.master || undefined, nodeName: cfg.nodeName, log: log.child({ source: 'k8s' }) })];
 }
 
-function openDataplane(cfg: ProxyConfig, log: Logger): Dataplane {
-  if (cfg.mode !== 'bpf') {
-    throw new Error(`--proxy-mode ${cfg.mode} is not built yet; bpfproxy currently implements the bpf mode only`);
-  }
-  try {
-    return BpfDataplane.open({ pinDir: cfg.bpf.pinPath, cgroupRoot: cfg.bpf.cgroupRoot, mapSizes: cfg.bpf.mapSizes, log: log.child({ dataplane: 'bpf' }) });
-  } catch (err) {
-    // One line that says why, then out: there is no fallback mode to go to yet.
-    throw new Error(`the bpf dataplane cannot run here: ${(err as Error).message}`, { cause: err });
-  }
+function openConfiguredDataplane(cfg: ProxyConfig, log: Logger): Promise<OpenedDataplane> {
+  return openDataplane(cfg.mode, {
+    fallback: cfg.fallback,
+    bpf: { pinDir: cfg.bpf.pinPath, cgroupRoot: cfg.bpf.cgroupRoot, mapSizes: cfg.bpf.mapSizes },
+    nftables: { clusterCIDRs: cfg.clusterCIDRs, detectLocalMode: cfg.detectLocalMode },
+  }, log);
+}
+
+/** A dataplane handed in by the caller: its mode as it says, the planner's own limits. */
+function givenDataplane(dataplane: Dataplane): OpenedDataplane {
+  return {
+    dataplane,
+    mode: dataplane.mode,
+    reason: 'given by the caller',
+    capabilities: { packetDatapath: false, socketLB: false, counters: dataplane.readCounters !== undefined, mapUsage: dataplane.mapUsage !== undefined },
+    limits: { maxServiceId: DEFAULT_PLANNER_LIMITS.maxServiceId },
+  };
 }
 
 const RETRY_INITIAL_MS = 1000;
+/** kube-proxy retries its health and metrics servers every 5 s. */
+const HTTP_RETRY_MS = 5000;
 
 export class Proxy {
   readonly metrics: Metrics;
@@ -73,6 +81,8 @@ export class Proxy {
   private readonly state: ClusterState;
   private planner!: Planner;
   private dataplane!: Dataplane;
+  /** The mode in use: the one asked for, or the one fallen back to. */
+  private mode!: OpenedDataplane['mode'];
   private runner!: BoundedFrequencyRunner;
   private http: HttpServers | null = null;
   private healthServers: ServiceHealthServers | null = null;
@@ -122,30 +132,28 @@ export class Proxy {
 
   private async init(deps: ProxyDeps): Promise<void> {
     const { cfg, log } = this;
-    this.dataplane = deps.dataplane ?? openDataplane(cfg, log);
+    const opened = deps.dataplane ? givenDataplane(deps.dataplane) : await openConfiguredDataplane(cfg, log);
+    this.dataplane = opened.dataplane;
+    this.mode = opened.mode;
+    log.info({ mode: opened.mode, reason: opened.reason, capabilities: opened.capabilities }, `dataplane: ${opened.mode}`);
     const hints = await this.dataplane.restore();
     this.planner = new Planner({
       nodeName: cfg.nodeName,
       nodePortAddresses: nodePortSpec(cfg),
       maglevTableSize: cfg.bpf.maglevTableSize,
-      maxServiceId: Math.min(MAX_SERVICE_ID, DEFAULT_PLANNER_LIMITS.maxServiceId),
+      maxServiceId: Math.min(opened.limits.maxServiceId, DEFAULT_PLANNER_LIMITS.maxServiceId),
       maxBackendId: DEFAULT_PLANNER_LIMITS.maxBackendId,
     }, hints);
     const counters = this.dataplane.readCounters?.bind(this.dataplane);
-    if (counters) {
-      this.metrics.addDatapathCollector(() => {
-        const out = new Map<string, number>();
-        for (const [k, v] of counters()) out.set(k, Number(v));
-        return out;
-      });
-    }
+    if (counters) this.metrics.addDatapathCollector(counters);
     this.http = await HttpServers.start({
       healthz: cfg.healthzBindAddress,
       metrics: cfg.metricsBindAddress,
       health: this.health,
       metricsRegistry: this.metrics,
-      mode: cfg.mode,
+      mode: this.mode,
       logger: log,
+      retryListenMs: cfg.bindAddressHardFail ? undefined : HTTP_RETRY_MS,
     });
     this.runner = new BoundedFrequencyRunner({
       name: 'sync',
@@ -158,7 +166,7 @@ export class Proxy {
     this.sources = deps.sources ?? (await openSources(cfg, log));
     this.runner.start();
     for (const s of this.sources) await s.start((ev) => this.onEvent(s.name, ev));
-    log.info({ node: cfg.nodeName, mode: cfg.mode, sources: this.sources.map((s) => s.name) }, 'bpfproxy started: waiting for every source to list');
+    log.info({ node: cfg.nodeName, mode: this.mode, sources: this.sources.map((s) => s.name) }, 'bpfproxy started: waiting for every source to list');
   }
 
   /** The bound address of a server, for tests. */
@@ -252,7 +260,7 @@ export class Proxy {
     const now = this.clock.now();
     this.metrics.observeSync((now - started) / 1000, full);
     this.metrics.setPendingChanges({ services: this.state.pendingServiceChanges, endpoints: this.state.pendingEndpointChanges });
-    for (const u of res.unsupported) this.log.warn({ service: u.service }, `not supported by the ${this.cfg.mode} dataplane yet: ${u.feature}`);
+    for (const u of res.unsupported) this.log.warn({ service: u.service }, `not supported by the ${this.mode} dataplane yet: ${u.feature}`);
     if (full) this.fullSyncExtras(plan.desired);
     await this.syncHealthChecks(plan.desired);
 
@@ -279,7 +287,9 @@ export class Proxy {
       this.metrics.observeNetworkProgramming((now - this.pendingSince) / 1000);
       this.pendingSince = null;
     }
-    const level = full ? 'info' : 'debug';
+    // The first sync, and a full one that had to repair something, are news; a periodic
+    // sync that found nothing to do is the steady state and not worth a line every syncPeriod.
+    const level = first || (full && res.upserts + res.deletes > 0) ? 'info' : 'debug';
     this.log[level]({ full, services: plan.desired.services.size, changed: changed.size, upserts: res.upserts, deletes: res.deletes, failed: res.errors.length, ms: now - started }, 'synced');
     return { ok: true };
   }
@@ -331,6 +341,7 @@ export class Proxy {
     await this.healthServers?.dispose();
     await this.http?.close();
     await this.dataplane?.dispose();
-    this.log.info('bpfproxy stopped; the datapath keeps serving');
+    // Only a datapath this run programmed can be said to keep serving.
+    this.log.info(this.everSynced ? 'bpfproxy stopped; the datapath keeps serving' : 'bpfproxy stopped before programming the datapath');
   }
 }

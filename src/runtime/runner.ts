@@ -27,8 +27,8 @@
 //     starts afterwards; run() after stop() does nothing.
 //  8. The first run has forceFull: nothing is known about the datapath yet.
 // Nothing runs before start(); run() calls made before it are remembered.
-import type { Logger } from './log.js';
-import { realClock, type Clock, type TimerHandle } from './clock.js';
+import type { Logger } from '../util/log.js';
+import { realClock, type Clock, type TimerHandle } from '../util/clock.js';
 
 export type RunReason = 'change' | 'periodic' | 'retry';
 

@@ -25,7 +25,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { Agent } from 'node:http';
 import { parse as parseYaml } from 'yaml';
 import type * as K8s from '@kubernetes/client-node';
-import type { Logger } from '../runtime/log.js';
+import type { Logger } from '../util/log.js';
 import { PROXY_LABEL_SELECTOR } from './selection.js';
 import { objectKey, type KubeObject, type ObjectKind, type Source, type SourceEvent, type SourceListener } from './types.js';
 

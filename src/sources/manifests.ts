@@ -16,7 +16,7 @@ import { open, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import { parseAllDocuments } from 'yaml';
-import type { Logger } from '../runtime/log.js';
+import type { Logger } from '../util/log.js';
 import { selectedByProxy } from './selection.js';
 import {
   API_VERSIONS,

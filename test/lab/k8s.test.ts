@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseCommandLine } from '../../src/config/flags.js';
 import type { ClientResult } from '../../src/lab/client.js';
 import { createLab, type Lab } from '../../src/lab/lab.js';
-import { silentLogger } from '../../src/runtime/log.js';
+import { silentLogger } from '../../src/util/log.js';
 import { Proxy } from '../../src/runtime/proxy.js';
 import { FakeApiServer } from '../helpers/fake-apiserver.js';
 

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { FakeClock } from '../../../src/runtime/clock.js';
+import { FakeClock } from '../../../src/util/clock.js';
 import { HttpServers, ListenError, ProxyHealth, healthTimeoutFor } from '../../../src/runtime/http.js';
 import { Metrics } from '../../../src/runtime/metrics.js';
 import { connectError, freePort, get, occupy } from './net-helpers.js';

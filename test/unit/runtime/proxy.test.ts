@@ -6,10 +6,11 @@ import type { Dataplane, SyncOptions, SyncResult } from '../../../src/dataplane/
 import type { KubeObject } from '../../../src/model/objects.js';
 import type { DesiredDataplane } from '../../../src/planner/types.js';
 import { EMPTY_ID_HINTS } from '../../../src/planner/types.js';
-import { FakeClock, settle } from '../../../src/runtime/clock.js';
-import { silentLogger } from '../../../src/runtime/log.js';
+import { FakeClock, settle } from '../../../src/util/clock.js';
+import { silentLogger } from '../../../src/util/log.js';
 import { Proxy } from '../../../src/runtime/proxy.js';
 import type { Source, SourceListener } from '../../../src/sources/types.js';
+import { get } from './net-helpers.js';
 
 class DrivenSource implements Source {
   readonly name = 'driven';
@@ -87,5 +88,15 @@ describe('proxy sync loop', () => {
     expect(dp.calls.length).toBe(n + 2);
     // And the node stays healthy for everything else.
     expect(proxy!.health.isHealthy()).toBe(true);
+  });
+
+  it('/proxyMode reports the mode in use, not the one the config asked for', async () => {
+    // The config asks for bpf; the dataplane in use is another mode, as after a fallback.
+    const dp = Object.assign(new RecordingDataplane(''), { mode: 'nftables' as const });
+    const cl = parseCommandLine(['--hostname-override', 'n1', '--healthz-bind-address', '', '--metrics-bind-address', '127.0.0.1:0']);
+    if (cl.command === 'help') throw new Error('help');
+    expect(cl.config.mode).toBe('bpf');
+    proxy = await Proxy.start(cl.config, { log: silentLogger(), clock: new FakeClock(), sources: [new DrivenSource()], dataplane: dp, localAddresses: () => [] });
+    expect(await get(proxy.httpAddress('metrics')!.port, '/proxyMode')).toMatchObject({ status: 200, body: 'nftables' });
   });
 });

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { FakeClock, realClock, settle } from '../../../src/runtime/clock.js';
+import { FakeClock, realClock, settle } from '../../../src/util/clock.js';
 import { BoundedFrequencyRunner, type RunContext, type RunOutcome } from '../../../src/runtime/runner.js';
 
 interface Call extends RunContext {

@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { silentLogger } from '../../../src/runtime/log.js';
+import { silentLogger } from '../../../src/util/log.js';
 import { KubernetesSource } from '../../../src/sources/k8s.js';
 import { HEADLESS_LABEL, PROXY_LABEL_SELECTOR, SERVICE_PROXY_NAME_LABEL } from '../../../src/sources/selection.js';
 import type { KubeObject, SourceEvent } from '../../../src/sources/types.js';

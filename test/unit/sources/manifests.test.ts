@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import { silentLogger } from '../../../src/runtime/log.js';
+import { silentLogger } from '../../../src/util/log.js';
 import { ManifestSource } from '../../../src/sources/manifests.js';
 import { HEADLESS_LABEL, SERVICE_PROXY_NAME_LABEL } from '../../../src/sources/selection.js';
 import type { KubeObject, SourceEvent } from '../../../src/sources/types.js';

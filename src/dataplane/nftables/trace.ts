@@ -1,0 +1,260 @@
+// The packet tracer: follows a new connection's first packet through the
+// ruleset our renderer writes (as RulesetModel holds it) and answers where it
+// can go. Every branch is followed: each `numgen` both matches and not, and
+// an affinity set may or may not hold the client, so the answer is the set of
+// every possible outcome. It interprets exactly the constructs we emit and
+// throws on anything else, so a new construct cannot go untraced.
+import type { Protocol } from '../../model/types.js';
+import { canonicalIP, cidrContains, familyOf, parseCidr } from '../../util/ip.js';
+import { nftFamily, SET_NODEPORT_IPS, type NftFamily } from './names.js';
+import type { ModelTable, RulesetModel } from './ruleset.js';
+
+export interface TracePacket {
+  src: string;
+  dst: string;
+  proto: Protocol;
+  port: number;
+  /** Sent by a process of the node itself (output hook; `fib saddr type local`). Otherwise it arrives from a pod or the network. */
+  fromNode?: boolean;
+}
+
+interface State {
+  daddr: string;
+  dport: number;
+  mark: number;
+  dnat: string | null;
+  masquerade: boolean;
+  /** Chains entered, for messages. */
+  path: string[];
+  /** Probability of this branch for a client's first connection (affinity sets still empty). */
+  p: number;
+}
+
+type Verdict = 'next' | 'continue' | 'accept' | 'drop' | 'reject';
+interface Out { st: State; v: Verdict }
+
+export interface TraceResult {
+  /** Each possible outcome: "dnat ADDR:PORT", "dnat ADDR:PORT masquerade", "drop", "reject", "not a service" (accepted untouched). */
+  outcomes: Set<string>;
+  /** One path of chains per outcome, for messages. */
+  paths: Map<string, string[]>;
+  /** Probability of each outcome for a client's first connection (affinity sets empty): `numgen random mod N 0` matches 1 in N. */
+  weights: Map<string, number>;
+}
+
+const MAX_DEPTH = 32;
+
+/** Tokens, with `{ ... }` groups kept whole. */
+function tokenize(rule: string): string[] {
+  const out: string[] = [];
+  const re = /\{[^}]*\}|\S+/g;
+  for (const m of rule.matchAll(re)) out.push(m[0]);
+  return out;
+}
+
+function matchesAddress(spec: string, ip: string): boolean {
+  const list = spec.startsWith('{') ? spec.slice(1, -1).split(',').map((s) => s.trim()).filter(Boolean) : [spec];
+  return list.some((a) => {
+    if (a.includes('/')) {
+      const c = parseCidr(a);
+      if (!c) throw new Error(`bad CIDR ${a}`);
+      return cidrContains(c, ip);
+    }
+    return canonicalIP(a) === ip;
+  });
+}
+
+class Tracer {
+  private readonly tokens = new Map<string, string[]>();
+
+  constructor(private readonly t: ModelTable, private readonly family: NftFamily, private readonly pkt: TracePacket & { src: string }) {}
+
+  private tok(rule: string): string[] {
+    let t = this.tokens.get(rule);
+    if (!t) this.tokens.set(rule, (t = tokenize(rule)));
+    return t;
+  }
+
+  private setHas(name: string, key: string): boolean | 'unknown' {
+    const s = this.t.sets.get(name);
+    if (!s) throw new Error(`no set ${name}`);
+    // Dynamic sets (affinity) fill at run time: they may hold anyone.
+    if (s.body.includes('dynamic')) return 'unknown';
+    return s.elements.has(key);
+  }
+
+  private lookup(map: string, key: string): string | undefined {
+    const s = this.t.sets.get(map);
+    if (!s || s.kind !== 'map') throw new Error(`no map ${map}`);
+    return s.elements.get(key);
+  }
+
+  chain(name: string, st: State, depth: number): Out[] {
+    if (depth > MAX_DEPTH) throw new Error(`chains nest deeper than ${MAX_DEPTH}: ${st.path.join(' > ')}`);
+    const c = this.t.chains.get(name);
+    if (!c) throw new Error(`no chain ${name}`);
+    let live: State[] = [{ ...st, path: [...st.path, name] }];
+    const done: Out[] = [];
+    for (const rule of c.rules) {
+      const next: State[] = [];
+      for (const s of live) {
+        for (const o of this.rule(this.tok(rule), 0, s, depth)) {
+          if (o.v === 'next') next.push(o.st);
+          else done.push(o);
+        }
+      }
+      live = next;
+      if (live.length === 0) break;
+    }
+    for (const s of live) done.push({ st: s, v: 'continue' });
+    return done;
+  }
+
+  /** The outcome of a verdict (jump/goto/drop/...) taken at token `i`. */
+  private verdict(tokens: string[], i: number, st: State, depth: number): Out[] {
+    const [word, arg] = [tokens[i], tokens[i + 1]];
+    switch (word) {
+      case 'jump':
+        return this.chain(arg!, st, depth + 1).map((o) => (o.v === 'continue' ? { st: o.st, v: 'next' as const } : o));
+      case 'goto':
+        return this.chain(arg!, st, depth + 1);
+      case 'return':
+        return [{ st, v: 'continue' }];
+      case 'drop':
+      case 'reject':
+      case 'accept':
+        return [{ st, v: word }];
+    }
+    throw new Error(`unknown verdict "${tokens.slice(i).join(' ')}"`);
+  }
+
+  /** Evaluates a rule from token `i`: matches narrow, statements act, verdicts end it. */
+  private rule(tk: string[], i: number, st: State, depth: number): Out[] {
+    if (i >= tk.length) return [{ st, v: 'next' }];
+    const w = tk[i]!;
+    const f = this.family;
+    const fail: Out[] = [{ st, v: 'next' }];
+    const at = (j: number, ...words: string[]) => words.every((x, k) => tk[j + k] === x);
+    if (at(i, 'ct', 'state', 'new')) return this.rule(tk, i + 3, st, depth); // We trace a connection's first packet.
+    if (at(i, 'fib', 'saddr', 'type', 'local')) return this.pkt.fromNode ? this.rule(tk, i + 4, st, depth) : fail;
+    if (at(i, 'meta', 'mark', '&') && tk[i + 4] === '==') {
+      return (st.mark & Number(tk[i + 3])) === Number(tk[i + 5]) ? this.rule(tk, i + 6, st, depth) : fail;
+    }
+    if (at(i, 'meta', 'mark', 'set', 'meta', 'mark')) {
+      const v = Number(tk[i + 6]);
+      const mark = tk[i + 5] === '|' ? st.mark | v : tk[i + 5] === '^' ? st.mark ^ v : NaN;
+      if (Number.isNaN(mark)) throw new Error(`unknown mark operation in "${tk.join(' ')}"`);
+      return this.rule(tk, i + 7, { ...st, mark }, depth);
+    }
+    if (at(i, 'meta', 'l4proto', '.', 'th', 'dport', 'vmap')) {
+      return this.vmap(tk, i + 6, `${this.pkt.proto.toLowerCase()} . ${st.dport}`, st, depth);
+    }
+    if (at(i, 'meta', 'l4proto') && at(i + 3, 'dnat', 'to')) {
+      if (tk[i + 2] !== this.pkt.proto.toLowerCase()) return fail;
+      const target = tk[i + 5]!;
+      const cut = target.lastIndexOf(':');
+      const addr = target.slice(0, cut).replace(/^\[|\]$/g, '');
+      return [{ st: { ...st, dnat: target, daddr: canonicalIP(addr)!, dport: Number(target.slice(cut + 1)) }, v: 'accept' }];
+    }
+    if (w === f && (tk[i + 1] === 'saddr' || tk[i + 1] === 'daddr')) {
+      const ip = tk[i + 1] === 'saddr' ? this.pkt.src : st.daddr;
+      if (tk[i + 1] === 'daddr' && at(i + 2, '.', 'meta', 'l4proto', '.', 'th', 'dport', 'vmap')) {
+        return this.vmap(tk, i + 9, `${st.daddr} . ${this.pkt.proto.toLowerCase()} . ${st.dport}`, st, depth);
+      }
+      const negate = tk[i + 2] === '!=';
+      const spec = tk[negate ? i + 3 : i + 2]!;
+      const j = negate ? i + 4 : i + 3;
+      if (spec.startsWith('@')) {
+        const has = this.setHas(spec.slice(1), ip);
+        if (has === 'unknown') return [...this.rule(tk, j, { ...st, p: 0 }, depth), ...fail];
+        return has !== negate ? this.rule(tk, j, st, depth) : fail;
+      }
+      return matchesAddress(spec, ip) !== negate ? this.rule(tk, j, st, depth) : fail;
+    }
+    if (at(i, 'numgen', 'random', 'mod') && tk[i + 4] === '0') {
+      const n = Number(tk[i + 3]);
+      if (!(n >= 1)) throw new Error(`bad numgen in "${tk.join(' ')}"`);
+      return n === 1 ? this.rule(tk, i + 5, st, depth) : [...this.rule(tk, i + 5, { ...st, p: st.p / n }, depth), { st: { ...st, p: st.p * (1 - 1 / n) }, v: 'next' }];
+    }
+    if (w === 'update' && tk[i + 1]?.startsWith('@') && tk[i + 2]?.startsWith('{')) {
+      this.setHas(tk[i + 1]!.slice(1), ''); // The set must exist; what it learns does not change this packet.
+      return this.rule(tk, i + 3, st, depth);
+    }
+    if (w === 'masquerade') return [{ st: { ...st, masquerade: true }, v: 'accept' }];
+    return this.verdict(tk, i, st, depth);
+  }
+
+  private vmap(tk: string[], i: number, key: string, st: State, depth: number): Out[] {
+    if (!tk[i]?.startsWith('@')) throw new Error(`only named verdict maps are traced: "${tk.join(' ')}"`);
+    const v = this.lookup(tk[i]!.slice(1), key);
+    if (v === undefined) return [{ st, v: 'next' }];
+    return this.verdict(this.tok(v), 0, st, depth).map((o) => (o.v === 'continue' ? { st: o.st, v: 'next' as const } : o));
+  }
+
+  /** The base chains of a hook, by priority. */
+  hookChains(hook: string): string[] {
+    return [...this.t.chains].filter(([, c]) => c.hook?.hook === hook).sort((a, b) => a[1].hook!.priority - b[1].hook!.priority).map(([n]) => n);
+  }
+
+  /** Runs `st` through every base chain of `hook`; returns the states that got through and the ones that ended. */
+  hook(hook: string, states: State[]): { through: State[]; ended: Out[] } {
+    let through = states;
+    const ended: Out[] = [];
+    for (const name of this.hookChains(hook)) {
+      const next: State[] = [];
+      for (const s of through) {
+        for (const o of this.chain(name, s, 0)) {
+          if (o.v === 'drop' || o.v === 'reject') ended.push(o);
+          else next.push(o.st); // accept, or the end of a base chain (policy accept)
+        }
+      }
+      through = next;
+    }
+    return { through, ended };
+  }
+
+  isNodeAddress(ip: string): boolean {
+    return this.setHas(SET_NODEPORT_IPS, ip) === true;
+  }
+}
+
+/** Where a new connection of `pkt` can go through the ruleset in `model`. */
+export function trace(model: RulesetModel, pkt: TracePacket): TraceResult {
+  const family = familyOf(pkt.dst);
+  const src = canonicalIP(pkt.src);
+  const dst = canonicalIP(pkt.dst);
+  if (!family || !src || !dst || familyOf(src) !== family) throw new Error(`bad packet ${JSON.stringify(pkt)}`);
+  const result: TraceResult = { outcomes: new Set(), paths: new Map(), weights: new Map() };
+  const table = model.table(nftFamily(family));
+  const note = (o: string, path: string[], p = 1) => {
+    result.outcomes.add(o);
+    result.weights.set(o, (result.weights.get(o) ?? 0) + p);
+    if (!result.paths.has(o)) result.paths.set(o, path);
+  };
+  if (!table) {
+    note('not a service', []);
+    return result;
+  }
+  const tr = new Tracer(table, nftFamily(family), { ...pkt, src });
+  const start: State = { daddr: dst, dport: pkt.port, mark: 0, dnat: null, masquerade: false, path: [], p: 1 };
+  // The node's own packets meet the output hook; others prerouting, then input (to the node) or forward.
+  let { through, ended } = tr.hook(pkt.fromNode ? 'output' : 'prerouting', [start]);
+  if (!pkt.fromNode) {
+    const toNode = through.filter((s) => tr.isNodeAddress(s.daddr));
+    const a = tr.hook('input', toNode);
+    const b = tr.hook('forward', through.filter((s) => !tr.isNodeAddress(s.daddr)));
+    through = [...a.through, ...b.through];
+    ended = [...ended, ...a.ended, ...b.ended];
+  }
+  const post = tr.hook('postrouting', through);
+  for (const o of [...ended, ...post.ended]) note(o.v, o.st.path, o.st.p);
+  for (const s of post.through) {
+    note(s.dnat === null ? 'not a service' : `dnat ${s.dnat}${s.masquerade ? ' masquerade' : ''}`, s.path, s.p);
+  }
+  return result;
+}
+
+/** The outcomes as one sorted line, for comparisons and messages. */
+export function describeTrace(r: TraceResult): string {
+  return [...r.outcomes].sort().join(' | ');
+}
