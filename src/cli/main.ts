@@ -1,17 +1,23 @@
 // bpfproxy's command line: `bpfproxy [run] [flags]`, `bpfproxy cleanup`
 // (or --cleanup, as kube-proxy spells it), `bpfproxy version`.
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { ConfigError } from '../config/errors.js';
+import { DEFAULT_OOM_SCORE_ADJ } from '../config/config.js';
 import { parseCommandLine } from '../config/flags.js';
+import { watchConfigFile } from '../config/watch.js';
 import { cleanupPins } from '../dataplane/bpf/loader.js';
-import { createLogger } from '../runtime/log.js';
+import { cleanupNftables } from '../dataplane/nftables/cleanup.js';
+import { createLogger, type Logger } from '../util/log.js';
 import { Proxy } from '../runtime/proxy.js';
-import { PACKAGE_ROOT } from '../util/paths.js';
+import { versionInfo, versionLine } from './version.js';
 
-function version(): string {
-  const pkg = JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string };
-  return `bpfproxy ${pkg.version} (node ${process.version})`;
+/** kube-proxy writes its oomScoreAdj at start; a failure is worth a warning only when the value was not the default. */
+function setOomScoreAdj(value: number, log: Logger): void {
+  try {
+    writeFileSync('/proc/self/oom_score_adj', String(value));
+  } catch (err) {
+    log[value === DEFAULT_OOM_SCORE_ADJ ? 'debug' : 'warn']({ err, oomScoreAdj: value }, 'cannot set oom_score_adj');
+  }
 }
 
 export async function main(argv: string[]): Promise<void> {
@@ -30,40 +36,57 @@ export async function main(argv: string[]): Promise<void> {
     return;
   }
   if (cl.command === 'version') {
-    process.stdout.write(`${version()}\n`);
+    process.stdout.write(`${versionLine()}\n`);
     return;
   }
   const cfg = cl.config;
-  const log = createLogger(cfg.logLevel);
-  if (cl.ignoredFileFields.length > 0) log.info({ fields: cl.ignoredFileFields }, 'config file fields bpfproxy does not use');
+  const log = createLogger(cfg.logLevel, cfg.logFormat);
+  for (const n of cl.notices) log.warn({ field: n.field || undefined, config: n.field.startsWith('-') ? undefined : cfg.configFile ?? undefined }, n.message);
+  if (cl.ignoredFileFields.length > 0) log.warn({ fields: cl.ignoredFileFields, mode: cfg.mode }, `config file fields that have no effect in ${cfg.mode} mode`);
 
   if (cl.command === 'cleanup') {
     const removed = cleanupPins(cfg.bpf.pinPath);
     log.info({ pinPath: cfg.bpf.pinPath, removed: removed.length }, removed.length > 0 ? 'removed every attachment and pin' : 'nothing to clean up');
+    const nft = await cleanupNftables();
+    if (nft.ok) log.info('removed the nftables tables (ip and ip6 bpfproxy)');
+    else log.warn({ error: nft.error }, 'could not remove the nftables tables');
     return;
   }
 
+  const { version, commit } = versionInfo();
+  log.info({ version, commit, node: process.version, pid: process.pid }, `starting ${versionLine()}`);
+  setOomScoreAdj(cfg.oomScoreAdj, log);
+  // Read now, so that an edit made while starting is noticed too.
+  const configText = cfg.configFile ? readFileSync(cfg.configFile, 'utf8') : null;
   let proxy: Proxy;
   try {
     proxy = await Proxy.start(cfg, { log });
   } catch (err) {
-    log.fatal({ err: err instanceof Error ? { message: err.message } : err }, (err as Error).message ?? 'cannot start');
+    log.fatal({ err }, err instanceof Error ? err.message : 'cannot start');
     process.exitCode = 1;
     return;
   }
   let stopping = false;
-  const stop = (signal: string) => {
+  // exitCode 1 on a config change, as kube-proxy's: a supervisor restarts a process that failed.
+  const stop = (signal: string, exitCode = 0) => {
     if (stopping) return;
     stopping = true;
-    log.info({ signal }, 'stopping');
+    configWatch?.close();
+    if (exitCode === 0) log.info({ signal }, 'stopping');
     proxy.stop().then(
-      () => process.exit(0),
+      () => process.exit(exitCode),
       (err: unknown) => {
         log.error({ err }, 'stop failed');
         process.exit(1);
       },
     );
   };
+  const configWatch = cfg.configFile && configText !== null
+    ? watchConfigFile(cfg.configFile, configText, (why) => {
+      log.warn({ config: cfg.configFile }, `exiting because the config file changed: ${why}; the restarted proxy reads the new one`);
+      stop('config file changed', 1);
+    })
+    : null;
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
 }

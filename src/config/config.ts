@@ -3,19 +3,22 @@
 // flags.ts; this file owns the shape, the defaults and the rules across fields.
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import type { ProxyMode } from '../dataplane/types.js';
+import { DEFAULT_MAGLEV_M } from '../util/maglev-size.js';
+import type { ProxyMode } from '../util/modes.js';
 import { ConfigError } from './errors.js';
-import type { BindAddress, LogLevel, NodePortAddresses, PortRange } from './values.js';
+import type { BindAddress, LogFormat, LogLevel, NodePortAddresses, PortRange } from './values.js';
 
-export type { BindAddress, LogLevel, NodePortAddresses, PortRange } from './values.js';
+export type { BindAddress, LogFormat, LogLevel, NodePortAddresses, PortRange } from './values.js';
 export { ConfigError } from './errors.js';
-
-export const PROXY_MODES: readonly ProxyMode[] = ['bpf', 'nftables', 'iptables', 'ipvs'];
 
 export type DetectLocalMode = 'ClusterCIDR' | 'NodeCIDR' | 'BridgeInterface' | 'InterfaceNamePrefix';
 export const DETECT_LOCAL_MODES: readonly DetectLocalMode[] = ['ClusterCIDR', 'NodeCIDR', 'BridgeInterface', 'InterfaceNamePrefix'];
 
-/** The pinned maps whose capacity is configurable. */
+/**
+ * The pinned maps whose capacity is configurable. The bpf dataplane keeps its
+ * own list (src/dataplane/bpf/sizes.ts) and takes sizes as plain numbers by
+ * name; test/unit/bpf/sizes.test.ts checks that the two lists agree.
+ */
 export const MAP_NAMES = ['frontends', 'backendSets', 'backends', 'socketRevNat', 'affinity'] as const;
 export type MapName = (typeof MAP_NAMES)[number];
 
@@ -24,13 +27,15 @@ export interface BpfConfig {
   pinPath: string;
   /** cgroup v2 directory the socket programs attach to. */
   cgroupRoot: string;
-  /** Prime, <= 65521. */
+  /** Prime, <= MAX_MAGLEV_M (util/maglev-size.ts). */
   maglevTableSize: number;
   mapSizes: Record<MapName, number>;
 }
 
 export interface ProxyConfig {
   mode: ProxyMode;
+  /** When the mode asked for cannot run here, fall back to the next one that can (--no-fallback: exit instead). */
+  fallback: boolean;
   /** This node's name: --hostname-override, else the host name, lower-cased as kube-proxy does. */
   nodeName: string;
   nodePortAddresses: NodePortAddresses;
@@ -57,6 +62,12 @@ export interface ProxyConfig {
   /** Directory of manifests to read instead of the API server, null when none. */
   manifests: string | null;
   logLevel: LogLevel;
+  /** json (pino lines) or text (klog-like lines for a terminal). */
+  logFormat: LogFormat;
+  /** A health or metrics port that cannot be bound is fatal (kube-proxy --bind-address-hard-fail); otherwise retried. */
+  bindAddressHardFail: boolean;
+  /** Written to /proc/self/oom_score_adj at start, as kube-proxy does. */
+  oomScoreAdj: number;
   bpf: BpfConfig;
 }
 
@@ -66,9 +77,16 @@ export type ConfigOverrides = Partial<Omit<ProxyConfig, 'bpf' | 'detectLocal'>> 
   detectLocal?: Partial<ProxyConfig['detectLocal']>;
 };
 
-export interface SyncPeriods {
-  syncPeriodMs?: number;
-  minSyncPeriodMs?: number;
+export type SyncPeriodKey = 'syncPeriodMs' | 'minSyncPeriodMs';
+
+/** A sync period set in a mode's section of the file, with the field it came from. */
+export type SyncPeriods = Partial<Record<SyncPeriodKey, { ms: number; field: string }>>;
+
+/** Something in the configuration that is accepted with a warning. */
+export interface ConfigNotice {
+  /** The file field ("conntrack.max") or flag ("--profiling"). */
+  field: string;
+  message: string;
 }
 
 /** What a config file contributes. */
@@ -76,12 +94,15 @@ export interface FileLayer {
   overrides: ConfigOverrides;
   /**
    * kube-proxy v1alpha1 keeps the sync periods per mode (iptables.syncPeriod,
-   * ipvs.minSyncPeriod, ...); the section of the mode in force applies when the
-   * top-level fields do not say.
+   * ipvs.minSyncPeriod, ...); see modeSectionPeriods for which section applies.
    */
   modeSyncPeriods: Partial<Record<ProxyMode, SyncPeriods>>;
+  /** The file's `mode` as kube-proxy would read it: "" is kube-proxy's default on Linux, iptables. */
+  kubeProxyMode: ProxyMode;
   /** kube-proxy fields present in the file that bpfproxy accepts and does not use. */
   ignored: string[];
+  /** Fields kube-proxy does not know either (v1alpha1 decoding is lenient): one notice each. */
+  unknown: ConfigNotice[];
 }
 
 /** What defaults depend on, injectable for tests. */
@@ -107,8 +128,9 @@ export const processEnvironment: Environment = {
 export const DEFAULT_HEALTHZ_PORT = 10256;
 export const DEFAULT_METRICS_PORT = 10249;
 export const DEFAULT_SYNC_PERIOD_MS = 30_000;
+/** kube-proxy's default oomScoreAdj. */
+export const DEFAULT_OOM_SCORE_ADJ = -999;
 export const DEFAULT_PIN_PATH = '/sys/fs/bpf/bpfproxy';
-export const DEFAULT_MAGLEV_TABLE_SIZE = 16381;
 export const DEFAULT_MAP_SIZES: Readonly<Record<MapName, number>> = {
   frontends: 131072,
   backendSets: 524288,
@@ -146,6 +168,7 @@ export function nodeNameFrom(override: string | undefined, env: Environment): st
 export function defaultConfig(mode: ProxyMode = 'bpf', env: Environment = processEnvironment): ProxyConfig {
   return {
     mode,
+    fallback: true,
     nodeName: nodeNameFrom(undefined, env),
     nodePortAddresses: { kind: 'all' },
     syncPeriodMs: DEFAULT_SYNC_PERIOD_MS,
@@ -162,10 +185,13 @@ export function defaultConfig(mode: ProxyMode = 'bpf', env: Environment = proces
     serviceNodePortRange: { min: 30000, max: 32767 },
     manifests: null,
     logLevel: 'info',
+    logFormat: 'json',
+    bindAddressHardFail: false,
+    oomScoreAdj: DEFAULT_OOM_SCORE_ADJ,
     bpf: {
       pinPath: DEFAULT_PIN_PATH,
       cgroupRoot: detectCgroupRoot(env.procMounts()),
-      maglevTableSize: DEFAULT_MAGLEV_TABLE_SIZE,
+      maglevTableSize: DEFAULT_MAGLEV_M,
       mapSizes: { ...DEFAULT_MAP_SIZES },
     },
   };
@@ -199,14 +225,35 @@ export function overridePaths(layer: ConfigOverrides): Set<string> {
 }
 
 /**
+ * The sync periods a file's mode sections give the mode in force, and the section
+ * fields that therefore have no effect. A period means the same in every mode, so
+ * the section of the mode in force applies, else the section of the mode kube-proxy
+ * would run with this file (kubeadm writes `mode: ""`, which is iptables, and an
+ * operator tunes `iptables.minSyncPeriod`): bpf mode has no section of its own.
+ */
+export function modeSectionPeriods(file: FileLayer, mode: ProxyMode): { periods: ConfigOverrides; unused: string[] } {
+  const order = [...new Set([mode, file.kubeProxyMode])];
+  const periods: ConfigOverrides = {};
+  const used = new Set<string>();
+  for (const key of ['syncPeriodMs', 'minSyncPeriodMs'] as const) {
+    const from = order.map((m) => file.modeSyncPeriods[m]?.[key]).find((p) => p !== undefined);
+    if (from) { periods[key] = from.ms; used.add(from.field); }
+  }
+  const unused = Object.values(file.modeSyncPeriods)
+    .flatMap((s) => Object.values(s ?? {}).map((p) => p.field))
+    .filter((f) => !used.has(f));
+  return { periods, unused };
+}
+
+/**
  * defaults <- file <- flags. The mode is settled first because defaults depend on it;
- * then the sync periods, whose file value may sit in the section of that mode.
+ * then the sync periods, whose file value may sit in the section of a mode.
  */
 export function resolveConfig(file: FileLayer | null, flags: ConfigOverrides, env: Environment = processEnvironment): ProxyConfig {
   const fileOverrides = file?.overrides ?? {};
   const mode = flags.mode ?? fileOverrides.mode ?? 'bpf';
   const config = defaultConfig(mode, env);
-  applyLayer(config, file?.modeSyncPeriods[mode] ?? {});
+  if (file) applyLayer(config, modeSectionPeriods(file, mode).periods);
   applyLayer(config, fileOverrides);
   applyLayer(config, flags);
   config.nodeName = nodeNameFrom(config.nodeName, env);

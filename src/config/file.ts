@@ -1,20 +1,27 @@
 // The --config file: kube-proxy's KubeProxyConfiguration (kubeproxy.config.k8s.io/v1alpha1),
 // YAML or JSON, plus a `bpf:` section and a few top-level fields of ours.
 //
-// Decoding is strict like kube-proxy's: an unknown field is an error naming it, and
-// so is a value of the wrong type. Every kube-proxy field is known, so a file written
-// for kube-proxy (kubeadm's config.conf, `kube-proxy --write-config-to`) loads as is;
-// the fields bpfproxy has no use for are accepted and listed in `ignored`.
+// Decoding is kube-proxy's for v1alpha1: strict first, lenient when strict fails.
+// A field kube-proxy does not know (`resourceContainer`, `conntrack.max`, removed
+// long ago but still in old files) gives one notice naming it, and loading goes on;
+// a value of the wrong type or out of range is an error naming its field. The
+// kube-proxy fields bpfproxy has no use for are accepted and listed in `ignored`.
 // As in kube-proxy, an empty string or null means "not set": the default applies.
+//
+// The schema below is a table of fields with a parser each, walked by a few lines
+// (walk). A generic schema library (zod, ajv) was weighed: it would replace the
+// type checks, but not the two things this table is for, the "used / ignored /
+// empty" verdict per field and kube-proxy's "0s means default" in mode sections.
+import { distance } from 'fastest-levenshtein';
 import { parseAllDocuments } from 'yaml';
-import type { ProxyMode } from '../dataplane/types.js';
+import { PROXY_MODES, type ProxyMode } from '../util/modes.js';
 import {
-  DEFAULT_HEALTHZ_PORT, DEFAULT_METRICS_PORT, DETECT_LOCAL_MODES, MAP_NAMES, PROXY_MODES,
+  DEFAULT_HEALTHZ_PORT, DEFAULT_METRICS_PORT, DETECT_LOCAL_MODES, MAP_NAMES,
   type Environment, type FileLayer, type MapName,
 } from './config.js';
 import { ConfigError } from './errors.js';
 import {
-  checkInteger, parseBindAddress, parseCidrList, parseDuration, parseEnum, parseNodePortAddresses,
+  checkInteger, LOG_FORMATS, parseBindAddress, parseCidrList, parseDuration, parseEnum, parseNodePortAddresses,
   parsePortRange, validateMaglevTableSize, verbosityToLevel,
 } from './values.js';
 
@@ -103,9 +110,9 @@ const durationOrNanos = (v: unknown, path: string) => (typeof v === 'number' ? a
  * every one of them), so "0s" here means "not set". Our top-level fields take 0 as 0.
  */
 function modeSyncPeriod(mode: ProxyMode, key: 'syncPeriodMs' | 'minSyncPeriodMs'): Spec {
-  return use(durationString, (ms, out) => {
+  return use(durationString, (ms, out, field) => {
     if (ms === 0) return;
-    out.modeSyncPeriods[mode] = { ...out.modeSyncPeriods[mode], [key]: ms };
+    out.modeSyncPeriods[mode] = { ...out.modeSyncPeriods[mode], [key]: { ms, field } };
   });
 }
 
@@ -127,7 +134,7 @@ const SCHEMA: Readonly<Record<string, Spec>> = {
     burst: accept(asInt),
   }),
   logging: obj({
-    format: accept(asString),
+    format: use(asString, (v, out, path) => { out.overrides.logFormat = parseEnum(v, LOG_FORMATS, path); }),
     flushFrequency: accept(durationOrNanos),
     verbosity: use(asInt, (v, out, path) => {
       if (v < 0) throw new ConfigError(path, `want 0 or more, got ${v}`);
@@ -141,10 +148,10 @@ const SCHEMA: Readonly<Record<string, Spec>> = {
   // In the file (as in kube-proxy) "" means the default address; the flag's "" disables.
   healthzBindAddress: use(asString, (v, out, path) => { out.overrides.healthzBindAddress = parseBindAddress(v, path, DEFAULT_HEALTHZ_PORT); }),
   metricsBindAddress: use(asString, (v, out, path) => { out.overrides.metricsBindAddress = parseBindAddress(v, path, DEFAULT_METRICS_PORT); }),
-  bindAddressHardFail: accept(asBool),
+  bindAddressHardFail: use(asBool, (v, out) => { out.overrides.bindAddressHardFail = v; }),
   enableProfiling: accept(asBool),
   showHiddenMetricsForVersion: accept(asString),
-  mode: use(asString, (v, out, path) => { out.overrides.mode = parseEnum(v, PROXY_MODES, path); }),
+  mode: use(asString, (v, out, path) => { out.overrides.mode = out.kubeProxyMode = parseEnum(v, PROXY_MODES, path); }),
   iptables: obj({
     masqueradeBit: accept(asInt),
     masqueradeAll: accept(asBool),
@@ -183,7 +190,7 @@ const SCHEMA: Readonly<Record<string, Spec>> = {
   }),
   clusterCIDR: use(asString, (v, out, path) => { out.overrides.clusterCIDRs = parseCidrList(v, path, true); }),
   nodePortAddresses: use(asStringList, (v, out, path) => { out.overrides.nodePortAddresses = parseNodePortAddresses(v, path); }),
-  oomScoreAdj: accept(asInt),
+  oomScoreAdj: use(asInt, (v, out, path) => { out.overrides.oomScoreAdj = checkInteger(v, path, -1000, 1000); }),
   conntrack: obj({
     maxPerCore: accept(asInt),
     min: accept(asInt),
@@ -209,6 +216,8 @@ const SCHEMA: Readonly<Record<string, Spec>> = {
   ),
   serviceNodePortRange: use(asString, (v, out, path) => { out.overrides.serviceNodePortRange = parsePortRange(v, path); }),
   manifests: use(asString, (v, out) => { out.overrides.manifests = v; }),
+  // false: a mode that cannot run here is fatal (--no-fallback).
+  fallback: use(asBool, (v, out) => { out.overrides.fallback = v; }),
   bpf: obj({
     pinPath: use(asString, (v, out) => { out.overrides.bpf = { ...out.overrides.bpf, pinPath: v }; }),
     cgroupRoot: use(asString, (v, out) => { out.overrides.bpf = { ...out.overrides.bpf, cgroupRoot: v }; }),
@@ -217,35 +226,24 @@ const SCHEMA: Readonly<Record<string, Spec>> = {
   }),
 };
 
-function editDistance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = row[0]!;
-    row[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const cur = row[j]!;
-      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1]!.toLowerCase() === b[j - 1]!.toLowerCase() ? 0 : 1));
-      prev = cur;
-    }
-  }
-  return row[b.length]!;
-}
+/** Names within this distance of a known field are offered as "did you mean". */
+const SUGGEST_WITHIN = 3;
 
-function unknownField(path: string, name: string, known: readonly string[]): ConfigError {
+function unknownField(path: string, name: string, known: readonly string[]): { field: string; message: string } {
   let best: string | null = null;
-  let bestDist = 4;
+  let bestDist = SUGGEST_WITHIN + 1;
   for (const k of known) {
-    const d = editDistance(name, k);
+    const d = distance(name.toLowerCase(), k.toLowerCase());
     if (d < bestDist) { best = k; bestDist = d; }
   }
-  return new ConfigError(path, `unknown field${best ? ` (did you mean "${best}"?)` : ''}`);
+  return { field: path, message: `unknown field ${path}: ignored, as kube-proxy ignores it${best ? ` (did you mean ${JSON.stringify(best)}?)` : ''}` };
 }
 
 function walk(fields: Readonly<Record<string, Spec>>, value: Record<string, unknown>, prefix: string, out: FileLayer): void {
   for (const [name, v] of Object.entries(value)) {
     const path = prefix + name;
     const spec = Object.hasOwn(fields, name) ? fields[name] : undefined;
-    if (!spec) throw unknownField(path, name, Object.keys(fields));
+    if (!spec) { out.unknown.push(unknownField(path, name, Object.keys(fields))); continue; }
     if (v === null || v === undefined) continue;
     if (spec.kind === 'object') {
       walk(spec.fields, asMap(v, path), `${path}.`, out);
@@ -262,9 +260,13 @@ export function parseConfigFile(text: string, source: string): FileLayer {
   const real = docs.filter((d) => d.contents !== null);
   if (real.length !== 1) throw new ConfigError('', real.length === 0 ? 'empty file' : `${real.length} YAML documents; want one KubeProxyConfiguration`, { source });
   const doc = real[0]!;
-  const problem = doc.errors[0];
+  // A repeated key fails kube-proxy's strict decoding and passes its lenient one (the last wins).
+  const problem = doc.errors.find((e) => e.code !== 'DUPLICATE_KEY');
   if (problem) throw new ConfigError('', `not valid YAML or JSON: ${problem.message}`, { source, cause: problem });
-  const out: FileLayer = { overrides: {}, modeSyncPeriods: {}, ignored: [] };
+  const out: FileLayer = { overrides: {}, modeSyncPeriods: {}, kubeProxyMode: 'iptables', ignored: [], unknown: [] };
+  for (const dup of doc.errors) {
+    out.unknown.push({ field: '', message: `repeated key: the last value is used, as kube-proxy does (${dup.message.split('\n')[0]})` });
+  }
   try {
     const root = asMap(doc.toJS(), '(top level)');
     if (root.apiVersion !== CONFIG_API_VERSION) {

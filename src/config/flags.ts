@@ -1,19 +1,25 @@
 // The command line. kube-proxy's flag names where kube-proxy has the flag, so a
 // DaemonSet written for kube-proxy starts bpfproxy unchanged:
 //   bpfproxy --config /var/lib/kube-proxy/config.conf --hostname-override $(NODE_NAME)
-// Unlike kube-proxy, which ignores most flags when --config is given, a flag given
-// on the command line overrides the same field of the file.
+// Every flag is one row of FLAGS: its parser (which names the flag in its errors)
+// and what it sets. kube-proxy flags that mean nothing here are accepted with one
+// warning each (NO_EFFECT_FLAGS). Unlike kube-proxy, which ignores most flags when
+// --config is given, a flag given on the command line overrides the same field of
+// the file.
 import { Command, CommanderError, Option } from 'commander';
 import {
-  DEFAULT_HEALTHZ_PORT, DEFAULT_MAP_SIZES, DEFAULT_MAGLEV_TABLE_SIZE, DEFAULT_METRICS_PORT, DEFAULT_PIN_PATH,
-  DEFAULT_SYNC_PERIOD_MS, DETECT_LOCAL_MODES, MAP_NAMES, PROXY_MODES, overridePaths, processEnvironment, resolveConfig,
-  type ConfigOverrides, type Environment, type MapName, type ProxyConfig,
+  DEFAULT_HEALTHZ_PORT, DEFAULT_MAP_SIZES, DEFAULT_METRICS_PORT, DEFAULT_PIN_PATH,
+  DEFAULT_SYNC_PERIOD_MS, DETECT_LOCAL_MODES, MAP_NAMES, modeSectionPeriods, overridePaths, processEnvironment, resolveConfig,
+  type ConfigNotice, type ConfigOverrides, type DetectLocalMode, type LogFormat, type Environment, type MapName, type ProxyConfig,
 } from './config.js';
+import { DEFAULT_MAGLEV_M, MAX_MAGLEV_M } from '../util/maglev-size.js';
+import { PROXY_MODES, type ProxyMode } from '../util/modes.js';
 import { ConfigError } from './errors.js';
 import { loadConfigFile } from './file.js';
 import {
-  LOG_LEVELS, formatDuration, parseBindAddress, parseCidrList, parseDuration, parseEnum, parseInteger, parseLogLevel,
-  parseNodePortAddresses, parsePortRange, validateMaglevTableSize, verbosityToLevel,
+  LOG_FORMATS, LOG_LEVELS, formatDuration, parseBindAddress, parseCidrList, parseDuration, parseEnum, parseFeatureGates,
+  parseGoBool, parseInteger, parseLogLevel, parseNodePortAddresses, parseNumber, parsePortRange, validateMaglevTableSize,
+  verbosityToLevel,
 } from './values.js';
 
 export type CommandLine =
@@ -22,69 +28,141 @@ export type CommandLine =
     config: ProxyConfig;
     /** Dotted ProxyConfig paths set on the command line ("mode", "bpf.mapSizes.frontends"). */
     explicit: ReadonlySet<string>;
-    /** kube-proxy fields of the config file that bpfproxy does not use, for one log line. */
+    /** kube-proxy fields of the config file that have no effect in the mode in force, for one warning line. */
     ignoredFileFields: string[];
+    /** Unknown file fields and flags accepted without effect: one warning each. */
+    notices: ConfigNotice[];
   }
   | { command: 'help'; text: string };
 
-/** Raw option values as commander leaves them (attribute names of the flags below). */
-interface RawOptions {
-  config?: string;
-  proxyMode?: string;
-  hostnameOverride?: string;
-  nodeportAddresses?: string;
-  minSyncPeriod?: string;
-  syncPeriod?: string;
-  healthzBindAddress?: string;
-  metricsBindAddress?: string;
-  clusterCidr?: string;
-  detectLocalMode?: string;
-  podBridgeInterface?: string;
-  podInterfaceNamePrefix?: string;
-  kubeconfig?: string;
-  master?: string;
-  cleanup?: boolean;
-  serviceClusterIpRange?: string;
-  serviceNodePortRange?: string;
-  manifests?: string;
-  bpfFs?: string;
-  cgroupRoot?: string;
-  bpfLbMaglevTableSize?: string;
-  bpfMapSize?: string[];
-  v?: string;
-  logLevel?: string;
-  version?: boolean;
+/** What the flags contribute, before the file is read. */
+interface FlagLayer {
+  overrides: ConfigOverrides;
+  notices: ConfigNotice[];
+  /** Deprecated --healthz-port / --metrics-port: applied to the resolved bind address, as kube-proxy does. */
+  ports: { healthz?: number; metrics?: number };
+  cleanup: boolean;
+  version: boolean;
 }
 
-const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];
+interface FlagDef<T = unknown> {
+  /** commander's spelling: "--sync-period <duration>"; "[bool]" for a pflag boolean. */
+  flags: string;
+  help: string;
+  /** Text to value; throws ConfigError naming `flag`. Absent: commander's own boolean. */
+  parse?: (text: string, flag: string, previous: T | undefined) => T;
+  apply: (value: T, out: FlagLayer) => void;
+}
+
+const def = <T>(d: FlagDef<T>): FlagDef => d as FlagDef;
+const text = (s: string) => s;
+const duration = (s: string, flag: string) => parseDuration(s, flag);
+const goBool = (s: string, flag: string) => parseGoBool(s, flag);
+const int = (min: number, max: number) => (s: string, flag: string) => parseInteger(s, flag, min, max);
+const oneOf = <T extends string>(allowed: readonly T[]) => (s: string, flag: string) => parseEnum(s, allowed, flag);
+const bpf = (out: FlagLayer) => (out.overrides.bpf ??= {});
+
+/**
+ * Flags that do what they do in kube-proxy, and bpfproxy's own. A parser that
+ * can mean "off" returns it boxed ({ addr: null }): commander turns a null into "".
+ */
+const FLAGS: FlagDef[] = [
+  def({ flags: '--config <file>', help: 'KubeProxyConfiguration file (YAML or JSON); flags given on the command line override its fields; bpfproxy exits when it changes, as kube-proxy does', parse: text, apply: (v, o) => { o.overrides.configFile = v; } }),
+  def<ProxyMode>({ flags: '--proxy-mode <mode>', help: `which dataplane to program: ${PROXY_MODES.join(', ')} (default "bpf")`, parse: oneOf(PROXY_MODES), apply: (v, o) => { o.overrides.mode = v; } }),
+  def<boolean>({ flags: '--no-fallback', help: 'exit when the mode asked for cannot run here, instead of falling back to the next mode that can', apply: (v, o) => { if (!v) o.overrides.fallback = false; } }),
+  def({ flags: '--hostname-override <name>', help: 'name of this node (default: the host name)', parse: text, apply: (v, o) => { if (v.trim() !== '') o.overrides.nodeName = v; } }),
+  def({ flags: '--nodeport-addresses <list>', help: 'comma-separated CIDRs whose node addresses serve NodePorts, or "primary" (default: all local addresses)', parse: parseNodePortAddresses, apply: (v, o) => { o.overrides.nodePortAddresses = v; } }),
+  def({ flags: '--min-sync-period <duration>', help: 'shortest time between syncs, Go syntax such as "500ms" (default "0s" in bpf mode, "1s" otherwise)', parse: duration, apply: (v, o) => { o.overrides.minSyncPeriodMs = v; } }),
+  def({ flags: '--sync-period <duration>', help: `longest time between full syncs (default "${formatDuration(DEFAULT_SYNC_PERIOD_MS)}")`, parse: duration, apply: (v, o) => { o.overrides.syncPeriodMs = v; } }),
+  def({ flags: '--healthz-bind-address <ip:port>', help: `address of /healthz and /livez, "" to disable (default "0.0.0.0:${DEFAULT_HEALTHZ_PORT}")`, parse: (s, f) => ({ addr: parseBindAddress(s, f, DEFAULT_HEALTHZ_PORT) }), apply: (v, o) => { o.overrides.healthzBindAddress = v.addr; } }),
+  def({ flags: '--metrics-bind-address <ip:port>', help: `address of /metrics, "" to disable (default "127.0.0.1:${DEFAULT_METRICS_PORT}")`, parse: (s, f) => ({ addr: parseBindAddress(s, f, DEFAULT_METRICS_PORT) }), apply: (v, o) => { o.overrides.metricsBindAddress = v.addr; } }),
+  def({ flags: '--healthz-port <port>', help: 'deprecated (kube-proxy too): the port of --healthz-bind-address, 0 to disable', parse: int(0, 65535), apply: (v, o) => { o.ports.healthz = v; o.notices.push(deprecated('--healthz-port', '--healthz-bind-address')); } }),
+  def({ flags: '--metrics-port <port>', help: 'deprecated (kube-proxy too): the port of --metrics-bind-address, 0 to disable', parse: int(0, 65535), apply: (v, o) => { o.ports.metrics = v; o.notices.push(deprecated('--metrics-port', '--metrics-bind-address')); } }),
+  def({ flags: '--bind-address-hard-fail [bool]', help: 'exit when the health or metrics port cannot be bound, instead of retrying every 5 s', parse: goBool, apply: (v, o) => { o.overrides.bindAddressHardFail = v; } }),
+  def({ flags: '--cluster-cidr <cidrs>', help: 'pod CIDRs, at most one per family, comma-separated', parse: (s, f) => parseCidrList(s, f, true), apply: (v, o) => { o.overrides.clusterCIDRs = v; } }),
+  def<DetectLocalMode>({ flags: '--detect-local-mode <mode>', help: `how traffic from local pods is recognized: ${DETECT_LOCAL_MODES.join(', ')} (default "ClusterCIDR")`, parse: oneOf(DETECT_LOCAL_MODES), apply: (v, o) => { o.overrides.detectLocalMode = v; } }),
+  def({ flags: '--pod-bridge-interface <name>', help: 'bridge of local pods, for --detect-local-mode BridgeInterface', parse: text, apply: (v, o) => { o.overrides.detectLocal = { ...o.overrides.detectLocal, bridgeInterface: v }; } }),
+  def({ flags: '--pod-interface-name-prefix <prefix>', help: 'interface name prefix of local pods, for --detect-local-mode InterfaceNamePrefix', parse: text, apply: (v, o) => { o.overrides.detectLocal = { ...o.overrides.detectLocal, interfaceNamePrefix: v }; } }),
+  def({ flags: '--kubeconfig <file>', help: 'kubeconfig file (default: in-cluster configuration)', parse: text, apply: (v, o) => { o.overrides.kubeconfig = v; } }),
+  def({ flags: '--master <url>', help: 'API server address, overriding the kubeconfig\'s', parse: text, apply: (v, o) => { o.overrides.master = v; } }),
+  def({ flags: '--cleanup [bool]', help: 'remove everything bpfproxy programmed, then exit (the same as the cleanup command)', parse: goBool, apply: (v, o) => { o.cleanup = v; } }),
+  def({ flags: '--oom-score-adj <value>', help: 'the process\'s oom_score_adj, -1000 to 1000 (default -999)', parse: int(-1000, 1000), apply: (v, o) => { o.overrides.oomScoreAdj = v; } }),
+  def({ flags: '--service-cluster-ip-range <cidrs>', help: 'service CIDRs, at most one per family: ClusterIPs outside are rejected', parse: (s, f) => parseCidrList(s, f, true), apply: (v, o) => { o.overrides.serviceClusterIPRanges = v; } }),
+  def({ flags: '--service-node-port-range <range>', help: 'NodePort range (default "30000-32767")', parse: parsePortRange, apply: (v, o) => { o.overrides.serviceNodePortRange = v; } }),
+  def({ flags: '--manifests <dir>', help: 'read Services, EndpointSlices and Nodes from this directory of YAML instead of the API server', parse: text, apply: (v, o) => { o.overrides.manifests = v; } }),
+  def({ flags: '--bpf-fs <dir>', help: `bpffs directory for pinned maps and links (default "${DEFAULT_PIN_PATH}")`, parse: text, apply: (v, o) => { bpf(o).pinPath = v; } }),
+  def({ flags: '--cgroup-root <dir>', help: 'cgroup v2 directory for the socket programs (default: the cgroup2 mount in /proc/mounts)', parse: text, apply: (v, o) => { bpf(o).cgroupRoot = v; } }),
+  def({ flags: '--bpf-lb-maglev-table-size <prime>', help: `Maglev table size, a prime <= ${MAX_MAGLEV_M} (default ${DEFAULT_MAGLEV_M})`, parse: (s, f) => validateMaglevTableSize(parseInteger(s, f, 0, Number.MAX_SAFE_INTEGER), f), apply: (v, o) => { bpf(o).maglevTableSize = v; } }),
+  def<Partial<Record<MapName, number>>>({
+    flags: '--bpf-map-size <name=entries>',
+    help: `capacity of a pinned map, repeatable; names and defaults: ${MAP_NAMES.map((n) => `${n}=${DEFAULT_MAP_SIZES[n]}`).join(', ')}`,
+    parse: parseMapSize,
+    apply: (v, o) => { bpf(o).mapSizes = v; },
+  }),
+  // pflag takes "-v=2"; commander hands a short option's "=2" over as the value.
+  def({ flags: '-v, --v <level>', help: 'log verbosity as in kube-proxy: 0-1 info, 2-3 debug, 4+ trace', parse: (s, f) => parseInteger(s.replace(/^=/, ''), f, 0, 100), apply: (v, o) => { o.overrides.logLevel ??= verbosityToLevel(v); } }),
+  def({ flags: '--log-level <level>', help: `log level by name, overrides --v: ${LOG_LEVELS.join(', ')} (default "info")`, parse: parseLogLevel, apply: (v, o) => { o.overrides.logLevel = v; } }),
+  def<LogFormat>({ flags: '--logging-format <format>', help: 'json (one JSON object a line, the default) or text (klog-like lines for a terminal)', parse: oneOf(LOG_FORMATS), apply: (v, o) => { o.overrides.logFormat = v; } }),
+  def({ flags: '--version [bool]', help: 'print the version and the commit, then exit ("raw" is taken as true)', parse: (s, f) => (s === 'raw' ? true : parseGoBool(s, f)), apply: (v, o) => { o.version = v; } }),
+];
+
+/** kube-proxy flags that bpfproxy accepts and that change nothing here. */
+interface NoEffectFlag {
+  flags: string;
+  parse: (text: string, flag: string) => unknown;
+  /** The value that asks for nothing (kube-proxy's "leave it alone"): no warning for it. */
+  quiet?: (value: unknown) => boolean;
+  why: string;
+}
+
+const CONNTRACK = 'bpfproxy does not tune the kernel\'s conntrack table: its socket datapath creates no NAT entries';
+const CLIENT = 'bpfproxy\'s client lists once and then watches; it sends no stream of requests to throttle';
+const zero = (v: unknown) => v === 0 || v === false;
+
+const NO_EFFECT_FLAGS: NoEffectFlag[] = [
+  { flags: '--conntrack-max-per-core <n>', parse: int(0, 2 ** 31 - 1), quiet: zero, why: CONNTRACK },
+  { flags: '--conntrack-min <n>', parse: int(0, 2 ** 31 - 1), quiet: zero, why: CONNTRACK },
+  { flags: '--conntrack-tcp-timeout-established <duration>', parse: duration, quiet: zero, why: CONNTRACK },
+  { flags: '--conntrack-tcp-timeout-close-wait <duration>', parse: duration, quiet: zero, why: CONNTRACK },
+  { flags: '--conntrack-tcp-be-liberal [bool]', parse: goBool, quiet: zero, why: CONNTRACK },
+  { flags: '--conntrack-udp-timeout <duration>', parse: duration, quiet: zero, why: CONNTRACK },
+  { flags: '--conntrack-udp-timeout-stream <duration>', parse: duration, quiet: zero, why: CONNTRACK },
+  { flags: '--feature-gates <gates>', parse: parseFeatureGates, quiet: (v) => Object.keys(v as object).length === 0, why: 'bpfproxy has no feature gates' },
+  { flags: '--kube-api-qps <qps>', parse: (s, f) => parseNumber(s, f, 0), why: CLIENT },
+  { flags: '--kube-api-burst <n>', parse: int(0, 2 ** 31 - 1), why: CLIENT },
+  { flags: '--kube-api-content-type <type>', parse: text, why: 'bpfproxy\'s client speaks JSON' },
+  { flags: '--profiling [bool]', parse: goBool, quiet: zero, why: 'bpfproxy serves no /debug/pprof' },
+  { flags: '--bind-address <ip>', parse: text, quiet: (v) => v === '0.0.0.0' || v === '::' || v === '', why: 'bpfproxy takes the node\'s addresses from its Node object and interfaces' },
+  { flags: '--log-flush-frequency <duration>', parse: duration, why: 'bpfproxy writes each log line at once' },
+  // Removed from kube-proxy in 1.26; older installs (charms) still pass them.
+  { flags: '--logtostderr [bool]', parse: goBool, quiet: (v) => v === true, why: 'bpfproxy always logs to stderr' },
+  { flags: '--alsologtostderr [bool]', parse: goBool, quiet: (v) => v === true, why: 'bpfproxy always logs to stderr' },
+];
+
+function deprecated(flag: string, use: string): ConfigNotice {
+  return { field: flag, message: `${flag} is deprecated, as in kube-proxy: use ${use}` };
+}
+
+function parseMapSize(item: string, field: string, previous: Partial<Record<MapName, number>> | undefined): Partial<Record<MapName, number>> {
+  const m = /^([^=]+)=(.*)$/.exec(item);
+  if (!m) throw new ConfigError(field, `invalid value ${JSON.stringify(item)}: want NAME=ENTRIES, e.g. backends=262144`);
+  const name = m[1]!.trim() as MapName;
+  if (!MAP_NAMES.includes(name)) throw new ConfigError(field, `unknown map ${JSON.stringify(m[1])}: want one of ${MAP_NAMES.join(', ')}`);
+  return { ...previous, [name]: parseInteger(m[2]!, `${field} ${name}`, 1, 0xffffffff) };
+}
+
+/** A pflag boolean: "--flag" alone is true, "--flag=false" is false. */
+function optionFor(flags: string, help: string, parse?: (text: string, flag: string, previous: unknown) => unknown): Option {
+  const o = new Option(flags, help);
+  if (flags.endsWith('[bool]')) o.preset('true');
+  if (parse) o.argParser((value: string, previous: unknown) => parse(value, o.long ?? flags, previous));
+  return o;
+}
 
 function addProxyOptions(cmd: Command): Command {
-  return cmd
-    .option('--config <file>', 'KubeProxyConfiguration file (YAML or JSON); flags given on the command line override its fields')
-    .addOption(new Option('--proxy-mode <mode>', 'which dataplane to program (default "bpf")').choices(PROXY_MODES))
-    .option('--hostname-override <name>', 'name of this node (default: the host name)')
-    .option('--nodeport-addresses <list>', 'comma-separated CIDRs whose node addresses serve NodePorts, or "primary" (default: all local addresses)')
-    .option('--min-sync-period <duration>', 'shortest time between syncs, Go syntax such as "500ms" (default "0s" in bpf mode, "1s" otherwise)')
-    .option('--sync-period <duration>', `longest time between full syncs (default "${formatDuration(DEFAULT_SYNC_PERIOD_MS)}")`)
-    .option('--healthz-bind-address <ip:port>', `address of /healthz and /livez, "" to disable (default "0.0.0.0:${DEFAULT_HEALTHZ_PORT}")`)
-    .option('--metrics-bind-address <ip:port>', `address of /metrics, "" to disable (default "127.0.0.1:${DEFAULT_METRICS_PORT}")`)
-    .option('--cluster-cidr <cidrs>', 'pod CIDRs, at most one per family, comma-separated')
-    .addOption(new Option('--detect-local-mode <mode>', 'how traffic from local pods is recognized (default "ClusterCIDR")').choices(DETECT_LOCAL_MODES))
-    .option('--pod-bridge-interface <name>', 'bridge of local pods, for --detect-local-mode BridgeInterface')
-    .option('--pod-interface-name-prefix <prefix>', 'interface name prefix of local pods, for --detect-local-mode InterfaceNamePrefix')
-    .option('--kubeconfig <file>', 'kubeconfig file (default: in-cluster configuration)')
-    .option('--master <url>', 'API server address, overriding the kubeconfig\'s')
-    .option('--cleanup', 'remove everything bpfproxy (and kube-proxy) programmed, then exit')
-    .option('--service-cluster-ip-range <cidrs>', 'service CIDRs, at most one per family: ClusterIPs outside are rejected')
-    .option('--service-node-port-range <range>', 'NodePort range (default "30000-32767")')
-    .option('--manifests <dir>', 'read Services, EndpointSlices and Nodes from this directory of YAML instead of the API server')
-    .option('--bpf-fs <dir>', `bpffs directory for pinned maps and links (default "${DEFAULT_PIN_PATH}")`)
-    .option('--cgroup-root <dir>', 'cgroup v2 directory for the socket programs (default: the cgroup2 mount in /proc/mounts)')
-    .option('--bpf-lb-maglev-table-size <prime>', `Maglev table size, a prime <= 65521 (default ${DEFAULT_MAGLEV_TABLE_SIZE})`)
-    .option('--bpf-map-size <name=entries>', `capacity of a pinned map, repeatable; names and defaults: ${MAP_NAMES.map((n) => `${n}=${DEFAULT_MAP_SIZES[n]}`).join(', ')}`, collect)
-    .option('-v, --v <level>', 'log verbosity as in kube-proxy: 0-1 info, 2-3 debug, 4+ trace')
-    .addOption(new Option('--log-level <level>', 'log level by name, overrides --v (default "info")').choices(LOG_LEVELS))
-    .option('--version', 'print the version and exit');
+  for (const d of FLAGS) cmd.addOption(optionFor(d.flags, d.help, d.parse));
+  for (const d of NO_EFFECT_FLAGS) cmd.addOption(optionFor(d.flags, `kube-proxy's; accepted, no effect here: ${d.why}`, d.parse));
+  return cmd.addHelpText('after', PRECEDENCE_NOTE);
 }
 
 const PRECEDENCE_NOTE = `
@@ -94,56 +172,43 @@ ignores such flags when --config is given; bpfproxy does not). In the file, as i
 kube-proxy, an empty healthzBindAddress or metricsBindAddress means the default;
 on the command line, an empty value disables that server.`;
 
-function flagOverrides(o: RawOptions): ConfigOverrides {
-  const out: ConfigOverrides = {};
-  const bpf: NonNullable<ConfigOverrides['bpf']> = {};
-  if (o.proxyMode !== undefined) out.mode = parseEnum(o.proxyMode, PROXY_MODES, '--proxy-mode');
-  if (o.hostnameOverride !== undefined && o.hostnameOverride.trim() !== '') out.nodeName = o.hostnameOverride;
-  if (o.nodeportAddresses !== undefined) out.nodePortAddresses = parseNodePortAddresses(o.nodeportAddresses, '--nodeport-addresses');
-  if (o.minSyncPeriod !== undefined) out.minSyncPeriodMs = parseDuration(o.minSyncPeriod, '--min-sync-period');
-  if (o.syncPeriod !== undefined) out.syncPeriodMs = parseDuration(o.syncPeriod, '--sync-period');
-  if (o.healthzBindAddress !== undefined) out.healthzBindAddress = parseBindAddress(o.healthzBindAddress, '--healthz-bind-address', DEFAULT_HEALTHZ_PORT);
-  if (o.metricsBindAddress !== undefined) out.metricsBindAddress = parseBindAddress(o.metricsBindAddress, '--metrics-bind-address', DEFAULT_METRICS_PORT);
-  if (o.clusterCidr !== undefined) out.clusterCIDRs = parseCidrList(o.clusterCidr, '--cluster-cidr', true);
-  if (o.detectLocalMode !== undefined) out.detectLocalMode = parseEnum(o.detectLocalMode, DETECT_LOCAL_MODES, '--detect-local-mode');
-  if (o.podBridgeInterface !== undefined) out.detectLocal = { ...out.detectLocal, bridgeInterface: o.podBridgeInterface };
-  if (o.podInterfaceNamePrefix !== undefined) out.detectLocal = { ...out.detectLocal, interfaceNamePrefix: o.podInterfaceNamePrefix };
-  if (o.kubeconfig !== undefined) out.kubeconfig = o.kubeconfig;
-  if (o.master !== undefined) out.master = o.master;
-  if (o.config !== undefined) out.configFile = o.config;
-  if (o.serviceClusterIpRange !== undefined) out.serviceClusterIPRanges = parseCidrList(o.serviceClusterIpRange, '--service-cluster-ip-range', true);
-  if (o.serviceNodePortRange !== undefined) out.serviceNodePortRange = parsePortRange(o.serviceNodePortRange, '--service-node-port-range');
-  if (o.manifests !== undefined) out.manifests = o.manifests;
-  if (o.bpfFs !== undefined) bpf.pinPath = o.bpfFs;
-  if (o.cgroupRoot !== undefined) bpf.cgroupRoot = o.cgroupRoot;
-  if (o.bpfLbMaglevTableSize !== undefined) {
-    const field = '--bpf-lb-maglev-table-size';
-    bpf.maglevTableSize = validateMaglevTableSize(parseInteger(o.bpfLbMaglevTableSize, field, 0, Number.MAX_SAFE_INTEGER), field);
+/** Options commander collected, by attribute name ("syncPeriod" for --sync-period). */
+type RawOptions = Record<string, unknown>;
+
+function attributeOf(flags: string): string {
+  return new Option(flags).attributeName();
+}
+
+function flagLayer(raw: RawOptions): FlagLayer {
+  const out: FlagLayer = { overrides: {}, notices: [], ports: {}, cleanup: false, version: false };
+  // --log-level wins over --v whatever their order: apply it first, --v only fills in.
+  const ordered = [...FLAGS].sort((a, b) => Number(b.flags.startsWith('--log-level')) - Number(a.flags.startsWith('--log-level')));
+  for (const d of ordered) {
+    const v = raw[attributeOf(d.flags)];
+    if (v !== undefined) d.apply(v, out);
   }
-  for (const item of o.bpfMapSize ?? []) {
-    const field = '--bpf-map-size';
-    const m = /^([^=]+)=(.*)$/.exec(item);
-    if (!m) throw new ConfigError(field, `invalid value ${JSON.stringify(item)}: want NAME=ENTRIES, e.g. backends=262144`);
-    const name = m[1]!.trim() as MapName;
-    if (!MAP_NAMES.includes(name)) throw new ConfigError(field, `unknown map ${JSON.stringify(m[1])}: want one of ${MAP_NAMES.join(', ')}`);
-    bpf.mapSizes = { ...bpf.mapSizes, [name]: parseInteger(m[2]!, `${field} ${name}`, 1, 0xffffffff) };
+  for (const d of NO_EFFECT_FLAGS) {
+    const v = raw[attributeOf(d.flags)];
+    if (v === undefined || d.quiet?.(v)) continue;
+    const flag = new Option(d.flags).long!;
+    out.notices.push({ field: flag, message: `${flag} has no effect here: ${d.why}` });
   }
-  if (Object.keys(bpf).length > 0) out.bpf = bpf;
-  if (o.v !== undefined) out.logLevel = verbosityToLevel(parseInteger(o.v, '--v', 0, 100));
-  if (o.logLevel !== undefined) out.logLevel = parseLogLevel(o.logLevel, '--log-level');
   return out;
 }
 
-/** pflag booleans take "=true"/"=false"; commander's do not. Rewrites the kube-proxy spelling. */
-function normalizeBooleans(argv: readonly string[]): string[] {
-  const out: string[] = [];
-  for (const a of argv) {
-    const m = /^--(cleanup|version)=(.*)$/.exec(a);
-    if (!m) { out.push(a); continue; }
-    if (m[2] === 'true') out.push(`--${m[1]}`);
-    else if (m[2] !== 'false') throw new ConfigError(`--${m[1]}`, `invalid value ${JSON.stringify(m[2])}: want true or false`);
+/** kube-proxy's deprecated port flags replace the port of the resolved bind address; 0 disables the server. */
+function applyDeprecatedPorts(c: ProxyConfig, ports: FlagLayer['ports']): void {
+  if (ports.healthz !== undefined) c.healthzBindAddress = ports.healthz === 0 ? null : { host: c.healthzBindAddress?.host ?? '0.0.0.0', port: ports.healthz };
+  if (ports.metrics !== undefined) c.metricsBindAddress = ports.metrics === 0 ? null : { host: c.metricsBindAddress?.host ?? '127.0.0.1', port: ports.metrics };
+}
+
+/** A commander error (unknown option, missing value) as a ConfigError naming the option it quotes. */
+function fromCommander(err: CommanderError): ConfigError {
+  if (err.code === 'commander.excessArguments' || err.code === 'commander.unknownCommand') {
+    return new ConfigError('', 'unexpected argument: the commands are run (the default), cleanup and version', { cause: err });
   }
-  return out;
+  const message = err.message.replace(/^error: /, '');
+  return new ConfigError(/'(-[^' ]+)/.exec(message)?.[1] ?? '', message.replace(/^option '[^']*' /, ''), { cause: err });
 }
 
 /**
@@ -154,39 +219,42 @@ function normalizeBooleans(argv: readonly string[]): string[] {
 export function parseCommandLine(argv: readonly string[], env: Environment = processEnvironment): CommandLine {
   let help = '';
   let command: 'run' | 'cleanup' | 'version' = 'run';
-  const program = new Command('bpfproxy')
-    .description('Kubernetes Service proxy: a kube-proxy replacement with a BPF dataplane')
+  let sub: Command | null = null;
+  const configure = (c: Command) => c
     .exitOverride()
     .configureOutput({ writeOut: (s) => { help += s; }, writeErr: (s) => { help += s; }, outputError: () => {} })
     .showHelpAfterError(false)
     .allowExcessArguments(false);
-  addProxyOptions(program).addHelpText('after', PRECEDENCE_NOTE);
+  const program = configure(new Command('bpfproxy'))
+    .description('Kubernetes Service proxy: a kube-proxy replacement with a BPF dataplane')
+    // Options after a command name belong to that command, so `bpfproxy run --help` lists them.
+    .enablePositionalOptions();
+  addProxyOptions(program);
   program.action(() => { command = 'run'; });
-  program.command('run').description('program the dataplane and keep it in sync (the default)').action(() => { command = 'run'; });
-  program.command('cleanup').description('remove everything bpfproxy programmed, then exit').action(() => { command = 'cleanup'; });
-  program.command('version').description('print the version and exit').action(() => { command = 'version'; });
+  const run = configure(addProxyOptions(program.command('run').description('program the dataplane and keep it in sync (the default)')));
+  run.action(() => { command = 'run'; sub = run; });
+  const cleanup = configure(addProxyOptions(program.command('cleanup').description('remove everything bpfproxy programmed, then exit')));
+  cleanup.action(() => { command = 'cleanup'; sub = cleanup; });
+  configure(program.command('version').description('print the version and the commit, then exit')).action(() => { command = 'version'; });
 
   try {
-    program.parse(normalizeBooleans(argv), { from: 'user' });
+    program.parse([...argv], { from: 'user' });
   } catch (err) {
     if (err instanceof CommanderError) {
       if (err.code === 'commander.helpDisplayed' || err.code === 'commander.help') return { command: 'help', text: help };
-      if (err.code === 'commander.excessArguments') {
-        throw new ConfigError('', 'unexpected argument: the commands are run (the default), cleanup and version', { cause: err });
-      }
-      // "error: option '--proxy-mode <mode>' argument 'x' is invalid. ..." -> field "--proxy-mode", "argument 'x' is invalid. ..."
-      const flag = /'(-[^' ]+)/.exec(err.message)?.[1] ?? '';
-      const detail = err.message.replace(/^error: /, '').replace(/^option '[^']*' /, '');
-      throw new ConfigError(flag, detail, { cause: err });
+      throw fromCommander(err);
     }
     throw err;
   }
 
-  const raw = program.opts<RawOptions>();
-  if (raw.version) command = 'version';
-  else if (raw.cleanup) command = 'cleanup';
-  const flags = flagOverrides(raw);
-  const file = raw.config !== undefined ? loadConfigFile(raw.config, env) : null;
-  const config = resolveConfig(file, flags, env);
-  return { command, config, explicit: overridePaths(flags), ignoredFileFields: file?.ignored ?? [] };
+  const raw: RawOptions = { ...program.opts(), ...(sub as Command | null)?.opts() };
+  const flags = flagLayer(raw);
+  if (flags.version) command = 'version';
+  else if (flags.cleanup) command = 'cleanup';
+  const configFile = flags.overrides.configFile;
+  const file = configFile ? loadConfigFile(configFile, env) : null;
+  const config = resolveConfig(file, flags.overrides, env);
+  applyDeprecatedPorts(config, flags.ports);
+  const ignoredFileFields = file ? [...file.ignored, ...modeSectionPeriods(file, config.mode).unused] : [];
+  return { command, config, explicit: overridePaths(flags.overrides), ignoredFileFields, notices: [...(file?.unknown ?? []), ...flags.notices] };
 }

@@ -2,7 +2,7 @@
 // Each takes the name of the field or flag it parses so its errors can say which.
 import { familyOf, canonicalIP, parseCidr } from '../util/ip.js';
 import { ConfigError } from './errors.js';
-import { isPrime, MAX_MAGLEV_M } from '../planner/maglev.js';
+import { isPrime, MAX_MAGLEV_M } from '../util/maglev-size.js';
 
 const DURATION_UNITS_MS: Readonly<Record<string, number>> = {
   ns: 1e-6, us: 1e-3, 'µs': 1e-3, 'μs': 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000,
@@ -152,19 +152,16 @@ export function parsePortRange(text: string, field: string): PortRange {
   return { min, max };
 }
 
-/** Largest Maglev table: the lookup table holds 16-bit backend slots. */
-const MAGLEV_MAX_TABLE_SIZE = MAX_MAGLEV_M;
-
 export function validateMaglevTableSize(n: number, field: string): number {
-  if (!Number.isInteger(n) || n < 2 || n > MAGLEV_MAX_TABLE_SIZE) {
-    throw new ConfigError(field, `invalid Maglev table size ${n}: want a prime between 2 and ${MAGLEV_MAX_TABLE_SIZE}`);
+  if (!Number.isInteger(n) || n < 2 || n > MAX_MAGLEV_M) {
+    throw new ConfigError(field, `invalid Maglev table size ${n}: want a prime between 2 and ${MAX_MAGLEV_M}`);
   }
   if (!isPrime(n)) {
     let below = n - 1;
     while (!isPrime(below)) below--;
     let above = n + 1;
-    while (above <= MAGLEV_MAX_TABLE_SIZE && !isPrime(above)) above++;
-    const near = above <= MAGLEV_MAX_TABLE_SIZE ? `${below} or ${above}` : `${below}`;
+    while (above <= MAX_MAGLEV_M && !isPrime(above)) above++;
+    const near = above <= MAX_MAGLEV_M ? `${below} or ${above}` : `${below}`;
     throw new ConfigError(field, `Maglev table size ${n} is not prime (the nearest primes are ${near})`);
   }
   return n;
@@ -202,4 +199,31 @@ export function verbosityToLevel(v: number): LogLevel {
 export function parseEnum<T extends string>(text: string, allowed: readonly T[], field: string): T {
   if (!(allowed as readonly string[]).includes(text)) throw new ConfigError(field, `invalid value ${JSON.stringify(text)}: want one of ${allowed.join(', ')}`);
   return text as T;
+}
+
+export { LOG_FORMATS, type LogFormat } from '../util/log.js';
+
+/** A boolean as Go's strconv.ParseBool reads it, which is how pflag takes "--flag=value". */
+export function parseGoBool(text: string, field: string): boolean {
+  if (['1', 't', 'T', 'TRUE', 'true', 'True'].includes(text)) return true;
+  if (['0', 'f', 'F', 'FALSE', 'false', 'False'].includes(text)) return false;
+  throw new ConfigError(field, `invalid value ${JSON.stringify(text)}: want true or false`);
+}
+
+/** A float such as --kube-api-qps takes. */
+export function parseNumber(text: string, field: string, min: number): number {
+  const n = Number(text.trim());
+  if (text.trim() === '' || !Number.isFinite(n) || n < min) throw new ConfigError(field, `invalid number ${JSON.stringify(text)}: want ${min} or more`);
+  return n;
+}
+
+/** --feature-gates "A=true,B=false": the gates named, each with its value. */
+export function parseFeatureGates(text: string, field: string): Record<string, boolean> {
+  const out: Record<string, boolean> = {};
+  for (const item of splitList(text)) {
+    const m = /^([A-Za-z0-9]+)=(.*)$/.exec(item);
+    if (!m) throw new ConfigError(field, `invalid gate ${JSON.stringify(item)}: want NAME=true|false`);
+    out[m[1]!] = parseGoBool(m[2]!.trim(), `${field} ${m[1]}`);
+  }
+  return out;
 }

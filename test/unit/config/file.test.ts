@@ -92,7 +92,9 @@ describe('config file', () => {
     expect(c.minSyncPeriodMs).toBe(0);
     expect(c.nodeName).toBe('node-a');
     expect(c.detectLocalMode).toBe('ClusterCIDR');
-    expect(file.ignored.sort()).toEqual(['bindAddress', 'iptables.masqueradeBit', 'logging.options', 'oomScoreAdj']);
+    expect(file.ignored.sort()).toEqual(['bindAddress', 'iptables.masqueradeBit', 'logging.options']);
+    expect(c.oomScoreAdj).toBe(-999);
+    expect(file.unknown).toEqual([]);
   });
 
   it('takes the sync periods of the section of the mode in force', () => {
@@ -115,6 +117,7 @@ describe('config file', () => {
       'serviceClusterIPRange: 10.96.0.0/16',
       'serviceNodePortRange: 30000-30100',
       'manifests: /etc/bpfproxy/manifests',
+      'fallback: false',
       'nodePortAddresses: ["172.18.0.0/24"]',
       'hostnameOverride: Node-1',
       'healthzBindAddress: 127.0.0.1:0',
@@ -130,6 +133,7 @@ describe('config file', () => {
     expect(c.serviceClusterIPRanges).toEqual(['10.96.0.0/16']);
     expect(c.serviceNodePortRange).toEqual({ min: 30000, max: 30100 });
     expect(c.manifests).toBe('/etc/bpfproxy/manifests');
+    expect(c.fallback).toBe(false);
     expect(c.nodePortAddresses).toEqual({ kind: 'cidrs', cidrs: ['172.18.0.0/24'] });
     expect(c.nodeName).toBe('node-1');
     expect(c.healthzBindAddress).toEqual({ host: '127.0.0.1', port: 0 });
@@ -143,13 +147,17 @@ describe('config file', () => {
     expect(c).toMatchObject({ mode: 'nftables', syncPeriodMs: 10_000, minSyncPeriodMs: 1000 });
   });
 
-  it('refuses an unknown field, naming its path and the likely intended one', () => {
-    const err = errorOf(() => load('bpf:\n  mapSize:\n    backends: 10\n'));
-    expect(err.field).toBe('bpf.mapSize');
-    expect(err.message).toBe('kp.yaml: bpf.mapSize: unknown field (did you mean "mapSizes"?)');
-    expect(errorOf(() => load('conntrack:\n  maxPerCPU: 1\n')).field).toBe('conntrack.maxPerCPU');
-    expect(errorOf(() => load('bpf:\n  mapSizes:\n    services: 10\n')).field).toBe('bpf.mapSizes.services');
-    expect(errorOf(() => load('constructor: 1\n')).field).toBe('constructor');
+  it('accepts an unknown field as kube-proxy does for v1alpha1, with one notice naming it and the likely intended one', () => {
+    const unknown = (body: string) => parseConfigFile(HEAD + body, 'kp.yaml').unknown;
+    expect(unknown('bpf:\n  mapSize:\n    backends: 10\n')).toEqual([
+      { field: 'bpf.mapSize', message: 'unknown field bpf.mapSize: ignored, as kube-proxy ignores it (did you mean "mapSizes"?)' },
+    ]);
+    expect(unknown('conntrack:\n  maxPerCPU: 1\n  max: 5\n').map((n) => n.field)).toEqual(['conntrack.maxPerCPU', 'conntrack.max']);
+    expect(unknown('bpf:\n  mapSizes:\n    services: 10\n')[0]!.field).toBe('bpf.mapSizes.services');
+    expect(unknown('constructor: 1\n')[0]!.field).toBe('constructor');
+    // The rest of the file still applies, and a wrong type next to an unknown field still fails.
+    expect(load('resourceContainer: /kube-proxy\nmode: ipvs\n').mode).toBe('ipvs');
+    expect(errorOf(() => load('resourceContainer: /kube-proxy\nmode: 3\n')).field).toBe('mode');
   });
 
   it('refuses a bad duration, naming the field and the value', () => {
@@ -178,10 +186,13 @@ describe('config file', () => {
     expect(errorOf(() => load('featureGates: [a]\n')).field).toBe('featureGates');
   });
 
-  it('refuses the wrong apiVersion or kind, duplicate keys, several documents and broken YAML', () => {
+  it('refuses the wrong apiVersion or kind, several documents and broken YAML', () => {
     expect(errorOf(() => parseConfigFile('apiVersion: v1\nkind: KubeProxyConfiguration\n', 'f')).field).toBe('apiVersion');
     expect(errorOf(() => parseConfigFile('apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: ConfigMap\n', 'f')).field).toBe('kind');
-    expect(errorOf(() => parseConfigFile(`${HEAD}mode: bpf\nmode: ipvs\n`, 'f')).message).toMatch(/^f: not valid YAML or JSON: .*unique/i);
+    // A repeated key passes kube-proxy's lenient decoding, the last value winning.
+    const dup = parseConfigFile(`${HEAD}mode: bpf\nmode: ipvs\n`, 'f');
+    expect(dup.overrides.mode).toBe('ipvs');
+    expect(dup.unknown[0]!.message).toMatch(/^repeated key: the last value is used/);
     expect(errorOf(() => parseConfigFile(`${HEAD}---\n${HEAD}`, 'f')).detail).toMatch(/2 YAML documents/);
     expect(errorOf(() => parseConfigFile(`${HEAD}mode: [bpf\n`, 'f')).detail).toMatch(/not valid YAML/);
     expect(errorOf(() => parseConfigFile('', 'f')).detail).toBe('empty file');

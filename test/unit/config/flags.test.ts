@@ -43,6 +43,7 @@ describe('parseCommandLine', () => {
     expect(explicit.size).toBe(0);
     expect(config).toEqual({
       mode: 'bpf',
+      fallback: true,
       nodeName: 'node-a',
       nodePortAddresses: { kind: 'all' },
       syncPeriodMs: 30_000,
@@ -59,6 +60,9 @@ describe('parseCommandLine', () => {
       serviceNodePortRange: { min: 30000, max: 32767 },
       manifests: null,
       logLevel: 'info',
+      logFormat: 'json',
+      bindAddressHardFail: false,
+      oomScoreAdj: -999,
       bpf: {
         pinPath: '/sys/fs/bpf/bpfproxy',
         cgroupRoot: '/sys/fs/cgroup',
@@ -87,6 +91,8 @@ describe('parseCommandLine', () => {
 
   it.each<[string[], string, unknown]>([
     [['--proxy-mode', 'iptables'], 'mode', 'iptables'],
+    [['--no-fallback'], 'fallback', false],
+    [[], 'fallback', true],
     [['--hostname-override', ' Worker-7 '], 'nodeName', 'worker-7'],
     [['--nodeport-addresses', '172.18.0.0/24,fd00::/64'], 'nodePortAddresses', { kind: 'cidrs', cidrs: ['172.18.0.0/24', 'fd00::/64'] }],
     [['--nodeport-addresses', 'primary'], 'nodePortAddresses', { kind: 'primary' }],
@@ -147,8 +153,18 @@ describe('parseCommandLine', () => {
   });
 
   it.each<[string[], string, RegExp]>([
-    [['--proxy-mode', 'userspace'], '--proxy-mode', /'userspace' is invalid/],
-    [['--bogus'], '--bogus', /unknown option/],
+    [['--proxy-mode', 'userspace'], '--proxy-mode', /invalid value "userspace": want one of bpf, nftables, iptables, ipvs/],
+    [['--bogsu-flag'], '--bogsu-flag', /unknown option/],
+    [['--hostname-overide', 'x'], '--hostname-overide', /Did you mean --hostname-override\?/],
+    [['--oom-score-adj', '-1001'], '--oom-score-adj', /between -1000 and 1000/],
+    [['--feature-gates', 'Foo'], '--feature-gates', /NAME=true\|false/],
+    [['--feature-gates', 'Foo=maybe'], '--feature-gates Foo', /true or false/],
+    [['--conntrack-tcp-timeout-established', '5'], '--conntrack-tcp-timeout-established', /missing unit/],
+    [['--kube-api-qps', 'fast'], '--kube-api-qps', /invalid number/],
+    [['--profiling=yes'], '--profiling', /true or false/],
+    [['--logging-format', 'xml'], '--logging-format', /want one of json, text/],
+    [['--healthz-port', '70000'], '--healthz-port', /between 0 and 65535/],
+    [['-v=x'], '--v', /invalid integer/],
     [['--min-sync-period', '1'], '--min-sync-period', /missing unit/],
     [['--healthz-bind-address', 'localhost:10256'], '--healthz-bind-address', /not an IP address/],
     [['--cluster-cidr', '10.0.0.0/8,10.1.0.0/16'], '--cluster-cidr', /more than one IPv4/],
@@ -169,9 +185,87 @@ describe('parseCommandLine', () => {
     expect(err.message).toMatch(message);
   });
 
-  it('names the file and field when the file is wrong', () => {
-    const err = errorOf(['--config', '/etc/kp.yaml'], { '/etc/kp.yaml': `${FILE}bogusField: 1\n` });
-    expect(err.message).toBe('/etc/kp.yaml: bogusField: unknown field');
+  it('names the file and field when the file is wrong, and only notes an unknown field', () => {
+    const err = errorOf(['--config', '/etc/kp.yaml'], { '/etc/kp.yaml': `${FILE}clusterCIDR: 7\n` });
+    expect(err.message).toBe('/etc/kp.yaml: clusterCIDR: want a string, got number 7');
     expect(err.source).toBe('/etc/kp.yaml');
+    const r = parse(['--config', '/etc/kp.yaml'], { '/etc/kp.yaml': `${FILE}bogusField: 1\n` });
+    expect(r.notices).toEqual([{ field: 'bogusField', message: 'unknown field bogusField: ignored, as kube-proxy ignores it' }]);
+  });
+});
+
+describe('kube-proxy flags that installers pass', () => {
+  it.each<[string[], string, unknown]>([
+    [['--oom-score-adj=-998'], 'oomScoreAdj', -998],
+    [['--bind-address-hard-fail'], 'bindAddressHardFail', true],
+    [['--bind-address-hard-fail=false'], 'bindAddressHardFail', false],
+    [['--bind-address-hard-fail=True'], 'bindAddressHardFail', true],
+    [['--logging-format=text'], 'logFormat', 'text'],
+    [['-v=3'], 'logLevel', 'debug'],
+    [['-v', '4'], 'logLevel', 'trace'],
+    [['-v4'], 'logLevel', 'trace'],
+    [['--log-level', 'warn', '--v', '4'], 'logLevel', 'warn'],
+    [['--healthz-port', '10266'], 'healthzBindAddress', { host: '0.0.0.0', port: 10266 }],
+    [['--healthz-bind-address', '127.0.0.1:1', '--healthz-port', '10266'], 'healthzBindAddress', { host: '127.0.0.1', port: 10266 }],
+    [['--healthz-port', '0'], 'healthzBindAddress', null],
+    [['--metrics-port', '10259'], 'metricsBindAddress', { host: '127.0.0.1', port: 10259 }],
+    [['--metrics-port=0'], 'metricsBindAddress', null],
+  ])('%j sets %s as kube-proxy does', (argv, path, want) => {
+    expect(at(parse(argv).config, path)).toEqual(want);
+  });
+
+  it('the deprecated port flags apply over the file\'s address, with a deprecation notice', () => {
+    const r = parse(['--config', '/kp.yaml', '--healthz-port', '10266'], { '/kp.yaml': FILE });
+    expect(r.config.healthzBindAddress).toEqual({ host: '127.0.0.1', port: 10266 });
+    expect(r.notices).toEqual([{ field: '--healthz-port', message: '--healthz-port is deprecated, as in kube-proxy: use --healthz-bind-address' }]);
+  });
+
+  it.each<[string[], string]>([
+    [['--conntrack-max-per-core', '32768'], '--conntrack-max-per-core'],
+    [['--conntrack-min', '131072'], '--conntrack-min'],
+    [['--conntrack-tcp-timeout-established', '24h'], '--conntrack-tcp-timeout-established'],
+    [['--conntrack-tcp-timeout-close-wait', '1h'], '--conntrack-tcp-timeout-close-wait'],
+    [['--conntrack-tcp-be-liberal'], '--conntrack-tcp-be-liberal'],
+    [['--conntrack-udp-timeout', '30s'], '--conntrack-udp-timeout'],
+    [['--conntrack-udp-timeout-stream', '2m'], '--conntrack-udp-timeout-stream'],
+    [['--feature-gates', 'TopologyAwareHints=true,NFTablesProxyMode=true'], '--feature-gates'],
+    [['--kube-api-qps', '5.5'], '--kube-api-qps'],
+    [['--kube-api-burst', '10'], '--kube-api-burst'],
+    [['--kube-api-content-type', 'application/vnd.kubernetes.protobuf'], '--kube-api-content-type'],
+    [['--profiling'], '--profiling'],
+    [['--bind-address', '10.0.0.5'], '--bind-address'],
+    [['--log-flush-frequency', '5s'], '--log-flush-frequency'],
+    [['--logtostderr=false'], '--logtostderr'],
+  ])('%j is accepted with one warning that it has no effect here', (argv, flag) => {
+    const r = parse(argv);
+    expect(r.notices).toHaveLength(1);
+    expect(r.notices[0]!.field).toBe(flag);
+    expect(r.notices[0]!.message).toMatch(new RegExp(`^${flag} has no effect here: .+`));
+    expect(r.command).toBe('run');
+  });
+
+  it('values that ask kube-proxy to leave things alone warn about nothing', () => {
+    const r = parse(['--conntrack-max-per-core=0', '--conntrack-tcp-timeout-established=0s', '--profiling=false', '--feature-gates=', '--bind-address=0.0.0.0', '--logtostderr']);
+    expect(r.notices).toEqual([]);
+  });
+
+  it('run --help lists the options, the top-level help lists the commands and every option', () => {
+    const runHelp = parseCommandLine(['run', '--help'], fakeEnv());
+    const topHelp = parseCommandLine(['--help'], fakeEnv());
+    if (runHelp.command !== 'help' || topHelp.command !== 'help') throw new Error('want help');
+    expect(topHelp.text).toMatch(/Commands:[\s\S]*run[\s\S]*cleanup[\s\S]*version/);
+    for (const flag of ['--config', '--proxy-mode', '--conntrack-max-per-core', '--oom-score-adj', '--feature-gates', '--bind-address-hard-fail',
+      '--kube-api-qps', '--kube-api-burst', '--kube-api-content-type', '--profiling', '--logging-format', '--healthz-port', '--metrics-port', '-v, --v']) {
+      expect(runHelp.text).toContain(flag);
+      expect(topHelp.text).toContain(flag);
+    }
+    expect(runHelp.text).toMatch(/^Usage: bpfproxy run \[options\]/);
+  });
+
+  it('takes options after a command name as that command\'s, and before it as the program\'s', () => {
+    expect(parse(['run', '--v=2']).config.logLevel).toBe('debug');
+    expect(parse(['--v=2', 'run']).config.logLevel).toBe('debug');
+    expect(parse(['cleanup', '--bpf-fs', '/sys/fs/bpf/y']).config.bpf.pinPath).toBe('/sys/fs/bpf/y');
+    expect(parse(['--version=raw']).command).toBe('version');
   });
 });
