@@ -116,7 +116,6 @@ export class FakeLb {
       names.set(s.id, s.key);
       encodeService(this.t, s);
     }
-    this.sync.currentNames = names;
     return this.sync.commit({
       full: partial === null,
       owners: new Set([...(partial ?? []), ...services.map((s) => s.id)]),

@@ -123,7 +123,6 @@ export class BpfDataplane implements Dataplane {
       written.push(svc);
       for (const feature of this.unsupportedFeatures(svc)) unsupported.push({ service: key, feature });
     }
-    this.sync_.currentNames = names;
     const res = this.sync_.commit({ full, owners, keep, names });
     errors.push(...res.errors);
 

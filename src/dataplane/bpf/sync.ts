@@ -148,6 +148,7 @@ export class TableSync {
 
   commit(scope: CommitScope): CommitResult {
     const epoch = ++this.epoch;
+    this.names = scope.names;
     for (const t of this.tables) t.diff(epoch);
     const errors: SyncError[] = [];
     const failed = new Set<number>(this.admit(scope, errors));
@@ -341,17 +342,16 @@ export class TableSync {
   }
 
   private fail(io: MapIO, t: Table, errno: number, owners: number[], failed: Set<number>, errors: SyncError[]): void {
-    const names = this.currentNames;
     if (owners.length === 0) errors.push(this.describe(io, t.spec.sizeSetting, errno, ''));
     for (const o of owners) {
       if (failed.has(o)) continue;
       failed.add(o);
-      errors.push(this.describe(io, t.spec.sizeSetting, errno, names?.get(o) ?? `service ${o}`));
+      errors.push(this.describe(io, t.spec.sizeSetting, errno, this.names.get(o) ?? `service ${o}`));
     }
   }
 
-  /** Set by the caller for messages (the scope's names). */
-  currentNames: ReadonlyMap<number, string> | null = null;
+  /** The names of the sync in progress, for messages. */
+  private names: ReadonlyMap<number, string> = new Map();
 
   /** Every owner whose entries in this batch name the shared key at words[off..]: who fails when writing it fails. */
   private ownersReferring(target: Table, words: Uint32Array, off: number): number[] {
