@@ -283,7 +283,7 @@ export class TableSync {
     for (let j = 0; j < n; j++) {
       if (bad.has(j)) continue;
       const old = t.dslot[j]!;
-      if (ref && old >= 0) this.unref(ref, t.valueWords(old), refOff, refReleased);
+      if (ref && old >= 0) this.unref(ref, t.vals, old * vw + refOff, refReleased);
       const slot = t.put(t.dk, j * kw, t.dv, j * vw, t.spec.shared ? 0 : t.downer[j]!);
       t.stamp[slot] = epoch;
       if (ref) this.addRef(ref, t.dv, j * vw + refOff);
@@ -322,7 +322,11 @@ export class TableSync {
     this.dumped.get(t.spec.map)!.dirty = true;
     const kw = t.ks / 4;
     const keys = new Uint32Array(victims.length * kw);
-    victims.forEach((s, j) => keys.set(t.keyWords(s), j * kw));
+    const tk = t.index.keys;
+    for (let j = 0; j < victims.length; j++) {
+      const from = victims[j]! * kw;
+      for (let w = 0; w < kw; w++) keys[j * kw + w] = tk[from + w]!;
+    }
     const bad = new Set<number>();
     for (const f of io.remove(u8(keys, keys.length), victims.length)) {
       bad.add(f.index);
@@ -334,7 +338,7 @@ export class TableSync {
     let n = 0;
     victims.forEach((s, j) => {
       if (bad.has(j)) return;
-      if (ref) this.unref(ref, t.valueWords(s), refOff, released[refIdx]!);
+      if (ref) this.unref(ref, t.vals, s * (t.vs / 4) + refOff, released[refIdx]!);
       t.remove(s);
       n++;
     });
@@ -388,7 +392,7 @@ export class TableSync {
       if (!t.spec.refersTo) continue;
       const ref = this.table(t.spec.refersTo.table);
       const off = t.spec.refersTo.valueOffset / 4;
-      for (let s = 0; s < t.index.end; s++) if (t.index.used[s]) this.addRef(ref, t.valueWords(s), off);
+      for (let s = 0; s < t.index.end; s++) if (t.index.used[s]) this.addRef(ref, t.vals, s * (t.vs / 4) + off);
     }
   }
 }

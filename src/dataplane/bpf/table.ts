@@ -177,7 +177,9 @@ export class Table {
       this.unlink(slot);
       this.link(slot, owner);
     }
-    this.vals.set(val.subarray(voff, voff + this.vw), slot * this.vw);
+    const vals = this.vals;
+    const base = slot * this.vw;
+    for (let w = 0; w < this.vw; w++) vals[base + w] = val[voff + w]!;
     return slot;
   }
 
