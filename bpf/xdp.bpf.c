@@ -2,14 +2,133 @@
 /*
  * The XDP program for node devices: NodePort, LoadBalancer and ExternalIP
  * traffic from outside the node. Stages, each returning a verdict or
- * BPX_CONTINUE: parse (parse.h) -> frontend lookup -> [backend pick, NAT and
- * transmit: next] -> one counted exit.
+ * BPX_CONTINUE:
  *
- * It shares the frontend map with sock.bpf.o: lb.h defines bpx_fe_v1 with
- * LIBBPF_PIN_BY_NAME, so loading both into one pin directory gives one map.
+ *   parse (parse.h) -> reply (reverse NAT of replies to SNATed flows)
+ *   -> frontend lookup -> external frontend? -> conntrack (known flow)
+ *   -> backend pick (new flow) -> NAT (DNAT; SNAT for a remote backend)
+ *   -> transmit (XDP_PASS to the stack for a local backend; bpf_fib_lookup
+ *      and XDP_TX / redirect toward a remote one) -> one counted exit.
+ *
+ * This slice translates IPv4 TCP and UDP; IPv6 and SCTP frontends still go to
+ * the stack untranslated (counted as pkt_frontend_untranslated).
+ *
+ * It shares the frontend, set and backend maps with sock.bpf.o (pinned by
+ * name) and bpx_ct_v1 with tc.bpf.o, whose egress program restores the
+ * source of local backends' replies.
  */
 #include "lib/lb.h"
 #include "lib/parse.h"
+#include "lib/conntrack.h"
+#include "lib/nat.h"
+#include "lib/fib.h"
+
+/* What the later stages know about a flow. */
+struct bpx_flow {
+	struct bpx_tuple4 out;	/* the packet as it leaves */
+	__u32 backend;
+	__u8 flags;		/* BPX_CTF_* */
+	bool is_new;
+};
+
+static __always_inline bool pkt_is_v4_tcp_udp(const struct bpx_pkt *p)
+{
+	return p->family == BPX_FAMILY_V4 && (p->proto == IPPROTO_TCP || p->proto == IPPROTO_UDP);
+}
+
+static __always_inline __u16 pkt_ip_len(const struct bpx_pkt *p)
+{
+	return p->l4_len + sizeof(struct iphdr);
+}
+
+static __always_inline void ct_key_of(struct bpx_ct_key *k, __be32 saddr, __be16 sport,
+				      __be32 daddr, __be16 dport, __u8 proto, __u8 dir)
+{
+	__builtin_memset(k, 0, sizeof(*k));
+	k->saddr.v4 = saddr;
+	k->daddr.v4 = daddr;
+	k->sport = sport;
+	k->dport = dport;
+	k->proto = proto;
+	k->family = BPX_FAMILY_V4;
+	k->dir = dir;
+}
+
+/*
+ * Sends the rewritten frame toward fib->ifindex: XDP_TX when that is the
+ * device it came in on, a redirect when another. With the neighbour unknown,
+ * passes it with the egress device in the metadata for TC (fib.h).
+ */
+static __always_inline int stage_transmit(struct xdp_md *ctx, struct bpf_fib_lookup *fib, long rc,
+					  enum bpx_event e)
+{
+	void *data, *data_end;
+	struct ethhdr *eth;
+
+	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH) {
+		struct bpx_meta *meta;
+
+		if (bpf_xdp_adjust_meta(ctx, -(int)sizeof(*meta)))
+			return drop(BPX_DROP_FIB_FAILED);
+		meta = (void *)(long)ctx->data_meta;
+		if ((void *)(meta + 1) > (void *)(long)ctx->data)
+			return drop(BPX_DROP_FIB_FAILED);
+		meta->magic = BPX_META_MAGIC;
+		meta->ifindex = fib->ifindex;
+		return pass(BPX_EVENT_PKT_NEIGH_VIA_TC);
+	}
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
+		return drop(BPX_DROP_FIB_FAILED);
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
+	eth = data;
+	if ((void *)(eth + 1) > data_end)
+		return drop(BPX_DROP_TRUNCATED_L2);
+	__builtin_memcpy(eth->h_dest, fib->dmac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, fib->smac, ETH_ALEN);
+	if (fib->ifindex == ctx->ingress_ifindex)
+		return tx(e);
+	bpf_redirect(fib->ifindex, 0);
+	return redirected(e);
+}
+
+static __always_inline int rewrite(struct xdp_md *ctx, __u8 proto, const struct bpx_tuple4 *t)
+{
+	if (!nat_rewrite_v4((void *)(long)ctx->data, (void *)(long)ctx->data_end, proto, t))
+		return drop(BPX_DROP_TRUNCATED_L4);
+	return BPX_CONTINUE;
+}
+
+/*
+ * The reply stage: a packet to one of this node's SNAT ports from a backend
+ * is the reply of a flow this program SNATed. Restore what the client used
+ * (source: the frontend; destination: the client) and send it back.
+ */
+static __always_inline int stage_reply(struct xdp_md *ctx, const struct bpx_pkt *p, __u64 now)
+{
+	struct bpf_fib_lookup fib;
+	struct bpx_tuple4 t;
+	struct bpx_ct_key k;
+	struct bpx_ct_val *v;
+	long rc;
+	int r;
+
+	ct_key_of(&k, p->src.v4, p->sport, p->dst.v4, p->dport, p->proto, BPX_CT_REPLY);
+	v = ct_lookup(&k, now);
+	if (!v || !(v->flags & BPX_CTF_SNAT))
+		return BPX_CONTINUE;
+	t.saddr = v->addr.v4;
+	t.sport = v->port;
+	t.daddr = v->nat_addr.v4;
+	t.dport = v->nat_port;
+	rc = fib_lookup_v4(ctx, &fib, ctx->ingress_ifindex, t.daddr, p->proto, pkt_ip_len(p), false);
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH)
+		return drop(BPX_DROP_FIB_FAILED);
+	r = rewrite(ctx, p->proto, &t);
+	if (r != BPX_CONTINUE)
+		return r;
+	return stage_transmit(ctx, &fib, rc, BPX_EVENT_PKT_REPLY_RNAT);
+}
 
 /* The frontend stage: is the packet addressed to a service? */
 static __always_inline int stage_frontend(const struct bpx_pkt *p, struct bpx_fe_val **out)
@@ -24,13 +143,155 @@ static __always_inline int stage_frontend(const struct bpx_pkt *p, struct bpx_fe
 	*out = lb_lookup_frontend(&key);
 	if (!*out)
 		return pass(BPX_EVENT_PKT_PASS_NO_FRONTEND);
+	/* ClusterIPs reached from outside, IPv6 and SCTP: next steps of issue 7. */
+	if (!fe_is_external(*out) || !pkt_is_v4_tcp_udp(p))
+		return pass(BPX_EVENT_PKT_FRONTEND_UNTRANSLATED);
 	return BPX_CONTINUE;
+}
+
+/* The conntrack stage: a known flow keeps its backend and its SNAT port. */
+static __always_inline int stage_conntrack(const struct bpx_pkt *p, __u64 now, struct bpx_flow *f)
+{
+	struct bpx_ct_key k;
+	struct bpx_ct_val *v;
+
+	ct_key_of(&k, p->src.v4, p->sport, p->dst.v4, p->dport, p->proto, BPX_CT_ORIG);
+	v = ct_lookup(&k, now);
+	f->is_new = !v;
+	if (!v)
+		return BPX_CONTINUE;
+	f->backend = v->backend;
+	f->flags = v->flags;
+	f->out.daddr = v->addr.v4;
+	f->out.dport = v->port;
+	if (v->flags & BPX_CTF_SNAT) {
+		f->out.saddr = v->nat_addr.v4;
+		f->out.sport = v->nat_port;
+		nat_touch(f->out.saddr, f->out.sport, p->proto, now);
+	} else {
+		f->out.saddr = p->src.v4;
+		f->out.sport = p->sport;
+	}
+	return BPX_CONTINUE;
+}
+
+/*
+ * The backend stage, for a new flow: a backend of the frontend's external
+ * set (random slot of its live generation; Maglev is a later step). An empty
+ * set either drops (Local policy, no local endpoint: the client times out,
+ * as with kube-proxy) or has no endpoints at all: the packet goes to the
+ * stack untranslated, and since nothing listens on a NodePort the kernel
+ * itself refuses (TCP RST, ICMP port unreachable), which is what the client
+ * should see.
+ */
+static __always_inline int stage_pick(const struct bpx_fe_val *fe, const struct bpx_pkt *p, struct bpx_flow *f)
+{
+	struct bpx_set_val *hdr = lb_lookup_set(fe->ext_set);
+	struct bpx_backend *be;
+	__u16 count;
+	__u8 gen;
+
+	if (!hdr)
+		return drop(BPX_DROP_NO_BACKEND);
+	count = hdr->count;
+	gen = hdr->gen;
+	if (count == 0)
+		return hdr->empty == BPX_EMPTY_DROP ? drop(BPX_DROP_NO_LOCAL_BACKEND) : pass(BPX_EVENT_PKT_PASS_NO_ENDPOINTS);
+	f->backend = lb_pick_random(fe->ext_set, count, gen);
+	be = f->backend ? lb_lookup_backend(f->backend) : NULL;
+	if (!be || be->family != BPX_FAMILY_V4)
+		return drop(BPX_DROP_NO_BACKEND);
+	if (fe_preserves_src(fe) && !backend_is_local(be))
+		return drop(BPX_DROP_NO_LOCAL_BACKEND);
+	f->flags = backend_is_local(be) ? BPX_CTF_LOCAL : BPX_CTF_SNAT;
+	f->out.saddr = p->src.v4;
+	f->out.sport = p->sport;
+	f->out.daddr = be->addr.v4;
+	f->out.dport = be->port;
+	return BPX_CONTINUE;
+}
+
+/* Records both directions of a new flow. */
+static __always_inline void ct_create(const struct bpx_pkt *p, const struct bpx_flow *f, __u64 now)
+{
+	struct bpx_ct_val v;
+	struct bpx_ct_key k;
+
+	__builtin_memset(&v, 0, sizeof(v));	/* unions included: no stack bytes in the map */
+	v.last_ns = now;
+	v.backend = f->backend;
+	v.flags = f->flags;
+
+	ct_key_of(&k, p->src.v4, p->sport, p->dst.v4, p->dport, p->proto, BPX_CT_ORIG);
+	v.addr.v4 = f->out.daddr;
+	v.port = f->out.dport;
+	if (f->flags & BPX_CTF_SNAT) {
+		v.nat_addr.v4 = f->out.saddr;
+		v.nat_port = f->out.sport;
+	}
+	ct_put(&k, &v);
+
+	/* The reply arrives from the backend, to the client (DNAT only) or to
+	 * the node's NAT port (SNAT). */
+	ct_key_of(&k, f->out.daddr, f->out.dport, f->out.saddr, f->out.sport, p->proto, BPX_CT_REPLY);
+	v.addr.v4 = p->dst.v4;
+	v.port = p->dport;
+	if (f->flags & BPX_CTF_SNAT) {
+		v.nat_addr.v4 = p->src.v4;
+		v.nat_port = p->sport;
+	}
+	ct_put(&k, &v);
+}
+
+/* NAT and transmit toward a local backend: DNAT, then the stack delivers it. */
+static __always_inline int stage_local(struct xdp_md *ctx, const struct bpx_pkt *p, const struct bpx_flow *f, __u64 now)
+{
+	int r;
+
+	if (f->is_new)
+		ct_create(p, f, now);
+	r = rewrite(ctx, p->proto, &f->out);
+	if (r != BPX_CONTINUE)
+		return r;
+	return pass(f->is_new ? BPX_EVENT_PKT_LOCAL_NEW : BPX_EVENT_PKT_LOCAL_CT);
+}
+
+/* NAT and transmit toward a remote backend: route, SNAT (a port of the
+ * source address the route gives, for a new flow), DNAT, send. */
+static __always_inline int stage_remote(struct xdp_md *ctx, const struct bpx_pkt *p, struct bpx_flow *f, __u64 now)
+{
+	struct bpf_fib_lookup fib;
+	long rc;
+	int r;
+
+	rc = fib_lookup_v4(ctx, &fib, ctx->ingress_ifindex, f->out.daddr, p->proto, pkt_ip_len(p), f->is_new);
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH)
+		return drop(BPX_DROP_FIB_FAILED);
+	if (f->is_new) {
+		f->out.saddr = fib.ipv4_src;
+		f->out.sport = nat_alloc_port(fib.ipv4_src, p->proto, p->src.v4, p->sport, now);
+		if (!f->out.sport)
+			return drop(BPX_DROP_NAT_PORTS_EXHAUSTED);
+		ct_create(p, f, now);
+	}
+	r = rewrite(ctx, p->proto, &f->out);
+	if (r != BPX_CONTINUE)
+		return r;
+	return stage_transmit(ctx, &fib, rc, f->is_new ? BPX_EVENT_PKT_REMOTE_NEW : BPX_EVENT_PKT_REMOTE_CT);
 }
 
 /* The program's one exit: every verdict is counted here. */
 static __always_inline int xdp_exit(int verdict)
 {
-	return verdict_count(verdict) ? XDP_DROP : XDP_PASS;
+	if (verdict_count(verdict))
+		return XDP_DROP;
+	switch (verdict_kind(verdict)) {
+	case BPX_VERDICT_TX:
+		return XDP_TX;
+	case BPX_VERDICT_REDIRECT:
+		return XDP_REDIRECT;
+	}
+	return XDP_PASS;
 }
 
 SEC("xdp")
@@ -39,17 +300,27 @@ int bpx_xdp(struct xdp_md *ctx)
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 	struct bpx_fe_val *fe = NULL;
+	struct bpx_flow f = {};
 	struct bpx_pkt p = {};
+	__u64 now;
 	int v;
 
-	v = parse_packet(data, data_end, &p);
+	v = parse_packet(data, data_end, (__u32)(data_end - data), &p);
+	if (v != BPX_CONTINUE)
+		return xdp_exit(v);
+	now = bpf_ktime_get_ns();
+	if (pkt_is_v4_tcp_udp(&p)) {
+		v = stage_reply(ctx, &p, now);
+		if (v != BPX_CONTINUE)
+			return xdp_exit(v);
+	}
+	v = stage_frontend(&p, &fe);
 	if (v == BPX_CONTINUE)
-		v = stage_frontend(&p, &fe);
-	/* The packet datapath does not translate yet (the next stages pick a
-	 * backend and NAT): a frontend's traffic goes to the stack as before,
-	 * counted so that is visible. */
+		v = stage_conntrack(&p, now, &f);
+	if (v == BPX_CONTINUE && f.is_new)
+		v = stage_pick(fe, &p, &f);
 	if (v == BPX_CONTINUE)
-		v = pass(BPX_EVENT_PKT_FRONTEND_UNTRANSLATED);
+		v = (f.flags & BPX_CTF_LOCAL) ? stage_local(ctx, &p, &f, now) : stage_remote(ctx, &p, &f, now);
 	return xdp_exit(v);
 }
 

@@ -117,6 +117,23 @@ static __always_inline void lb_affinity_put(const struct bpx_aff_key *key, __u32
 	bpf_map_update_elem(&bpx_aff_v1, key, &v, BPF_ANY);
 }
 
+/* Frontends whose traffic arrives as packets from outside the node. */
+static __always_inline bool fe_is_external(const struct bpx_fe_val *fe)
+{
+	return fe->flags & (BPX_FE_NODE_PORT | BPX_FE_EXTERNAL_IP | BPX_FE_LOAD_BALANCER);
+}
+
+/* externalTrafficPolicy: Local: local backends only, the client's address kept. */
+static __always_inline bool fe_preserves_src(const struct bpx_fe_val *fe)
+{
+	return fe->flags & BPX_FE_PRESERVE_SRC;
+}
+
+static __always_inline bool backend_is_local(const struct bpx_backend *be)
+{
+	return be->flags & BPX_BE_LOCAL;
+}
+
 static __always_inline bool lb_addr_is_v4mapped(const __u32 *a)
 {
 	return a[0] == 0 && a[1] == 0 && a[2] == bpf_htonl(0x0000ffff);

@@ -154,6 +154,56 @@ struct bpx_aff_val {
 	__u32 pad;
 };
 
+/* ---- Packet conntrack and NAT: written by the packet programs only (the
+ * control plane reads them for metrics and cleanup). conntrack.h and nat.h
+ * hold the maps and the code. ---------------------------------------------- */
+
+enum bpx_ct_dir {
+	BPX_CT_ORIG = 0,	/* client -> frontend, as it arrived */
+	BPX_CT_REPLY = 1,	/* backend -> client (or -> node's NAT port), as it arrives */
+};
+
+/* A flow in one direction, as its packets arrive. */
+struct bpx_ct_key {
+	union bpx_addr saddr;
+	union bpx_addr daddr;
+	__be16 sport;
+	__be16 dport;
+	__u8 proto;
+	__u8 family;
+	__u8 dir;		/* BPX_CT_* */
+	__u8 pad;
+};
+
+/* ORIG: where the flow goes (backend) and the source it leaves with (SNAT).
+ * REPLY: the source to restore (the frontend) and, for an SNATed flow, the
+ * destination to restore (the client). */
+struct bpx_ct_val {
+	__u64 last_ns;		/* last packet seen, refreshed at most once a second */
+	union bpx_addr addr;	/* ORIG: backend; REPLY: frontend */
+	union bpx_addr nat_addr;	/* ORIG: SNAT source; REPLY: client; zero when not SNATed */
+	__be16 port;		/* ORIG: backend port; REPLY: frontend port */
+	__be16 nat_port;	/* ORIG: SNAT source port; REPLY: client port; 0 when not SNATed */
+	__u32 backend;		/* backend id */
+	__u8 flags;		/* BPX_CTF_* */
+	__u8 pad[7];
+};
+
+/* A source port of a node address, taken by one SNATed flow. */
+struct bpx_nat_key {
+	union bpx_addr addr;
+	__be16 port;
+	__u8 proto;
+	__u8 family;
+};
+
+struct bpx_nat_val {
+	__u64 last_ns;		/* refreshed with the flow's ORIG conntrack entry */
+	union bpx_addr client;	/* the flow that holds the port, for a reader */
+	__be16 client_port;
+	__u8 pad[6];
+};
+
 /* ---- Counters: one per drop reason and event (reasons.h), summed over CPUs
  * and exported as metrics by name. ---------------------------------------- */
 

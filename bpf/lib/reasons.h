@@ -21,6 +21,10 @@ enum bpx_drop {
 	BPX_DROP_INVALID_L3,		/* IP version does not match the EtherType, IHL < 5, total length < IHL */
 	BPX_DROP_TRUNCATED_L4,		/* TCP/UDP/SCTP header past the IP packet's end */
 	BPX_DROP_INVALID_L4,		/* TCP data offset < 5, UDP length < 8 */
+	BPX_DROP_NO_LOCAL_BACKEND,	/* externalTrafficPolicy Local and no endpoint on this node: the client times out */
+	BPX_DROP_NO_BACKEND,		/* backend set or backend entry missing (a sync is replacing it) */
+	BPX_DROP_NAT_PORTS_EXHAUSTED,	/* no free SNAT source port found within the bounded tries */
+	BPX_DROP_FIB_FAILED,		/* no route toward the backend or the client (or forwarding off) */
 	__BPX_DROP_MAX,
 };
 
@@ -43,7 +47,16 @@ enum bpx_event {
 	BPX_EVENT_PKT_PASS_ICMP,		/* ICMP or ICMPv6: to the stack */
 	BPX_EVENT_PKT_PASS_OTHER_L4,		/* not TCP, UDP or SCTP: to the stack */
 	BPX_EVENT_PKT_PASS_NO_FRONTEND,		/* not addressed to a service frontend: to the stack */
-	BPX_EVENT_PKT_FRONTEND_UNTRANSLATED,	/* to a service frontend, passed as is: no packet NAT yet */
+	BPX_EVENT_PKT_FRONTEND_UNTRANSLATED,	/* to a service frontend the packet NAT does not handle yet (IPv6, SCTP, ClusterIP): to the stack */
+	BPX_EVENT_PKT_LOCAL_NEW,		/* new flow to a local backend: DNAT, to the stack */
+	BPX_EVENT_PKT_LOCAL_CT,			/* known flow to a local backend: DNAT, to the stack */
+	BPX_EVENT_PKT_REMOTE_NEW,		/* new flow to a remote backend: SNAT + DNAT, transmitted */
+	BPX_EVENT_PKT_REMOTE_CT,		/* known flow to a remote backend: SNAT + DNAT, transmitted */
+	BPX_EVENT_PKT_REPLY_RNAT,		/* reply from a remote backend: reverse NAT, transmitted to the client */
+	BPX_EVENT_PKT_PASS_NO_ENDPOINTS,	/* service without endpoints: to the stack, which refuses (RST, ICMP unreachable) */
+	BPX_EVENT_PKT_NEIGH_VIA_TC,		/* translated, next hop's MAC unknown: passed for TC to send (bpf_redirect_neigh) */
+	BPX_EVENT_TC_REPLY_RNAT,		/* TC egress: reply from a local backend, source restored to the frontend */
+	BPX_EVENT_TC_REDIRECT_NEIGH,		/* TC ingress: a translated packet sent with bpf_redirect_neigh */
 	__BPX_EVENT_MAX,
 };
 

@@ -6,23 +6,27 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ALL_LAYOUTS, CONSTANT_ENUMS, checkConstants, checkLayouts, describeLayout } from '../../src/dataplane/bpf/layout.js';
 import * as native from '../../src/dataplane/bpf/native.js';
+import { DATAPATH_OBJECTS } from '../../src/dataplane/bpf/objects.js';
 import { BPF_OBJECT_DIR } from '../../src/util/paths.js';
 
 const objects = readdirSync(BPF_OBJECT_DIR).filter((f) => f.endsWith('.bpf.o'));
 
-/** The socket hooks' own per-socket maps; every other map is in every object (lb.h, stats.h). */
-const SOCK_ONLY = new Set(['bpx_sk_rnat_key', 'bpx_sk_rnat_val', 'bpx_flow_key', 'bpx_flow_val']);
-const layoutsOf = (file: string) => (file === 'sock.bpf.o' ? ALL_LAYOUTS : ALL_LAYOUTS.filter((l) => !SOCK_ONLY.has(l.name)));
+/** The structs each object declares it uses (objects.ts), plus any other codec's struct its BTF has: all must match. */
+function layoutsOf(file: string, h: native.ObjectHandle) {
+  const spec = DATAPATH_OBJECTS.find((o) => o.file === file);
+  if (!spec) throw new Error(`${file} is built but not declared in DATAPATH_OBJECTS`);
+  return [...spec.structs, ...ALL_LAYOUTS.filter((l) => !spec.structs.includes(l) && native.btfStruct(h, l.name) !== null)];
+}
 const enumText = (values: Readonly<Record<string, number>>) => Object.entries(values).map(([k, v]) => `${k}=${v}`).join(';');
 
 describe('map layouts', () => {
-  it('finds the built objects', () => expect(objects).toEqual(expect.arrayContaining(['sock.bpf.o', 'xdp.bpf.o'])));
+  it('finds the built objects', () => expect(objects).toEqual(expect.arrayContaining(['sock.bpf.o', 'xdp.bpf.o', 'tc.bpf.o'])));
 
   for (const file of objects) {
     it(`${file}: every codec matches BTF`, () => {
       const h = native.objectOpen(join(BPF_OBJECT_DIR, file));
       try {
-        expect(checkLayouts((n) => native.btfStruct(h, n), layoutsOf(file))).toEqual([]);
+        expect(checkLayouts((n) => native.btfStruct(h, n), layoutsOf(file, h))).toEqual([]);
         expect(checkConstants((n) => native.btfEnum(h, n))).toEqual([]);
       } finally {
         native.objectClose(h);

@@ -3,7 +3,7 @@
 // BPF_PROG_TEST_RUN and reads the counters. Shared by test/bpf/xdp.test.ts and
 // bench/packets.ts. Nothing is attached: TEST_RUN needs no attachment.
 import { join } from 'node:path';
-import { writeFeKey, writeFeVal } from '../../src/dataplane/bpf/layout.js';
+import { BACKEND, BE_LOCAL, EMPTY_DROP, EMPTY_REJECT, FAMILY_V4, IPPROTO, SET_KEY, SET_VAL, writeAddr, writeFeKey, writeFeVal } from '../../src/dataplane/bpf/layout.js';
 import { cleanupPins, ensureBpffs } from '../../src/dataplane/bpf/loader.js';
 import { BpfMap } from '../../src/dataplane/bpf/map.js';
 import * as native from '../../src/dataplane/bpf/native.js';
@@ -15,6 +15,15 @@ import { BPF_OBJECT_DIR } from '../../src/util/paths.js';
 import type { Frontend } from './xdp-cases.js';
 
 export const XDP_PROGRAM = 'bpx_xdp';
+export const TC_EGRESS_PROGRAM = 'bpx_tc_egress';
+
+/** A backend set as the control plane writes it (lb-tables.ts): header (slot 0) and the slots of generation 1. */
+export interface TestSet {
+  id: number;
+  backends: { id: number; address: string; port: number; protocol: 'TCP' | 'UDP'; local: boolean }[];
+  /** When empty: refuse (no endpoints) or drop (Local policy, none here). */
+  empty?: 'reject' | 'drop';
+}
 export const PASS_PROGRAM = 'bpx_xdp_pass';
 
 /** A pin directory of this process's own under /sys/fs/bpf. */
@@ -22,14 +31,78 @@ export function testPinDir(what: string): string {
   return `/sys/fs/bpf/bpfproxy-test-${process.pid}-${what}`;
 }
 
+/** Small flow maps: tests clear them between cases by dumping them. */
+const FLOW_MAP_SIZES = { bpx_ct_v1: 4096, bpx_nat_v1: 8192 };
+
+function clearMap(m: BpfMap): void {
+  const d = m.dump();
+  if (d.count > 0) m.remove(d.keys, d.count);
+}
+
 export class XdpHarness {
   readonly fe: BpfMap;
   readonly counters: BpfMap;
+  readonly set: BpfMap;
+  readonly be: BpfMap;
+  readonly ct: BpfMap;
+  readonly nat: BpfMap;
   private written: Frontend[] = [];
+  private tc: native.ObjectHandle | null = null;
 
   private constructor(readonly pinDir: string, private readonly handle: native.ObjectHandle) {
-    this.fe = new BpfMap('bpx_fe_v1', native.objectMapFd(handle, 'bpx_fe_v1'));
-    this.counters = new BpfMap(COUNTERS_MAP, native.objectMapFd(handle, COUNTERS_MAP));
+    const m = (name: string) => new BpfMap(name, native.objectMapFd(handle, name));
+    this.fe = m('bpx_fe_v1');
+    this.counters = m(COUNTERS_MAP);
+    this.set = m('bpx_set_v1');
+    this.be = m('bpx_be_v1');
+    this.ct = m('bpx_ct_v1');
+    this.nat = m('bpx_nat_v1');
+  }
+
+  /** Loads tc.bpf.o into the same pin directory (sharing conntrack and counters); its programs by name via progFd. */
+  loadTc(): void {
+    if (this.tc) return;
+    this.tc = native.objectLoad(join(BPF_OBJECT_DIR, 'tc.bpf.o'), this.pinDir, FLOW_MAP_SIZES).handle;
+  }
+
+  /** Writes sets and their backends (generation 1), replacing whatever the maps held. */
+  setSets(sets: readonly TestSet[]): void {
+    clearMap(this.set);
+    clearMap(this.be);
+    const bes = sets.flatMap((s) => s.backends);
+    const failedBe = this.be.update(bes.length, (i, k, ko, v, vo) => {
+      const b = bes[i]!;
+      k.writeUInt32LE(b.id, ko);
+      v.fill(0, vo, vo + BACKEND.size);
+      writeAddr(v, vo + BACKEND.fields.addr.offset, b.address);
+      v.writeUInt16BE(b.port, vo + BACKEND.fields.port.offset);
+      v.writeUInt8(IPPROTO[b.protocol], vo + BACKEND.fields.proto.offset);
+      v.writeUInt8(FAMILY_V4, vo + BACKEND.fields.family.offset);
+      v.writeUInt8(b.local ? BE_LOCAL : 0, vo + BACKEND.fields.flags.offset);
+    });
+    const slots = sets.flatMap((s) => [{ s, slot: 0 }, ...s.backends.map((_, i) => ({ s, slot: i + 1 }))]);
+    const failedSet = this.set.update(slots.length, (i, k, ko, v, vo) => {
+      const { s, slot } = slots[i]!;
+      k.fill(0, ko, ko + SET_KEY.size);
+      v.fill(0, vo, vo + SET_VAL.size);
+      k.writeUInt32LE(s.id, ko + SET_KEY.fields.set.offset);
+      k.writeUInt16LE(slot, ko + SET_KEY.fields.slot.offset);
+      k.writeUInt8(slot === 0 ? 0 : 1, ko + SET_KEY.fields.gen.offset);
+      if (slot === 0) {
+        v.writeUInt16LE(s.backends.length, vo + SET_VAL.fields.count.offset);
+        v.writeUInt8(1, vo + SET_VAL.fields.gen.offset);
+        v.writeUInt8(s.empty === 'drop' ? EMPTY_DROP : EMPTY_REJECT, vo + SET_VAL.fields.empty.offset);
+      } else {
+        v.writeUInt32LE(s.backends[slot - 1]!.id, vo + SET_VAL.fields.backend.offset);
+      }
+    });
+    if (failedBe.length || failedSet.length) throw new Error(`writing sets failed: ${JSON.stringify([...failedBe, ...failedSet])}`);
+  }
+
+  /** Forgets every flow: conntrack and NAT ports. */
+  clearFlows(): void {
+    clearMap(this.ct);
+    clearMap(this.nat);
   }
 
   /** Loads xdp.bpf.o, pinning its maps in pinDir (reusing maps pinned there already). */
@@ -37,7 +110,7 @@ export class XdpHarness {
     ensureBpffs(pinDir, silentLogger());
     let loaded: native.LoadedObject;
     try {
-      loaded = native.objectLoad(join(BPF_OBJECT_DIR, 'xdp.bpf.o'), pinDir, {});
+      loaded = native.objectLoad(join(BPF_OBJECT_DIR, 'xdp.bpf.o'), pinDir, FLOW_MAP_SIZES);
     } catch (err) {
       throw new Error(`${(err as Error).message}\n${native.takeLibbpfLog()}`, { cause: err });
     }
@@ -45,6 +118,10 @@ export class XdpHarness {
   }
 
   progFd(name = XDP_PROGRAM): number {
+    if (name.startsWith('bpx_tc_')) {
+      if (!this.tc) throw new Error('loadTc() first');
+      return native.objectProgFd(this.tc, name);
+    }
     return native.objectProgFd(this.handle, name);
   }
 
@@ -75,6 +152,7 @@ export class XdpHarness {
 
   /** Closes the object and removes the pin directory. */
   close(): void {
+    if (this.tc) native.objectClose(this.tc);
     native.objectClose(this.handle);
     cleanupPins(this.pinDir);
   }

@@ -31,13 +31,20 @@ export const FLOW_KEY = layout('bpx_flow_key', 32, { cookie: [0, 8], addr: [8, 1
 export const FLOW_VAL = layout('bpx_flow_val', 16, { last_ns: [0, 8], backend: [8, 4], set: [12, 4] });
 export const AFF_KEY = layout('bpx_aff_key', 24, { client: [0, 16], set: [16, 4], family: [20, 1], pad: [21, 3] });
 export const AFF_VAL = layout('bpx_aff_val', 16, { last_ns: [0, 8], backend: [8, 4], pad: [12, 4] });
+export const CT_KEY = layout('bpx_ct_key', 40, { saddr: [0, 16], daddr: [16, 16], sport: [32, 2], dport: [34, 2], proto: [36, 1], family: [37, 1], dir: [38, 1], pad: [39, 1] });
+export const CT_VAL = layout('bpx_ct_val', 56, {
+  last_ns: [0, 8], addr: [8, 16], nat_addr: [24, 16], port: [40, 2], nat_port: [42, 2], backend: [44, 4], flags: [48, 1], pad: [49, 7],
+});
+export const NAT_KEY = layout('bpx_nat_key', 20, { addr: [0, 16], port: [16, 2], proto: [18, 1], family: [19, 1] });
+export const NAT_VAL = layout('bpx_nat_val', 32, { last_ns: [0, 8], client: [8, 16], client_port: [24, 2], pad: [26, 6] });
 export const COUNTER = layout('bpx_counter', 8, {
   count: [0, 8], anchor_family: [8, 0], anchor_fe_flag: [8, 0], anchor_empty: [8, 0], anchor_be_flag: [8, 0],
   anchor_drop: [8, 0], anchor_event: [8, 0], anchor_slot: [8, 0],
 });
 
 export const ALL_LAYOUTS: readonly StructLayout<string>[] = [
-  FE_KEY, FE_VAL, SET_KEY, SET_VAL, BACKEND, MEMBER_KEY, SK_RNAT_KEY, SK_RNAT_VAL, FLOW_KEY, FLOW_VAL, AFF_KEY, AFF_VAL, COUNTER,
+  FE_KEY, FE_VAL, SET_KEY, SET_VAL, BACKEND, MEMBER_KEY, SK_RNAT_KEY, SK_RNAT_VAL, FLOW_KEY, FLOW_VAL, AFF_KEY, AFF_VAL,
+  CT_KEY, CT_VAL, NAT_KEY, NAT_VAL, COUNTER,
 ];
 
 /** The BTF description the native layer reports: "size=N;member:offset:size;...". */

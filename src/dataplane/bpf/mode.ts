@@ -11,5 +11,7 @@ export const bpfMode: DataplaneMode = {
   capabilities: { packetDatapath: false, socketLB: true, counters: true, mapUsage: true },
   limits: { maxServiceId: MAX_SERVICE_ID },
   probe: ({ bpf }) => probeBpf(bpf),
-  open: ({ bpf }, log) => BpfDataplane.open({ pinDir: bpf.pinDir, cgroupRoot: bpf.cgroupRoot, mapSizes: bpf.mapSizes, log: log.child({ dataplane: 'bpf' }) }),
+  open: ({ bpf }, log) => BpfDataplane.open({
+    pinDir: bpf.pinDir, cgroupRoot: bpf.cgroupRoot, mapSizes: bpf.mapSizes, devices: bpf.devices ?? [], log: log.child({ dataplane: 'bpf' }),
+  }),
 };

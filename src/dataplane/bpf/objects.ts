@@ -2,7 +2,7 @@
 // where each of its programs attaches, and which structs and enums of
 // bpf/lib/maps.h (and reasons.h) it uses, so the loader checks each object
 // against the TypeScript codecs for what that object uses, and nothing else.
-import { AFF_KEY, AFF_VAL, BACKEND, CONSTANT_ENUMS, COUNTER, FE_KEY, FE_VAL, FLOW_KEY, FLOW_VAL, MEMBER_KEY, SET_KEY, SET_VAL, SK_RNAT_KEY, SK_RNAT_VAL, type StructLayout } from './layout.js';
+import { AFF_KEY, AFF_VAL, BACKEND, CONSTANT_ENUMS, COUNTER, CT_KEY, CT_VAL, NAT_KEY, NAT_VAL, FE_KEY, FE_VAL, FLOW_KEY, FLOW_VAL, MEMBER_KEY, SET_KEY, SET_VAL, SK_RNAT_KEY, SK_RNAT_VAL, type StructLayout } from './layout.js';
 
 /**
  * Where a program attaches.
@@ -33,13 +33,29 @@ export const SOCK_OBJECT: ObjectSpec = {
   enums: Object.keys(CONSTANT_ENUMS),
 };
 
+/** The packet programs of node devices: NodePort, ExternalIP and LoadBalancer traffic from outside (bpf/xdp.bpf.c). */
+export const XDP_OBJECT: ObjectSpec = {
+  file: 'xdp.bpf.o',
+  programs: { bpx_xdp: 'xdp', bpx_xdp_pass: 'none' },
+  structs: [FE_KEY, FE_VAL, SET_KEY, SET_VAL, BACKEND, CT_KEY, CT_VAL, NAT_KEY, NAT_VAL, COUNTER],
+  enums: Object.keys(CONSTANT_ENUMS),
+};
+
+/** Their TC half: reverse NAT of local backends' replies (egress), the neighbour fallback (ingress) (bpf/tc.bpf.c). */
+export const TC_OBJECT: ObjectSpec = {
+  file: 'tc.bpf.o',
+  programs: { bpx_tc_ingress: 'tc-ingress', bpx_tc_egress: 'tc-egress' },
+  structs: [CT_KEY, CT_VAL, COUNTER],
+  enums: Object.keys(CONSTANT_ENUMS),
+};
+
 /**
  * Every object the proxy loads, in load order (the first object to name a
- * pinned map creates it; the others reuse it). The packet programs join here
- * as they land, e.g.
- *   { file: 'xdp.bpf.o', programs: { bpx_xdp: 'xdp', bpx_xdp_pass: 'none' }, structs: [FE_KEY, FE_VAL, ...], enums: [...] }
+ * pinned map creates it; the others reuse it). The packet objects attach to
+ * the --devices only: with no devices they are loaded (their maps pinned)
+ * and attached nowhere.
  */
-export const DATAPATH_OBJECTS: readonly ObjectSpec[] = [SOCK_OBJECT];
+export const DATAPATH_OBJECTS: readonly ObjectSpec[] = [SOCK_OBJECT, XDP_OBJECT, TC_OBJECT];
 
 /** The hook of `program` under `spec`, or undefined when the declaration does not cover it. */
 export function hookOf(spec: ObjectSpec, program: string): Hook | undefined {

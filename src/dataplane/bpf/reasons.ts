@@ -20,6 +20,10 @@ export const DROP_REASONS: readonly Reason[] = [
   { label: 'invalid_l3', description: 'IP version not matching the EtherType, IHL below 5, or total length below IHL' },
   { label: 'truncated_l4', description: 'TCP, UDP or SCTP header past the end of the IP packet' },
   { label: 'invalid_l4', description: 'TCP data offset below 5 or UDP length below 8' },
+  { label: 'no_local_backend', description: 'externalTrafficPolicy Local and no endpoint on this node: dropped, the client times out' },
+  { label: 'no_backend', description: 'backend set or backend entry missing (a sync in flight)' },
+  { label: 'nat_ports_exhausted', description: 'no free SNAT source port found within the bounded tries' },
+  { label: 'fib_failed', description: 'no route toward the backend or the client, or forwarding off on the device' },
 ];
 
 /** enum bpx_event, by value. */
@@ -41,7 +45,16 @@ export const EVENTS: readonly Reason[] = [
   { label: 'pkt_pass_icmp', description: 'ICMP or ICMPv6: passed to the stack' },
   { label: 'pkt_pass_other_l4', description: 'neither TCP, UDP nor SCTP: passed to the stack' },
   { label: 'pkt_pass_no_frontend', description: 'not addressed to a service frontend: passed to the stack' },
-  { label: 'pkt_frontend_untranslated', description: 'addressed to a service frontend, passed untranslated: the packet datapath does not translate yet' },
+  { label: 'pkt_frontend_untranslated', description: 'addressed to a frontend the packet NAT does not handle yet (IPv6, SCTP, ClusterIP): passed untranslated' },
+  { label: 'pkt_local_new', description: 'new flow to a local backend: DNAT, passed to the stack' },
+  { label: 'pkt_local_ct', description: 'known flow to a local backend: DNAT, passed to the stack' },
+  { label: 'pkt_remote_new', description: 'new flow to a remote backend: SNAT and DNAT, transmitted' },
+  { label: 'pkt_remote_ct', description: 'known flow to a remote backend: SNAT and DNAT, transmitted' },
+  { label: 'pkt_reply_rnat', description: 'reply from a remote backend: reverse NAT, transmitted to the client' },
+  { label: 'pkt_pass_no_endpoints', description: 'service without endpoints: passed to the stack, which refuses (TCP RST, ICMP port unreachable)' },
+  { label: 'pkt_neigh_via_tc', description: 'translated, but the next hop\'s MAC is unknown: passed for TC ingress to send with bpf_redirect_neigh' },
+  { label: 'tc_reply_rnat', description: 'TC egress: reply from a local backend, its source restored to the frontend' },
+  { label: 'tc_redirect_neigh', description: 'TC ingress: a translated packet sent with bpf_redirect_neigh' },
 ];
 
 /** enum bpx_counter_slot: where drops and events sit in the counters map. */

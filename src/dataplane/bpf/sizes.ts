@@ -12,6 +12,8 @@ export const MAP_SIZE_SETTINGS: Readonly<Record<string, readonly string[]>> = {
   backends: ['bpx_be_v1'],
   socketRevNat: ['bpx_sk_rnat_v1', 'bpx_flow_v1'],
   affinity: ['bpx_aff_v1'],
+  conntrack: ['bpx_ct_v1'],
+  nat: ['bpx_nat_v1'],
 };
 
 /** Map sizes by setting name -> sizes by pinned map name. A name this dataplane does not know is an error, not a silent default. */

@@ -1,0 +1,66 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Conntrack of the packet programs: one LRU map, an entry per direction of a
+ * translated flow (maps.h: struct bpx_ct_key/val). ORIG entries pin a flow to
+ * its backend (and SNAT port); REPLY entries say how to restore what the
+ * client used. Entries age by a per-protocol timeout checked on lookup: an
+ * entry idle longer is treated as absent and overwritten by the next new
+ * flow; the LRU evicts the least recently used when the map is full, so no
+ * sweeper is needed.
+ */
+#ifndef BPX_CONNTRACK_H
+#define BPX_CONNTRACK_H
+
+#include "maps.h"
+
+/* Idle timeouts: an established TCP flow as Cilium's default (6 h; kube-proxy
+ * relies on nf_conntrack's 24 h for established TCP, which no LB map of
+ * bounded size should keep); UDP as nf_conntrack_udp_timeout_stream (120 s). */
+#define BPX_CT_TIMEOUT_TCP_NS (21600 * NSEC_PER_SEC)
+#define BPX_CT_TIMEOUT_UDP_NS (120 * NSEC_PER_SEC)
+/* last_ns is written at most this often per entry: a write per packet would
+ * bounce the entry's cache line between CPUs. */
+#define BPX_CT_REFRESH_NS NSEC_PER_SEC
+
+enum bpx_ct_flag {
+	BPX_CTF_LOCAL = 1 << 0,	/* the backend is on this node: DNAT only */
+	BPX_CTF_SNAT = 1 << 1,	/* the flow leaves with the node's address and a NAT port */
+};
+
+/* conntrack (written by the packet programs): flow direction -> translation */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 262144);
+	__type(key, struct bpx_ct_key);
+	__type(value, struct bpx_ct_val);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} bpx_ct_v1 SEC(".maps");
+
+static __always_inline __u64 ct_timeout_ns(__u8 proto)
+{
+	return proto == IPPROTO_TCP ? BPX_CT_TIMEOUT_TCP_NS : BPX_CT_TIMEOUT_UDP_NS;
+}
+
+static __always_inline bool ct_is_live(const struct bpx_ct_val *v, __u8 proto, __u64 now)
+{
+	return now - v->last_ns <= ct_timeout_ns(proto);
+}
+
+/* The live entry for `key`, its last_ns refreshed; NULL when absent or idle too long. */
+static __always_inline struct bpx_ct_val *ct_lookup(const struct bpx_ct_key *key, __u64 now)
+{
+	struct bpx_ct_val *v = bpf_map_lookup_elem(&bpx_ct_v1, key);
+
+	if (!v || !ct_is_live(v, key->proto, now))
+		return NULL;
+	if (now - v->last_ns > BPX_CT_REFRESH_NS)
+		v->last_ns = now;
+	return v;
+}
+
+static __always_inline int ct_put(const struct bpx_ct_key *key, const struct bpx_ct_val *val)
+{
+	return bpf_map_update_elem(&bpx_ct_v1, key, val, BPF_ANY);
+}
+
+#endif

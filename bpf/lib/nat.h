@@ -1,0 +1,153 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * NAT of the packet programs: SNAT source-port allocation and the IPv4
+ * header rewrite with incremental checksums (csum.h).
+ *
+ * Ports: a flow SNATed to a node address takes a port of that address (and
+ * protocol) in bpx_nat_v1 with BPF_NOEXIST, so two flows never hold one
+ * port, also when two CPUs race: the loser's insert fails and it tries
+ * another. A port whose holder is idle past the conntrack timeout is deleted
+ * and then taken with BPF_NOEXIST again, so reclaiming races the same way.
+ * The range lies above the default ip_local_port_range (32768-60999), so an
+ * SNAT port never collides with the node's own sockets; the price is at most
+ * 4536 concurrent SNATed flows per node address and protocol (keying on the
+ * backend too, as Linux's masquerade does, would lift it: not done yet).
+ */
+#ifndef BPX_NAT_H
+#define BPX_NAT_H
+
+#include <linux/ip.h>
+#include <linux/tcp.h>
+#include <linux/udp.h>
+#include <linux/if_ether.h>
+#include "conntrack.h"
+#include "parse.h"
+#include "csum.h"
+
+#define BPX_NAT_PORT_MIN 61000
+#define BPX_NAT_PORT_MAX 65535
+#define BPX_NAT_PORT_TRIES 16
+
+/* SNAT ports (written by the packet programs): node address + port + proto -> holder */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct bpx_nat_key);
+	__type(value, struct bpx_nat_val);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} bpx_nat_v1 SEC(".maps");
+
+/* Takes a free port of `addr` for the flow of `client`:`cport`; 0 when none was found. */
+static __always_inline __be16 nat_alloc_port(__be32 addr, __u8 proto, __be32 client, __be16 cport, __u64 now)
+{
+	struct bpx_nat_val val;
+	struct bpx_nat_key key;
+	__u32 range = BPX_NAT_PORT_MAX - BPX_NAT_PORT_MIN + 1;
+
+	/* Zeroed whole, unions included (a designated initializer leaves a union's other bytes unspecified). */
+	__builtin_memset(&key, 0, sizeof(key));
+	__builtin_memset(&val, 0, sizeof(val));
+	key.proto = proto;
+	key.family = BPX_FAMILY_V4;
+	key.addr.v4 = addr;
+	val.last_ns = now;
+	val.client_port = cport;
+	val.client.v4 = client;
+	for (int i = 0; i < BPX_NAT_PORT_TRIES; i++) {
+		struct bpx_nat_val *old;
+
+		key.port = bpf_htons(BPX_NAT_PORT_MIN + bpf_get_prandom_u32() % range);
+		if (bpf_map_update_elem(&bpx_nat_v1, &key, &val, BPF_NOEXIST) == 0)
+			return key.port;
+		old = bpf_map_lookup_elem(&bpx_nat_v1, &key);
+		if (old && now - old->last_ns > ct_timeout_ns(proto)) {
+			bpf_map_delete_elem(&bpx_nat_v1, &key);
+			if (bpf_map_update_elem(&bpx_nat_v1, &key, &val, BPF_NOEXIST) == 0)
+				return key.port;
+		}
+	}
+	return 0;
+}
+
+/* Keeps an SNAT port held while its flow lives (called with the ORIG refresh). */
+static __always_inline void nat_touch(__be32 addr, __be16 port, __u8 proto, __u64 now)
+{
+	struct bpx_nat_key key;
+	struct bpx_nat_val *v;
+
+	/* A designated initializer would leave the union's other 12 bytes unspecified. */
+	__builtin_memset(&key, 0, sizeof(key));
+	key.port = port;
+	key.proto = proto;
+	key.family = BPX_FAMILY_V4;
+	key.addr.v4 = addr;
+	v = bpf_map_lookup_elem(&bpx_nat_v1, &key);
+	if (v && now - v->last_ns > BPX_CT_REFRESH_NS)
+		v->last_ns = now;
+}
+
+/* An IPv4 4-tuple as the packet should leave. */
+struct bpx_tuple4 {
+	__be32 saddr;
+	__be32 daddr;
+	__be16 sport;
+	__be16 dport;
+};
+
+/* Rewrites the addresses and ports of a TCP/UDP IPv4 packet (no IP options:
+ * parse.h passes those) in place, updating IP and L4 checksums. A UDP
+ * checksum of 0 (none) stays 0. Returns false when the headers are not there
+ * (the caller parsed them, so only the verifier sees that branch). */
+static __always_inline bool nat_rewrite_v4(void *data, void *data_end, __u8 proto, const struct bpx_tuple4 *t)
+{
+	struct iphdr *ip = data + sizeof(struct ethhdr);
+	struct bpx_l4_ports *ports = (void *)(ip + 1);
+	__u16 *l4sum;
+	bool has_l4sum;
+
+	if ((void *)(ip + 1) > data_end)
+		return false;
+	if (proto == IPPROTO_TCP) {
+		struct tcphdr *th = (void *)ports;
+
+		if ((void *)(th + 1) > data_end)
+			return false;
+		l4sum = &th->check;
+		has_l4sum = true;
+	} else {
+		struct udphdr *uh = (void *)ports;
+
+		if ((void *)(uh + 1) > data_end)
+			return false;
+		l4sum = &uh->check;
+		has_l4sum = uh->check != 0;
+	}
+	if (ip->saddr != t->saddr) {
+		csum_replace4(&ip->check, ip->saddr, t->saddr);
+		if (has_l4sum)
+			csum_replace4(l4sum, ip->saddr, t->saddr);
+		ip->saddr = t->saddr;
+	}
+	if (ip->daddr != t->daddr) {
+		csum_replace4(&ip->check, ip->daddr, t->daddr);
+		if (has_l4sum)
+			csum_replace4(l4sum, ip->daddr, t->daddr);
+		ip->daddr = t->daddr;
+	}
+	if (ports->source != t->sport) {
+		if (has_l4sum)
+			csum_replace2(l4sum, ports->source, t->sport);
+		ports->source = t->sport;
+	}
+	if (ports->dest != t->dport) {
+		if (has_l4sum)
+			csum_replace2(l4sum, ports->dest, t->dport);
+		ports->dest = t->dport;
+	}
+	/* In UDP, 0 means "no checksum": a computed 0 is sent as its other form. */
+	if (proto == IPPROTO_UDP && has_l4sum && *l4sum == 0)
+		*l4sum = 0xffff;
+	return true;
+}
+
+#endif

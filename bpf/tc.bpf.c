@@ -1,0 +1,107 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * The TC programs for node devices (tcx, clsact before 6.6), the other half
+ * of xdp.bpf.c:
+ *  - egress: a reply of a local backend to a flow XDP DNATed leaves with the
+ *    frontend as its source, so the client sees the address and port it used;
+ *  - ingress: a frame XDP translated but could not address (the next hop's
+ *    MAC unknown, fib.h) is sent with bpf_redirect_neigh, which resolves it.
+ * Checksums go through bpf_l3/l4_csum_replace, which handle CHECKSUM_PARTIAL
+ * skbs (platform-notes.md). Shares bpx_ct_v1 with xdp.bpf.o (pinned by name).
+ */
+#include <linux/pkt_cls.h>
+#include "lib/parse.h"
+#include "lib/conntrack.h"
+#include "lib/fib.h"
+
+#define IP_OFF sizeof(struct ethhdr)
+#define L4_OFF (IP_OFF + sizeof(struct iphdr))
+
+/* Where a TCP or UDP checksum sits in the frame. */
+static __always_inline __u32 l4_csum_off(__u8 proto)
+{
+	return L4_OFF + (proto == IPPROTO_TCP ? offsetof(struct tcphdr, check) : offsetof(struct udphdr, check));
+}
+
+/* Rewrites the source address and port of an IPv4 TCP/UDP packet. */
+static __always_inline int tc_snat_src(struct __sk_buff *skb, __u8 proto, __be32 old_addr, __be32 addr,
+				       __be16 old_port, __be16 port)
+{
+	__u64 l4flags = BPF_F_PSEUDO_HDR | sizeof(addr) | (proto == IPPROTO_UDP ? BPF_F_MARK_MANGLED_0 : 0);
+	__u64 pflags = sizeof(port) | (proto == IPPROTO_UDP ? BPF_F_MARK_MANGLED_0 : 0);
+
+	if (bpf_l4_csum_replace(skb, l4_csum_off(proto), old_addr, addr, l4flags) ||
+	    bpf_l3_csum_replace(skb, IP_OFF + offsetof(struct iphdr, check), old_addr, addr, sizeof(addr)) ||
+	    bpf_skb_store_bytes(skb, IP_OFF + offsetof(struct iphdr, saddr), &addr, sizeof(addr), 0) ||
+	    bpf_l4_csum_replace(skb, l4_csum_off(proto), old_port, port, pflags) ||
+	    bpf_skb_store_bytes(skb, L4_OFF, &port, sizeof(port), 0))
+		return drop(BPX_DROP_TRUNCATED_L4);
+	return pass(BPX_EVENT_TC_REPLY_RNAT);
+}
+
+/* The reverse-NAT stage of egress: a local backend's reply to a DNATed flow. */
+static __always_inline int stage_reply_local(struct __sk_buff *skb, const struct bpx_pkt *p)
+{
+	struct bpx_ct_key k;
+	struct bpx_ct_val *v;
+
+	/* Zeroed whole: a designated initializer leaves the unions' other 12
+	 * bytes unspecified (docs/findings.md), and a key with stack garbage
+	 * misses, now and then. */
+	__builtin_memset(&k, 0, sizeof(k));
+	k.sport = p->sport;
+	k.dport = p->dport;
+	k.proto = p->proto;
+	k.family = BPX_FAMILY_V4;
+	k.dir = BPX_CT_REPLY;
+	k.saddr.v4 = p->src.v4;
+	k.daddr.v4 = p->dst.v4;
+	v = ct_lookup(&k, bpf_ktime_get_ns());
+	if (!v || !(v->flags & BPX_CTF_LOCAL))
+		return pass(BPX_EVENT_PKT_PASS_NO_FRONTEND);
+	return tc_snat_src(skb, p->proto, p->src.v4, v->addr.v4, p->sport, v->port);
+}
+
+/* The program's one exit, for TC: counts, and turns the verdict into a TC action. */
+static __always_inline int tc_exit(int verdict, int redirect_ret)
+{
+	if (verdict_count(verdict))
+		return TC_ACT_SHOT;
+	if (verdict_kind(verdict) == BPX_VERDICT_REDIRECT)
+		return redirect_ret;
+	return TC_ACT_OK;
+}
+
+SEC("tc")
+int bpx_tc_egress(struct __sk_buff *skb)
+{
+	struct bpx_pkt p = {};
+	int v;
+
+	/* Only replies matter here: leave everything else uncounted (every
+	 * packet the node sends passes this hook). */
+	if (bpf_skb_pull_data(skb, L4_OFF + sizeof(struct tcphdr)) && bpf_skb_pull_data(skb, L4_OFF + sizeof(struct udphdr)))
+		return TC_ACT_OK;
+	v = parse_packet((void *)(long)skb->data, (void *)(long)skb->data_end, skb->len, &p);
+	if (v != BPX_CONTINUE || p.family != BPX_FAMILY_V4 || (p.proto != IPPROTO_TCP && p.proto != IPPROTO_UDP))
+		return TC_ACT_OK;
+	v = stage_reply_local(skb, &p);
+	if (v == pass(BPX_EVENT_PKT_PASS_NO_FRONTEND))
+		return TC_ACT_OK;
+	return tc_exit(v, 0);
+}
+
+SEC("tc")
+int bpx_tc_ingress(struct __sk_buff *skb)
+{
+	void *data = (void *)(long)skb->data;
+	struct bpx_meta *meta = (void *)(long)skb->data_meta;
+	int ret;
+
+	if ((void *)(meta + 1) > data || meta->magic != BPX_META_MAGIC)
+		return TC_ACT_OK;
+	ret = bpf_redirect_neigh(meta->ifindex, NULL, 0, 0);
+	return tc_exit(redirected(BPX_EVENT_TC_REDIRECT_NEIGH), ret);
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";

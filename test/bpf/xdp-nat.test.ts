@@ -1,0 +1,127 @@
+// The translating paths of bpf/xdp.bpf.c (and the reply path of
+// bpf/tc.bpf.c) under BPF_PROG_TEST_RUN, run inside lab node1's network
+// namespace so routes and neighbours are the lab's (xdp-nat-cases.ts): each
+// case's verdict, its output packet byte for byte (addresses, ports, MACs and
+// checksums: the expected packets are built with valid checksums), the one
+// counter it moves, and for SNAT the port range and that the flow keeps its
+// port. Maps are pinned in a directory of this test's own; nothing is attached.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createLab, type Lab } from '../../src/lab/lab.js';
+import { NAT_KEY, NAT_VAL, writeAddr } from '../../src/dataplane/bpf/layout.js';
+import { XDP_DROP } from '../../src/dataplane/bpf/testrun.js';
+import { parsePacket } from '../helpers/packet.js';
+import { enterNetns } from '../helpers/netns-thread.js';
+import { CLIENT, NAT_PORT_MAX, NAT_PORT_MIN, NODE1, NODE_PORT, natCases, packet, type MacEnv, type NatCase } from './xdp-nat-cases.js';
+import { counterDelta, testPinDir, XdpHarness } from './xdp-harness.js';
+
+const isRoot = process.getuid?.() === 0;
+if (!isRoot) console.log('xdp NAT packet tests skipped: they build a lab and load BPF programs, which needs root');
+
+/** The lab node1 the cases assume, its neighbours resolved, and the MACs the cases name. */
+export async function natLab(): Promise<{ lab: Lab; mac: MacEnv }> {
+  const lab = await createLab({ nodes: [{ name: 'node1', pods: [{ name: 'a1' }] }, { name: 'node2', pods: [{ name: 'b1' }] }], external: true });
+  try {
+    const [n1, n2] = lab.nodes as [Lab['nodes'][0], Lab['nodes'][0]];
+    // Resolve node1's neighbours (node2, the client) the way any traffic would.
+    await lab.client(n1, { proto: 'tcp', host: n2.ipv4, port: 80, count: 1, timeoutMs: 2000 });
+    await lab.client('external', { proto: 'tcp', host: n1.ipv4, port: 80, count: 1, timeoutMs: 2000 });
+    const link = async (netns: string) => JSON.parse((await lab.exec(netns, ['ip', '-j', 'link', 'show', 'eth0'])).stdout)[0] as { address: string; ifindex: number };
+    const [l1, l2, lc] = await Promise.all([link(n1.netns), link(n2.netns), link(lab.external!.netns)]);
+    return { lab, mac: { node1: l1.address, node2: l2.address, client: lc.address, eth0Ifindex: l1.ifindex } };
+  } catch (err) {
+    await lab.teardown();
+    throw err;
+  }
+}
+
+/** Runs a case's `before` steps, returns the SNAT port the flow got (0 when none). */
+export function prepare(h: XdpHarness, c: NatCase): number {
+  h.clearFlows();
+  h.setFrontends(c.frontends);
+  h.setSets(c.sets);
+  for (const s of c.before) h.run(s.packet, { program: s.program });
+  return natPort(h);
+}
+
+function natPort(h: XdpHarness): number {
+  const d = h.nat.dump();
+  return d.count === 1 ? d.keys.readUInt16BE(NAT_KEY.fields.port.offset) : 0;
+}
+
+describe.skipIf(!isRoot)('packet NAT of xdp.bpf.o and tc.bpf.o under BPF_PROG_TEST_RUN, in a lab node', () => {
+  let lab: Lab;
+  let mac: MacEnv;
+  let h: XdpHarness | undefined;
+  let leave: (() => void) | undefined;
+
+  beforeAll(async () => {
+    ({ lab, mac } = await natLab());
+    leave = enterNetns(lab.nodes[0]!.netns);
+    h = XdpHarness.load(testPinDir('xdp-nat'));
+    h.loadTc();
+  });
+  afterAll(async () => {
+    h?.close();
+    leave?.();
+    await lab?.teardown();
+  });
+
+  // Built with placeholder MACs for the names; run with the lab's.
+  const names = natCases({ node1: '02:00:00:00:00:01', node2: '02:00:00:00:00:02', client: '02:00:00:00:00:03', eth0Ifindex: 0 }).map((c) => c.name);
+  names.forEach((name, i) => {
+    it(name, () => {
+      const c = natCases(mac)[i]!;
+      const before = prepare(h!, c);
+      const counters = h!.readCounters();
+      const res = h!.run(c.step(before).packet, { program: c.step(before).program });
+      const moved = counterDelta(counters, h!.readCounters());
+      const port = natPort(h!);
+      expect(res.retval).toBe(c.verdict);
+      expect(moved).toEqual('drop' in c.counter ? { [`drop:${c.counter.drop}`]: 1 } : { [`event:${c.counter.event}`]: 1 });
+      if (c.snat) {
+        expect(port).toBeGreaterThanOrEqual(NAT_PORT_MIN);
+        expect(port).toBeLessThanOrEqual(NAT_PORT_MAX);
+        if (before) expect(port).toBe(before); // a known flow keeps its port
+      }
+      // Byte for byte: the expected packets carry valid checksums (packet.ts builds them so).
+      expect(res.data.toString('hex')).toBe(c.output(port).toString('hex'));
+    });
+  });
+
+  it('two flows from different client ports never share a NAT port, and each reply finds its own client', () => {
+    const c = natCases(mac).find((x) => 'event' in x.counter && x.counter.event === 'pkt_remote_new' && x.name.startsWith('TCP'))!;
+    prepare(h!, c);
+    const ports = new Set<number>();
+    for (let sport = 41000; sport < 41200; sport++) {
+      const p = packet('TCP', CLIENT, sport, NODE1, NODE_PORT);
+      const out = parsePacket(h!.run(p).data);
+      expect(out.l4!.checksumOk).toBe(true);
+      ports.add(out.l4!.sport!);
+    }
+    expect(ports.size).toBe(200);
+    expect(h!.nat.dump().count).toBe(200);
+  });
+
+  it('a node address whose NAT ports are all held drops a new remote flow as nat_ports_exhausted', () => {
+    const c = natCases(mac).find((x) => 'event' in x.counter && x.counter.event === 'pkt_remote_new' && x.name.startsWith('TCP'))!;
+    prepare(h!, c);
+    // Hold every port of node1/TCP, fresh (last_ns = now on the monotonic clock bpf_ktime_get_ns reads).
+    const n = NAT_PORT_MAX - NAT_PORT_MIN + 1;
+    const now = process.hrtime.bigint();
+    const failed = h!.nat.update(n, (i, k, ko, v, vo) => {
+      k.fill(0, ko, ko + NAT_KEY.size);
+      writeAddr(k, ko + NAT_KEY.fields.addr.offset, NODE1);
+      k.writeUInt16BE(NAT_PORT_MIN + i, ko + NAT_KEY.fields.port.offset);
+      k.writeUInt8(6, ko + NAT_KEY.fields.proto.offset);
+      k.writeUInt8(4, ko + NAT_KEY.fields.family.offset);
+      v.fill(0, vo, vo + NAT_VAL.size);
+      v.writeBigUInt64LE(now, vo + NAT_VAL.fields.last_ns.offset);
+      writeAddr(v, vo + NAT_VAL.fields.client.offset, CLIENT);
+    });
+    expect(failed).toEqual([]);
+    const counters = h!.readCounters();
+    const res = h!.run(c.step(0).packet);
+    expect(res.retval).toBe(XDP_DROP);
+    expect(counterDelta(counters, h!.readCounters())).toEqual({ 'drop:nat_ports_exhausted': 1 });
+  });
+});
