@@ -3,6 +3,7 @@
 // flags.ts; this file owns the shape, the defaults and the rules across fields.
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
+import { DEFAULT_INPUT_LIMITS, type InputLimits } from '../util/input-limits.js';
 import { DEFAULT_MAGLEV_M } from '../util/maglev-size.js';
 import type { ProxyMode } from '../util/modes.js';
 import { ConfigError } from './errors.js';
@@ -19,7 +20,7 @@ export const DETECT_LOCAL_MODES: readonly DetectLocalMode[] = ['ClusterCIDR', 'N
  * own list (src/dataplane/bpf/sizes.ts) and takes sizes as plain numbers by
  * name; test/unit/bpf/sizes.test.ts checks that the two lists agree.
  */
-export const MAP_NAMES = ['frontends', 'backendSets', 'backends', 'socketRevNat', 'affinity'] as const;
+export const MAP_NAMES = ['frontends', 'backendSets', 'backends', 'socketRevNat', 'affinity', 'conntrack', 'nat'] as const;
 export type MapName = (typeof MAP_NAMES)[number];
 
 export interface BpfConfig {
@@ -29,6 +30,8 @@ export interface BpfConfig {
   cgroupRoot: string;
   /** Prime, <= MAX_MAGLEV_M (util/maglev-size.ts). */
   maglevTableSize: number;
+  /** Node devices the XDP/TC packet programs attach to (--devices); empty: none, for now (opt-in until issue 7 is done). */
+  devices: string[];
   mapSizes: Record<MapName, number>;
 }
 
@@ -68,11 +71,18 @@ export interface ProxyConfig {
   bindAddressHardFail: boolean;
   /** Written to /proc/self/oom_score_adj at start, as kube-proxy does. */
   oomScoreAdj: number;
+  /** The iptables mode (kube-proxy's --masquerade-all, --iptables-masquerade-bit, --iptables-localhost-nodeports). */
+  masqueradeAll: boolean;
+  iptablesMasqueradeBit: number;
+  iptablesLocalhostNodePorts: boolean;
+  /** What the sources accept (--manifest-max-bytes, --object-max-keys, ...): util/input-limits.ts. */
+  inputLimits: InputLimits;
   bpf: BpfConfig;
 }
 
 /** A layer of configuration: what a file or the flags set. */
-export type ConfigOverrides = Partial<Omit<ProxyConfig, 'bpf' | 'detectLocal'>> & {
+export type ConfigOverrides = Partial<Omit<ProxyConfig, 'bpf' | 'detectLocal' | 'inputLimits'>> & {
+  inputLimits?: Partial<InputLimits>;
   bpf?: Partial<Omit<BpfConfig, 'mapSizes'>> & { mapSizes?: Partial<Record<MapName, number>> };
   detectLocal?: Partial<ProxyConfig['detectLocal']>;
 };
@@ -137,6 +147,10 @@ export const DEFAULT_MAP_SIZES: Readonly<Record<MapName, number>> = {
   backends: 262144,
   socketRevNat: 262144,
   affinity: 131072,
+  /** Packet conntrack (bpx_ct_v1): two entries per translated flow. */
+  conntrack: 262144,
+  /** SNAT ports held (bpx_nat_v1): one per flow to a remote backend. */
+  nat: 65536,
 };
 
 /**
@@ -188,10 +202,15 @@ export function defaultConfig(mode: ProxyMode = 'bpf', env: Environment = proces
     logFormat: 'json',
     bindAddressHardFail: false,
     oomScoreAdj: DEFAULT_OOM_SCORE_ADJ,
+    masqueradeAll: false,
+    iptablesMasqueradeBit: 14,
+    iptablesLocalhostNodePorts: true,
+    inputLimits: { ...DEFAULT_INPUT_LIMITS },
     bpf: {
       pinPath: DEFAULT_PIN_PATH,
       cgroupRoot: detectCgroupRoot(env.procMounts()),
       maglevTableSize: DEFAULT_MAGLEV_M,
+      devices: [],
       mapSizes: { ...DEFAULT_MAP_SIZES },
     },
   };
@@ -202,9 +221,10 @@ function definedOnly<T extends object>(o: T): Partial<T> {
 }
 
 function applyLayer(c: ProxyConfig, layer: ConfigOverrides): void {
-  const { bpf, detectLocal, ...top } = layer;
+  const { bpf, detectLocal, inputLimits, ...top } = layer;
   Object.assign(c, definedOnly(top));
   if (detectLocal) Object.assign(c.detectLocal, definedOnly(detectLocal));
+  if (inputLimits) Object.assign(c.inputLimits, definedOnly(inputLimits));
   if (bpf) {
     const { mapSizes, ...bpfTop } = bpf;
     Object.assign(c.bpf, definedOnly(bpfTop));
@@ -214,10 +234,11 @@ function applyLayer(c: ProxyConfig, layer: ConfigOverrides): void {
 
 /** Dotted paths of every value a layer sets ("mode", "bpf.mapSizes.frontends"). */
 export function overridePaths(layer: ConfigOverrides): Set<string> {
-  const { bpf, detectLocal, ...top } = layer;
+  const { bpf, detectLocal, inputLimits, ...top } = layer;
   const { mapSizes, ...bpfTop } = bpf ?? {};
   return new Set([
     ...Object.keys(definedOnly(top)),
+    ...Object.keys(definedOnly(inputLimits ?? {})).map((k) => `inputLimits.${k}`),
     ...Object.keys(definedOnly(detectLocal ?? {})).map((k) => `detectLocal.${k}`),
     ...Object.keys(definedOnly(bpfTop)).map((k) => `bpf.${k}`),
     ...Object.keys(definedOnly(mapSizes ?? {})).map((k) => `bpf.mapSizes.${k}`),

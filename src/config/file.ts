@@ -153,9 +153,9 @@ const SCHEMA: Readonly<Record<string, Spec>> = {
   showHiddenMetricsForVersion: accept(asString),
   mode: use(asString, (v, out, path) => { out.overrides.mode = out.kubeProxyMode = parseEnum(v, PROXY_MODES, path); }),
   iptables: obj({
-    masqueradeBit: accept(asInt),
-    masqueradeAll: accept(asBool),
-    localhostNodePorts: accept(asBool),
+    masqueradeBit: use(asInt, (v, out, path) => { out.overrides.iptablesMasqueradeBit = checkInteger(v, path, 0, 31); }),
+    masqueradeAll: use(asBool, (v, out) => { out.overrides.masqueradeAll = v; }),
+    localhostNodePorts: use(asBool, (v, out) => { out.overrides.iptablesLocalhostNodePorts = v; }),
     snatNodeInternalIP: accept(asBool),
     syncPeriod: modeSyncPeriod('iptables', 'syncPeriodMs'),
     minSyncPeriod: modeSyncPeriod('iptables', 'minSyncPeriodMs'),
@@ -221,6 +221,7 @@ const SCHEMA: Readonly<Record<string, Spec>> = {
   bpf: obj({
     pinPath: use(asString, (v, out) => { out.overrides.bpf = { ...out.overrides.bpf, pinPath: v }; }),
     cgroupRoot: use(asString, (v, out) => { out.overrides.bpf = { ...out.overrides.bpf, cgroupRoot: v }; }),
+    devices: use(asStringList, (v, out) => { out.overrides.bpf = { ...out.overrides.bpf, devices: [...v] }; }),
     maglevTableSize: use(asInt, (v, out, path) => { out.overrides.bpf = { ...out.overrides.bpf, maglevTableSize: validateMaglevTableSize(v, path) }; }),
     mapSizes: obj(mapSizeFields),
   }),

@@ -12,6 +12,7 @@ import {
   DEFAULT_SYNC_PERIOD_MS, DETECT_LOCAL_MODES, MAP_NAMES, modeSectionPeriods, overridePaths, processEnvironment, resolveConfig,
   type ConfigNotice, type ConfigOverrides, type DetectLocalMode, type LogFormat, type Environment, type MapName, type ProxyConfig,
 } from './config.js';
+import { DEFAULT_INPUT_LIMITS, INPUT_LIMIT_FLAGS, type InputLimits } from '../util/input-limits.js';
 import { DEFAULT_MAGLEV_M, MAX_MAGLEV_M } from '../util/maglev-size.js';
 import { PROXY_MODES, type ProxyMode } from '../util/modes.js';
 import { ConfigError } from './errors.js';
@@ -61,6 +62,21 @@ const goBool = (s: string, flag: string) => parseGoBool(s, flag);
 const int = (min: number, max: number) => (s: string, flag: string) => parseInteger(s, flag, min, max);
 const oneOf = <T extends string>(allowed: readonly T[]) => (s: string, flag: string) => parseEnum(s, allowed, flag);
 const bpf = (out: FlagLayer) => (out.overrides.bpf ??= {});
+const LIMIT_HELP: Readonly<Record<keyof InputLimits, string>> = {
+  manifestMaxBytes: 'bytes per manifest file; a larger file is not read',
+  manifestMaxDocuments: 'YAML documents per manifest file',
+  objectMaxKeys: 'keys per mapping of an object (manifests and the API server)',
+  objectMaxDepth: 'nesting depth of an object (manifests and the API server)',
+  objectMaxStringLength: 'characters per string of an object (manifests and the API server)',
+  objectMaxEndpoints: 'endpoints per EndpointSlice, kube-apiserver\'s own limit (manifests and the API server)',
+};
+/** One row per input limit: what exceeds it is refused, naming the file or object, the limit and the flag. */
+const limitFlag = (key: keyof InputLimits) => def({
+  flags: `${INPUT_LIMIT_FLAGS[key]} <n>`,
+  help: `${LIMIT_HELP[key]} (default ${DEFAULT_INPUT_LIMITS[key]})`,
+  parse: int(1, Number.MAX_SAFE_INTEGER),
+  apply: (v, o) => { o.overrides.inputLimits = { ...o.overrides.inputLimits, [key]: v }; },
+});
 
 /**
  * Flags that do what they do in kube-proxy, and bpfproxy's own. A parser that
@@ -79,6 +95,9 @@ const FLAGS: FlagDef[] = [
   def({ flags: '--healthz-port <port>', help: 'deprecated (kube-proxy too): the port of --healthz-bind-address, 0 to disable', parse: int(0, 65535), apply: (v, o) => { o.ports.healthz = v; o.notices.push(deprecated('--healthz-port', '--healthz-bind-address')); } }),
   def({ flags: '--metrics-port <port>', help: 'deprecated (kube-proxy too): the port of --metrics-bind-address, 0 to disable', parse: int(0, 65535), apply: (v, o) => { o.ports.metrics = v; o.notices.push(deprecated('--metrics-port', '--metrics-bind-address')); } }),
   def({ flags: '--bind-address-hard-fail [bool]', help: 'exit when the health or metrics port cannot be bound, instead of retrying every 5 s', parse: goBool, apply: (v, o) => { o.overrides.bindAddressHardFail = v; } }),
+  def({ flags: '--masquerade-all [bool]', help: 'iptables mode: masquerade every connection to a ClusterIP', parse: goBool, apply: (v, o) => { o.overrides.masqueradeAll = v; } }),
+  def({ flags: '--iptables-masquerade-bit <bit>', help: 'iptables mode: the packet-mark bit, 0-31, that asks for masquerading (default 14)', parse: int(0, 31), apply: (v, o) => { o.overrides.iptablesMasqueradeBit = v; } }),
+  def({ flags: '--iptables-localhost-nodeports [bool]', help: 'iptables mode: NodePorts answer on 127.0.0.1 too, when no --nodeport-addresses are given (default true)', parse: goBool, apply: (v, o) => { o.overrides.iptablesLocalhostNodePorts = v; } }),
   def({ flags: '--cluster-cidr <cidrs>', help: 'pod CIDRs, at most one per family, comma-separated', parse: (s, f) => parseCidrList(s, f, true), apply: (v, o) => { o.overrides.clusterCIDRs = v; } }),
   def<DetectLocalMode>({ flags: '--detect-local-mode <mode>', help: `how traffic from local pods is recognized: ${DETECT_LOCAL_MODES.join(', ')} (default "ClusterCIDR")`, parse: oneOf(DETECT_LOCAL_MODES), apply: (v, o) => { o.overrides.detectLocalMode = v; } }),
   def({ flags: '--pod-bridge-interface <name>', help: 'bridge of local pods, for --detect-local-mode BridgeInterface', parse: text, apply: (v, o) => { o.overrides.detectLocal = { ...o.overrides.detectLocal, bridgeInterface: v }; } }),
@@ -91,6 +110,7 @@ const FLAGS: FlagDef[] = [
   def({ flags: '--service-node-port-range <range>', help: 'NodePort range (default "30000-32767")', parse: parsePortRange, apply: (v, o) => { o.overrides.serviceNodePortRange = v; } }),
   def({ flags: '--manifests <dir>', help: 'read Services, EndpointSlices and Nodes from this directory of YAML instead of the API server', parse: text, apply: (v, o) => { o.overrides.manifests = v; } }),
   def({ flags: '--bpf-fs <dir>', help: `bpffs directory for pinned maps and links (default "${DEFAULT_PIN_PATH}")`, parse: text, apply: (v, o) => { bpf(o).pinPath = v; } }),
+  def({ flags: '--devices <list>', help: 'comma-separated node devices to attach the XDP and TC programs to (NodePort/ExternalIP/LoadBalancer from outside, IPv4 TCP/UDP so far); default: none, for now', parse: (s) => s.split(',').map((d) => d.trim()).filter((d) => d !== ''), apply: (v, o) => { bpf(o).devices = v; } }),
   def({ flags: '--cgroup-root <dir>', help: 'cgroup v2 directory for the socket programs (default: the cgroup2 mount in /proc/mounts)', parse: text, apply: (v, o) => { bpf(o).cgroupRoot = v; } }),
   def({ flags: '--bpf-lb-maglev-table-size <prime>', help: `Maglev table size, a prime <= ${MAX_MAGLEV_M} (default ${DEFAULT_MAGLEV_M})`, parse: (s, f) => validateMaglevTableSize(parseInteger(s, f, 0, Number.MAX_SAFE_INTEGER), f), apply: (v, o) => { bpf(o).maglevTableSize = v; } }),
   def<Partial<Record<MapName, number>>>({
@@ -99,6 +119,7 @@ const FLAGS: FlagDef[] = [
     parse: parseMapSize,
     apply: (v, o) => { bpf(o).mapSizes = v; },
   }),
+  ...(Object.keys(INPUT_LIMIT_FLAGS) as (keyof InputLimits)[]).map(limitFlag),
   // pflag takes "-v=2"; commander hands a short option's "=2" over as the value.
   def({ flags: '-v, --v <level>', help: 'log verbosity as in kube-proxy: 0-1 info, 2-3 debug, 4+ trace', parse: (s, f) => parseInteger(s.replace(/^=/, ''), f, 0, 100), apply: (v, o) => { o.overrides.logLevel ??= verbosityToLevel(v); } }),
   def({ flags: '--log-level <level>', help: `log level by name, overrides --v: ${LOG_LEVELS.join(', ')} (default "info")`, parse: parseLogLevel, apply: (v, o) => { o.overrides.logLevel = v; } }),

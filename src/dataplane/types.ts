@@ -48,6 +48,8 @@ export interface Dataplane {
   sync(desired: DesiredDataplane, opts: SyncOptions): Promise<SyncResult>;
   /** Releases this process's handles. The datapath keeps serving. */
   dispose(): Promise<void>;
+  /** The proxy's start failed after this was opened: undo what this start made (never what an earlier run left serving), then dispose. */
+  abandon?(): Promise<void>;
   /** Datapath drop and event counters by label, for metrics (modes that have them). */
   readCounters?(): DatapathCounters;
   /** Entries and capacity of each map or table, for metrics (modes that have them). */
@@ -63,11 +65,20 @@ export interface DataplaneOptions {
     cgroupRoot: string;
     /** Capacities by map-size setting name (frontends, backends, ...); see bpf/sizes.ts. */
     mapSizes: Readonly<Record<string, number>>;
+    /** Node devices the XDP and TC programs attach to (--devices); empty: none (opt-in for now). */
+    devices?: readonly string[];
   };
   /** The rule-based modes: how local pods are told apart, for masquerading (--cluster-cidr, --detect-local-mode). */
   nftables?: {
     clusterCIDRs: readonly string[];
     detectLocalMode: string;
+  };
+  /** The iptables mode, kube-proxy's options (--masquerade-all, --iptables-masquerade-bit, --iptables-localhost-nodeports). */
+  iptables?: {
+    masqueradeAll: boolean;
+    masqueradeBit: number;
+    /** Serve NodePorts on 127.0.0.1 too: the flag, and NodePorts on every local address (no --nodeport-addresses). */
+    localhostNodePorts: boolean;
   };
 }
 
@@ -100,4 +111,13 @@ export interface DataplaneMode {
    */
   probe(options: DataplaneOptions): string | null | Promise<string | null>;
   open(options: DataplaneOptions, log: Logger): Dataplane | Promise<Dataplane>;
+}
+
+/**
+ * A reason a mode cannot run that no other mode would cure, so falling back
+ * would do harm: another proxy holds this node's datapath (its pin
+ * directory's lock), and a fallback mode would program the same node beside it.
+ */
+export class NoFallbackError extends Error {
+  override name = 'NoFallbackError';
 }

@@ -2,6 +2,7 @@
 // alerts written for kube-proxy keep working; ours are prefixed bpfproxy_.
 // A private registry: tests and embedders can hold several without clashes.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { OBJECT_KINDS } from '../model/objects.js';
 import type { Logger } from '../util/log.js';
 
 export type TrafficPolicyScope = 'internal' | 'external';
@@ -157,9 +158,13 @@ export class Metrics {
     this.syncErrors.inc({ code }, n);
   }
 
-  /** An object rejected by validation: kind is "Service", "EndpointSlice", "Node". */
+  /**
+   * An object rejected by validation. The kind may come straight from a file:
+   * label values are the known kinds and "other", so a file cannot grow the
+   * series without bound (or put a NUL byte into the exposition).
+   */
   countRejected(kind: string): void {
-    this.rejectedObjects.inc({ kind });
+    this.rejectedObjects.inc({ kind: (OBJECT_KINDS as readonly string[]).includes(kind) ? kind : 'other' });
   }
 
   setMapUsage(map: string, entries: number, capacity: number): void {

@@ -11,6 +11,7 @@ import type { ValidationConfig } from '../model/types.js';
 import { DEFAULT_PLANNER_LIMITS, Planner } from '../planner/planner.js';
 import { hasExternalFrontends, type DesiredDataplane } from '../planner/types.js';
 import type { Source, SourceEvent } from '../sources/types.js';
+import { clip, clipOpt } from '../util/clip.js';
 import { realClock, type Clock, type TimerHandle } from '../util/clock.js';
 import { ServiceHealthServers } from './healthcheck.js';
 import { healthTimeoutFor, HttpServers, ProxyHealth, type ServerRole } from './http.js';
@@ -44,17 +45,30 @@ function nodePortSpec(cfg: ProxyConfig): string[] {
 async function openSources(cfg: ProxyConfig, log: Logger): Promise<Source[]> {
   if (cfg.manifests) {
     const { ManifestSource } = await import('../sources/manifests.js');
-    return [new ManifestSource({ dir: cfg.manifests, log: log.child({ source: 'manifests' }) })];
+    return [new ManifestSource({ dir: cfg.manifests, log: log.child({ source: 'manifests' }), limits: cfg.inputLimits })];
   }
   const { KubernetesSource } = await import('../sources/k8s.js');
-  return [new KubernetesSource({ kubeconfig: cfg.kubeconfig || undefined, master: cfg.master || undefined, nodeName: cfg.nodeName, log: log.child({ source: 'k8s' }) })];
+  return [new KubernetesSource({ kubeconfig: cfg.kubeconfig || undefined, master: cfg.master || undefined, nodeName: cfg.nodeName, log: log.child({ source: 'k8s' }), limits: cfg.inputLimits })];
+}
+
+/** Settings that can be checked before anything touches the kernel: a start that would fail later leaves nothing behind. */
+async function settingsProblem(cfg: ProxyConfig): Promise<string | null> {
+  if (!cfg.manifests) return null;
+  const { manifestDirProblem } = await import('../sources/manifests.js');
+  return manifestDirProblem(cfg.manifests);
 }
 
 function openConfiguredDataplane(cfg: ProxyConfig, log: Logger): Promise<OpenedDataplane> {
   return openDataplane(cfg.mode, {
     fallback: cfg.fallback,
-    bpf: { pinDir: cfg.bpf.pinPath, cgroupRoot: cfg.bpf.cgroupRoot, mapSizes: cfg.bpf.mapSizes },
+    bpf: { pinDir: cfg.bpf.pinPath, cgroupRoot: cfg.bpf.cgroupRoot, mapSizes: cfg.bpf.mapSizes, devices: cfg.bpf.devices },
     nftables: { clusterCIDRs: cfg.clusterCIDRs, detectLocalMode: cfg.detectLocalMode },
+    iptables: {
+      masqueradeAll: cfg.masqueradeAll,
+      masqueradeBit: cfg.iptablesMasqueradeBit,
+      // As kube-proxy: only where NodePorts are on every local address (loopback is one of them).
+      localhostNodePorts: cfg.iptablesLocalhostNodePorts && cfg.nodePortAddresses.kind === 'all',
+    },
   }, log);
 }
 
@@ -70,6 +84,8 @@ function givenDataplane(dataplane: Dataplane): OpenedDataplane {
 }
 
 const RETRY_INITIAL_MS = 1000;
+/** Reasons quote outside text (names, values) inside our own words: a longer clip than a bare name. */
+const REASON_CLIP = 1024;
 /** kube-proxy retries its health and metrics servers every 5 s. */
 const HTTP_RETRY_MS = 5000;
 
@@ -124,6 +140,8 @@ export class Proxy {
     try {
       await p.init(deps);
     } catch (err) {
+      // A start that failed leaves no debris: the dataplane undoes what it made before stop() disposes it.
+      await p.dataplane?.abandon?.().catch((e: unknown) => p.log.warn({ err: e }, 'undoing the failed start failed'));
       await p.stop();
       throw err;
     }
@@ -132,6 +150,8 @@ export class Proxy {
 
   private async init(deps: ProxyDeps): Promise<void> {
     const { cfg, log } = this;
+    const problem = deps.sources ? null : await settingsProblem(cfg);
+    if (problem) throw new Error(`${problem} (checked before touching the datapath: nothing was changed)`);
     const opened = deps.dataplane ? givenDataplane(deps.dataplane) : await openConfiguredDataplane(cfg, log);
     this.dataplane = opened.dataplane;
     this.mode = opened.mode;
@@ -190,8 +210,9 @@ export class Proxy {
         this.queued();
         break;
       case 'invalid':
-        this.log.warn({ origin: ev.origin, kind: ev.kind, object: ev.key, reason: ev.reason }, 'ignoring what could not be read');
-        this.metrics.countRejected(ev.kind ?? 'unknown');
+        // Outside text: clipped, so a hostile name cannot make a huge line.
+        this.log.warn({ origin: clip(ev.origin), kind: clipOpt(ev.kind), object: clipOpt(ev.key), reason: clip(ev.reason, REASON_CLIP) }, 'ignoring what could not be read');
+        this.metrics.countRejected(ev.kind ?? 'other');
         break;
       case 'synced':
         this.synced.add(source);
@@ -219,7 +240,7 @@ export class Proxy {
     this.metrics.countRejected(r.kind);
     if (this.logged.get(k) === r.reason) return;
     this.logged.set(k, r.reason);
-    this.log.error({ kind: r.kind, object: r.key, origin: r.origin, reason: r.reason, keptPrevious: r.keptPrevious },
+    this.log.error({ kind: r.kind, object: clip(r.key), origin: clip(r.origin), reason: clip(r.reason, REASON_CLIP), keptPrevious: r.keptPrevious },
       r.keptPrevious ? 'rejected: the last good version stays in force' : 'rejected');
   }
 
@@ -227,7 +248,7 @@ export class Proxy {
     const k = `${w.kind}/${w.key}#warn`;
     if (this.logged.get(k) === w.message) return;
     this.logged.set(k, w.message);
-    this.log.warn({ kind: w.kind, object: w.key, origin: w.origin }, w.message);
+    this.log.warn({ kind: w.kind, object: clip(w.key), origin: clip(w.origin) }, clip(w.message, REASON_CLIP));
   }
 
   // ---- sync ----

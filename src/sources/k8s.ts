@@ -25,7 +25,10 @@ import { existsSync, readFileSync } from 'node:fs';
 import { Agent } from 'node:http';
 import { parse as parseYaml } from 'yaml';
 import type * as K8s from '@kubernetes/client-node';
+import { clip } from '../util/clip.js';
+import { DEFAULT_INPUT_LIMITS, type InputLimits } from '../util/input-limits.js';
 import type { Logger } from '../util/log.js';
+import { objectLimitProblem } from './limits.js';
 import { PROXY_LABEL_SELECTOR } from './selection.js';
 import { objectKey, type KubeObject, type ObjectKind, type Source, type SourceEvent, type SourceListener } from './types.js';
 
@@ -41,6 +44,8 @@ export interface KubernetesSourceOptions {
   kc?: K8s.KubeConfig;
   /** Delay before restarting a failed list/watch, doubling from initialMs up to maxMs. */
   retry?: { initialMs: number; maxMs: number };
+  /** The object limits (keys, depth, string length, endpoints per slice); default DEFAULT_INPUT_LIMITS. */
+  limits?: InputLimits;
 }
 
 const IN_CLUSTER_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
@@ -287,6 +292,10 @@ export class KubernetesSource implements Source {
     const object = o as unknown as KubeObject;
     const key = objectKey(kind, object);
     if (!key) return this.opts.log.warn({ kind }, 'ignoring an object without metadata.name');
+    // The same limits as a manifest's objects: an object over them never
+    // reaches the model, so its last good version stays in force.
+    const over = objectLimitProblem(object, this.opts.limits ?? DEFAULT_INPUT_LIMITS);
+    if (over) return this.emit({ type: 'invalid', origin: 'k8s', kind, key: clip(key), reason: `not read: ${over}` });
     this.emit({ type: 'upsert', kind, key, object, origin: 'k8s' });
   }
 

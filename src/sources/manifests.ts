@@ -8,60 +8,50 @@
 // in the directory is read, all YAML documents of it; names starting with "."
 // are skipped, which makes a ConfigMap volume work: its files are symlinks into
 // "..data/", swapped atomically by renaming a new "..data" symlink into place.
+// Anything else with a manifest name (a directory, a dangling symlink, a FIFO,
+// a device) is skipped with one log line per entry and reason, and never
+// opened: opening a FIFO blocks, reading /dev/zero never ends.
 //
-// Origins name the file and the 0-based document index: "dir/svc.yaml#1", and
-// "dir/list.yaml#0.items[3]" for an item of a `kind: List`.
-import { watch, type FSWatcher } from 'node:fs';
-import { open, readdir, stat } from 'node:fs/promises';
+// Files are parsed in a worker thread (parse-client.ts), within the input
+// limits (util/input-limits.ts): a file over --manifest-max-bytes is not read;
+// the others are refused before the parse when they exceed a limit
+// (prescan.ts), and after it when the exact check finds one (limits.ts).
+import { constants, watch, type FSWatcher } from 'node:fs';
+import { lstat, open, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
-import { parseAllDocuments } from 'yaml';
+import { DEFAULT_INPUT_LIMITS, limitExceeded, type InputLimits } from '../util/input-limits.js';
 import type { Logger } from '../util/log.js';
+import type { Definition, Problem } from './manifest-parse.js';
+import { ParseClient } from './parse-client.js';
 import { selectedByProxy } from './selection.js';
-import {
-  API_VERSIONS,
-  OBJECT_KINDS,
-  objectKey,
-  type KubeObject,
-  type ObjectKey,
-  type ObjectKind,
-  type Source,
-  type SourceEvent,
-  type SourceListener,
-} from './types.js';
+import type { Source, SourceEvent, SourceListener } from './types.js';
+
+export { parseManifest, type Definition, type ParsedManifest, type Problem } from './manifest-parse.js';
 
 export interface ManifestSourceOptions {
   dir: string;
   log: Logger;
   /** Period of the full rescan that catches changes inotify did not report. */
   rescanIntervalMs?: number;
+  /** Default DEFAULT_INPUT_LIMITS. */
+  limits?: InputLimits;
+}
+
+/** Why the manifest directory cannot be used, or null. Checked before the proxy touches the kernel. */
+export async function manifestDirProblem(dir: string): Promise<string | null> {
+  try {
+    if (!(await stat(dir)).isDirectory()) return `manifest directory ${dir} is not a directory`;
+  } catch (err) {
+    return `manifest directory ${dir} cannot be used: ${errorMessage(err)}`;
+  }
+  return null;
 }
 
 const MANIFEST_EXTENSIONS = ['.yaml', '.yml', '.json'];
 /** Editors and atomic writers produce bursts of events; one rescan per burst. */
 const DEBOUNCE_MS = 20;
 const DEFAULT_RESCAN_INTERVAL_MS = 2000;
-
-/** One object as a file defines it. */
-export interface Definition {
-  kind: ObjectKind;
-  key: ObjectKey;
-  object: KubeObject;
-  origin: string;
-}
-
-/** Something in a file that could not become an object; becomes one `invalid` event. */
-export interface Problem {
-  origin: string;
-  kind?: string;
-  key?: string;
-  reason: string;
-}
-
-/** What the text of one file defines. */
-export type ParsedManifest =
-  | { ok: true; definitions: Definition[]; problems: Problem[] }
-  | { ok: false; reason: string };
 
 /** The stat fields that change whenever a file is replaced or written. */
 interface FileIdentity {
@@ -84,98 +74,6 @@ export function isManifestName(name: string): boolean {
   return MANIFEST_EXTENSIONS.some((ext) => lower.endsWith(ext));
 }
 
-/**
- * Parses one file. `previous` is what the file defined before: a document that
- * names a known object but is otherwise unacceptable (wrong apiVersion) keeps
- * that object's last good definition, as a rejected `kubectl apply` would.
- */
-export function parseManifest(path: string, text: string, previous: readonly Definition[]): ParsedManifest {
-  const definitions: Definition[] = [];
-  const problems: Problem[] = [];
-  const docs = Array.from(parseAllDocuments(text));
-  for (const [index, doc] of docs.entries()) {
-    const error = doc.errors[0];
-    if (error) return { ok: false, reason: `does not parse: ${firstLine(error.message)} (document ${index})` };
-    let value: unknown;
-    try {
-      value = doc.toJS();
-    } catch (err) {
-      return { ok: false, reason: `does not parse: ${errorMessage(err)} (document ${index})` };
-    }
-    if (value === null || value === undefined) continue;
-    const origin = `${path}#${index}`;
-    if (isRecord(value) && value.kind === 'List') {
-      if (!Array.isArray(value.items)) {
-        problems.push({ origin, kind: 'List', reason: 'a List without an items array' });
-        continue;
-      }
-      value.items.forEach((item: unknown, j: number) =>
-        collectObject(item, `${origin}.items[${j}]`, previous, definitions, problems),
-      );
-    } else {
-      collectObject(value, origin, previous, definitions, problems);
-    }
-  }
-  return { ok: true, definitions, problems };
-}
-
-function collectObject(
-  value: unknown,
-  origin: string,
-  previous: readonly Definition[],
-  definitions: Definition[],
-  problems: Problem[],
-): void {
-  if (!isRecord(value)) {
-    problems.push({ origin, reason: 'the document is not an object' });
-    return;
-  }
-  const kindText = typeof value.kind === 'string' ? value.kind : undefined;
-  const metadata = isRecord(value.metadata) ? value.metadata : undefined;
-  const name = typeof metadata?.name === 'string' && metadata.name !== '' ? metadata.name : undefined;
-  const kind = OBJECT_KINDS.find((k) => k === kindText);
-  if (!kind) {
-    const expected = OBJECT_KINDS.join(', ');
-    const reason = kindText === undefined ? `no kind (expected one of ${expected})` : `unknown kind "${kindText}" (expected one of ${expected})`;
-    const problem: Problem = { origin, reason };
-    if (kindText !== undefined) problem.kind = kindText;
-    if (name !== undefined) problem.key = name;
-    problems.push(problem);
-    return;
-  }
-  if (!metadata || !name) {
-    problems.push({ origin, kind, reason: `${kind} without metadata.name` });
-    return;
-  }
-  const namespace = metadata.namespace;
-  if (kind !== 'Node' && namespace !== undefined && namespace !== null && typeof namespace !== 'string') {
-    problems.push({ origin, kind, key: name, reason: `${kind} ${name}: metadata.namespace is not a string` });
-    return;
-  }
-  const object = normalize(kind, value, metadata);
-  const key = objectKey(kind, object)!;
-  if (value.apiVersion !== API_VERSIONS[kind]) {
-    problems.push({
-      origin,
-      kind,
-      key,
-      reason: `${kind} ${key}: apiVersion is ${JSON.stringify(value.apiVersion ?? null)}, expected "${API_VERSIONS[kind]}"`,
-    });
-    const lastGood = previous.find((d) => d.kind === kind && d.key === key);
-    if (lastGood) definitions.push(lastGood);
-    return;
-  }
-  definitions.push({ kind, key, object, origin });
-}
-
-/** What the API server would store: namespaced objects get "default", Nodes no namespace. */
-function normalize(kind: ObjectKind, value: Record<string, unknown>, metadata: Record<string, unknown>): KubeObject {
-  const meta: Record<string, unknown> = { ...metadata };
-  if (kind === 'Node') delete meta.namespace;
-  else if (!meta.namespace) meta.namespace = 'default';
-  return { ...value, metadata: meta } as KubeObject;
-}
-
 export class ManifestSource implements Source {
   readonly name = 'manifests';
   private readonly dir: string;
@@ -196,22 +94,22 @@ export class ManifestSource implements Source {
   /** Duplicate definitions already reported, so each is reported once. */
   private reportedDuplicates = new Set<string>();
   private dirProblem: string | undefined;
+  private readonly limits: InputLimits;
+  private readonly parser = new ParseClient();
+  /** Entries skipped, with the reason last logged: one line per entry and reason. */
+  private skipped = new Map<string, string>();
 
   constructor(opts: ManifestSourceOptions) {
     this.dir = opts.dir;
     this.log = opts.log;
     this.rescanIntervalMs = opts.rescanIntervalMs ?? DEFAULT_RESCAN_INTERVAL_MS;
+    this.limits = opts.limits ?? DEFAULT_INPUT_LIMITS;
   }
 
   async start(listener: SourceListener): Promise<void> {
     if (this.listener) throw new Error(`manifest source ${this.dir}: already started`);
-    let isDir: boolean;
-    try {
-      isDir = (await stat(this.dir)).isDirectory();
-    } catch (err) {
-      throw new Error(`manifest directory ${this.dir} cannot be used: ${errorMessage(err)}`, { cause: err });
-    }
-    if (!isDir) throw new Error(`manifest directory ${this.dir} is not a directory`);
+    const problem = await manifestDirProblem(this.dir);
+    if (problem) throw new Error(problem);
     this.listener = listener;
     await this.rescan();
     if (!this.synced) {
@@ -245,6 +143,7 @@ export class ManifestSource implements Source {
     this.debounceTimer = undefined;
     this.intervalTimer = undefined;
     await this.scanning;
+    await this.parser.close();
   }
 
   private async scanLoop(): Promise<void> {
@@ -273,7 +172,14 @@ export class ManifestSource implements Source {
     const paths = names.filter(isManifestName).map((n) => join(this.dir, n));
     const newProblems: Problem[] = [];
     const present = new Set<string>();
+    const skipped = new Map<string, string>();
     for (const path of paths) {
+      const skip = await skipReason(path);
+      if (skip) {
+        if (this.skipped.get(path) !== skip) this.log.warn({ file: path, reason: skip }, 'skipping an entry with a manifest name');
+        skipped.set(path, skip);
+        continue;
+      }
       const before = this.files.get(path);
       const after = await this.readFileState(path, before);
       if (!after) continue;
@@ -284,6 +190,7 @@ export class ManifestSource implements Source {
       this.files.set(path, after);
     }
     for (const path of [...this.files.keys()]) if (!present.has(path)) this.files.delete(path);
+    this.skipped = skipped;
     if (this.stopped) return;
     this.publish(newProblems);
     if (!this.synced) {
@@ -300,19 +207,38 @@ export class ManifestSource implements Source {
       if (!st.isFile()) return null;
       identity = identityOf(st);
     } catch (err) {
-      // Gone since readdir, or a dangling symlink (a ConfigMap key whose
-      // target is not in "..data" yet): as good as absent.
       if (isMissing(err)) return null;
       return this.unreadable(path, before, undefined, err);
     }
     if (before && sameIdentity(before.identity, identity)) return before;
-    let text: string;
+    if (identity.size > this.limits.manifestMaxBytes) return this.refused(path, before, identity, identity.size);
+    let bytes: Buffer;
     try {
-      // Identity from the open file, so what is recorded is what was read.
-      const handle = await open(path, 'r');
+      // O_NONBLOCK: should the entry have become a FIFO since it was looked
+      // at, open() returns at once instead of waiting for a writer.
+      const handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
       try {
-        identity = identityOf(await handle.stat());
-        text = await handle.readFile('utf8');
+        // Identity from the open file, so what is recorded is what was read.
+        const st = await handle.stat();
+        if (!st.isFile()) return null;
+        identity = identityOf(st);
+        if (identity.size > this.limits.manifestMaxBytes) return this.refused(path, before, identity, identity.size);
+        // Never more than the limit, even if the file grows while it is read.
+        const cap = this.limits.manifestMaxBytes + 1;
+        let buf = Buffer.allocUnsafe(Math.min(cap, identity.size + 4096));
+        let n = 0;
+        for (;;) {
+          if (n === buf.length) {
+            if (n === cap) return this.refused(path, before, identity, n);
+            const bigger = Buffer.allocUnsafe(Math.min(cap, buf.length * 2));
+            buf.copy(bigger, 0, 0, n);
+            buf = bigger;
+          }
+          const { bytesRead } = await handle.read(buf, n, buf.length - n, n);
+          if (bytesRead === 0) break;
+          n += bytesRead;
+        }
+        bytes = buf.subarray(0, n);
       } finally {
         await handle.close();
       }
@@ -320,12 +246,18 @@ export class ManifestSource implements Source {
       if (isMissing(err)) return null;
       return this.unreadable(path, before, identity, err);
     }
-    const parsed = parseManifest(path, text, before?.definitions ?? []);
+    const parsed = await this.parser.parse(path, bytes, before?.definitions ?? [], this.limits);
     if (!parsed.ok) {
       // Keep serving what the file held when it last parsed.
       return { identity, definitions: before?.definitions ?? [], problems: [{ origin: path, reason: parsed.reason }] };
     }
     return { identity, definitions: parsed.definitions, problems: parsed.problems };
+  }
+
+  /** A file over --manifest-max-bytes: not read, its last good state stays. */
+  private refused(path: string, before: FileState | undefined, identity: FileIdentity, size: number): FileState {
+    const reason = `not read: ${limitExceeded('manifestMaxBytes', this.limits.manifestMaxBytes, 'bytes per file', `found ${size}${size > this.limits.manifestMaxBytes + 1 ? '' : ' or more'}`)}`;
+    return { identity, definitions: before?.definitions ?? [], problems: [{ origin: path, reason }] };
   }
 
   private unreadable(path: string, before: FileState | undefined, identity: FileIdentity | undefined, err: unknown): FileState {
@@ -424,6 +356,36 @@ export class ManifestSource implements Source {
   }
 }
 
+/**
+ * Why an entry with a manifest name is not a file to read, or null when it
+ * is one (or is gone: a race with its removal is as good as absent). Looks
+ * with lstat and stat only; nothing is opened.
+ */
+async function skipReason(path: string): Promise<string | null> {
+  let link;
+  try {
+    link = await lstat(path);
+  } catch {
+    return null;
+  }
+  let st = link;
+  if (link.isSymbolicLink()) {
+    try {
+      st = await stat(path);
+    } catch (err) {
+      // A ConfigMap key whose target is not in "..data" yet looks like this for a moment.
+      return isMissing(err) ? 'a symbolic link to nothing (its target does not exist)' : `a symbolic link that cannot be followed: ${errorMessage(err)}`;
+    }
+  }
+  const via = link.isSymbolicLink() ? 'a symbolic link to ' : '';
+  if (st.isFile()) return null;
+  if (st.isDirectory()) return `${via}a directory: only files directly in the manifest directory are read`;
+  if (st.isFIFO()) return `${via}a FIFO: never opened`;
+  if (st.isCharacterDevice() || st.isBlockDevice()) return `${via}a device: never opened`;
+  if (st.isSocket()) return `${via}a socket: never opened`;
+  return `${via}not a regular file`;
+}
+
 function identityOf(st: { ino: number; size: number; mtimeMs: number; ctimeMs: number }): FileIdentity {
   return { ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs };
 }
@@ -436,10 +398,6 @@ function problemId(p: Problem): string {
   return `${p.origin}\0${p.reason}`;
 }
 
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
 function isMissing(err: unknown): boolean {
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
   return code === 'ENOENT' || code === 'ENOTDIR';
@@ -447,8 +405,4 @@ function isMissing(err: unknown): boolean {
 
 function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
-}
-
-function firstLine(s: string): string {
-  return s.split('\n', 1)[0]!.replace(/:$/, '');
 }

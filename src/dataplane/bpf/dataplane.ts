@@ -11,9 +11,10 @@ import type { FamilyNumber } from '../../planner/address-key.js';
 import type { Dataplane, DatapathCounters, SyncError, SyncOptions, SyncResult } from '../types.js';
 import { BACKEND, FE_KEY, FE_VAL } from './layout.js';
 import { encodeService, LB_TABLES, reserveFor, tooLarge, type LbTables } from './lb-tables.js';
-import { loadSockDatapath, type LoadOptions, type SockDatapath } from './loader.js';
+import { cleanupPins, loadSockDatapath, type LoadOptions, type SockDatapath } from './loader.js';
 import type { BpfMap } from './map.js';
 import { strerror } from './native.js';
+import { cgroupRootProblem, holdsPins, lockPinDir, type PinDirLock } from './pindir.js';
 import { sumCounters } from './reasons.js';
 import { isFull, TableSync, type MapIO } from './sync.js';
 
@@ -31,7 +32,11 @@ export class BpfDataplane implements Dataplane {
   private clean = false;
   private readonly reported = new Set<string>();
 
-  private constructor(private readonly dp: SockDatapath, private readonly log: Logger) {
+  /** The pin directory's lock and whether this start found it empty: only then does abandon() remove what it made. */
+  private owner: { lock: PinDirLock; fresh: boolean; pinDir: string } | null = null;
+  private closed = false;
+
+  private constructor(private readonly dp: SockDatapath, private readonly log: Logger, private readonly packetDevices: readonly string[]) {
     const { fe, set, be, member } = dp.maps;
     const io = new Map<string, MapIO>([fe, set, be, member].map((m: BpfMap) => [m.name, m]));
     this.sync_ = new TableSync(LB_TABLES, io, describeFailure);
@@ -39,8 +44,28 @@ export class BpfDataplane implements Dataplane {
     this.t = { backends: tbl('backends'), members: tbl('memberships'), slots: tbl('set slots'), headers: tbl('set headers'), frontends: tbl('frontends') };
   }
 
+  /**
+   * Takes the pin directory's lock (one proxy per --bpf-fs), checks the
+   * settings nothing has checked yet, then loads. A load that fails midway
+   * removes what it pinned and attached, unless the directory held pins
+   * before: those are an earlier healthy run's datapath, still serving.
+   */
   static open(opts: LoadOptions): BpfDataplane {
-    return new BpfDataplane(loadSockDatapath(opts), opts.log);
+    const problem = cgroupRootProblem(opts.cgroupRoot);
+    if (problem) throw new Error(problem);
+    const lock = lockPinDir(opts.pinDir);
+    const fresh = !holdsPins(opts.pinDir);
+    let dp: SockDatapath;
+    try {
+      dp = loadSockDatapath(opts);
+    } catch (err) {
+      if (fresh) undo(opts.pinDir, opts.log, err);
+      lock.release();
+      throw err;
+    }
+    const plane = new BpfDataplane(dp, opts.log, opts.devices ?? []);
+    plane.owner = { lock, fresh, pinDir: opts.pinDir };
+    return plane;
   }
 
   get maps(): SockDatapath['maps'] {
@@ -74,6 +99,8 @@ export class BpfDataplane implements Dataplane {
     let full = opts.full;
     let changed: Iterable<string> = opts.changed;
     if (full) {
+      const missing = this.repairPins();
+      if (missing) return { full, upserts: 0, deletes: 0, errors: [missing], unsupported: [] };
       const rebuilt = this.sync_.reload();
       // The kernel holds what the mirror says, and the mirror holds what the
       // applied plans made: the full sync is a partial one over what differs
@@ -151,7 +178,37 @@ export class BpfDataplane implements Dataplane {
   }
 
   async dispose(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
     this.dp.close();
+    this.owner?.lock.release();
+    this.owner = null;
+  }
+
+  /** The start failed after opening: remove what this start made, if it made the pin directory's contents. */
+  async abandon(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const owner = this.owner;
+    this.dp.close();
+    this.owner = null;
+    if (!owner) return;
+    if (owner.fresh) undo(owner.pinDir, this.log);
+    owner.lock.release();
+  }
+
+  /**
+   * Every full sync: the pins and links this load made must still be there
+   * (repair.ts). What was removed is put back, in one log line; what cannot
+   * be is an error not tied to a service, which fails /healthz.
+   */
+  private repairPins(): SyncError | null {
+    const r = this.dp.repair();
+    if (r.restored.length > 0) this.log.warn({ restored: r.restored }, `${r.restored.length} pins or links were removed behind the proxy's back: restored`);
+    if (r.failed.length === 0) return null;
+    const message = `${r.failed.length} pins or links were removed behind the proxy's back and could not be restored: ${r.failed.join('; ')}`;
+    this.log.error({ failed: r.failed }, message);
+    return { service: '', code: 'PINS_MISSING', message };
   }
 
   private unsupportedFeatures(svc: PlannedService): string[] {
@@ -163,8 +220,10 @@ export class BpfDataplane implements Dataplane {
       out.push(feature);
     };
     if (svc.protocol === 'SCTP') note('SCTP: the socket hooks translate TCP and UDP only');
-    if (hasExternalFrontends(svc.frontends)) {
-      note('NodePort/ExternalIP/LoadBalancer traffic from outside the node (XDP/TC datapath not built yet); connections from this node and its pods work');
+    if (hasExternalFrontends(svc.frontends) && this.packetDevices.length === 0) {
+      note('NodePort/ExternalIP/LoadBalancer traffic from outside the node (no --devices given: the XDP/TC programs are not attached); connections from this node and its pods work');
+    } else if (hasExternalFrontends(svc.frontends) && (svc.family === 'IPv6' || svc.protocol === 'SCTP')) {
+      note(`${svc.family} ${svc.protocol} NodePort/ExternalIP/LoadBalancer traffic from outside the node (the XDP datapath translates IPv4 TCP and UDP so far)`);
     }
     if (svc.sourceRanges.length > 0) note('loadBalancerSourceRanges (enforced at XDP, not built yet)');
     return out;
@@ -177,6 +236,16 @@ function differing(applied: ReadonlyMap<string, PlannedService>, desired: Readon
   for (const [key, svc] of desired) if (applied.get(key) !== svc) out.push(key);
   for (const key of applied.keys()) if (!desired.has(key)) out.push(key);
   return out;
+}
+
+/** Removes what a failed start pinned and attached; a failure to do so is logged, the start's own error is what counts. */
+function undo(pinDir: string, log: Logger, cause?: unknown): void {
+  try {
+    const removed = cleanupPins(pinDir, log);
+    log.info({ pinDir, removed: removed.length, cause: cause instanceof Error ? cause.message : undefined }, 'the start failed: removed what it had pinned and attached');
+  } catch (err) {
+    log.error({ err, pinDir }, 'the start failed, and removing what it had pinned failed too: run `bpfproxy cleanup`');
+  }
 }
 
 function describeFailure(map: MapIO, setting: string, errno: number, service: string): SyncError {

@@ -13,7 +13,9 @@ import { ALL_LAYOUTS, CONSTANT_ENUMS, checkConstants, checkLayouts } from './lay
 import { BpfMap } from './map.js';
 import * as native from './native.js';
 import { DATAPATH_OBJECTS, hookOf, SOCK_OBJECT, type ObjectSpec } from './objects.js';
+import { ownershipProblem } from './pindir.js';
 import { COUNTERS_MAP } from './reasons.js';
+import { repairPins, type OwnedPin, type RepairReport } from './repair.js';
 import { sizesByMap } from './sizes.js';
 
 export type { Attachment } from './attach.js';
@@ -27,6 +29,8 @@ export interface LoadOptions {
   cgroupRoot: string;
   /** By setting name (see MAP_SIZE_SETTINGS). */
   mapSizes: Readonly<Record<string, number>>;
+  /** Node devices for the packet programs (--devices); none: the socket programs only. */
+  devices?: readonly string[];
   objectDir?: string;
   log: Logger;
 }
@@ -53,12 +57,15 @@ export interface Datapath {
   readonly attachments: readonly Attachment[];
   /** Closes this process's handles; the pinned links and maps stay. */
   close(): void;
+  /** Puts back the map pins and pinned links of this load that someone removed (repair.ts). */
+  repair(): RepairReport;
 }
 
 export interface SockDatapath {
   /** stats: the drop and event counters (labels in reasons.ts, checked against BTF with the other constants). */
   maps: { fe: BpfMap; set: BpfMap; be: BpfMap; member: BpfMap; aff: BpfMap; skRnat: BpfMap; flow: BpfMap; stats: BpfMap };
   close(): void;
+  repair(): RepairReport;
 }
 
 function isBpffs(path: string): boolean {
@@ -76,8 +83,11 @@ export function ensureBpffs(pinDir: string, log: Logger): void {
     log.info({ path: '/sys/fs/bpf' }, 'bpffs is not mounted: mounting it');
     execFileSync('mount', ['-t', 'bpf', 'bpf', '/sys/fs/bpf']);
   }
-  mkdirSync(pinDir, { recursive: true });
+  // 0700, and only ours: another user's directory lets that user unlink our pins (pindir.ts).
+  mkdirSync(pinDir, { recursive: true, mode: 0o700 });
   if (!isBpffs(pinDir)) throw new Error(`--bpf-fs ${pinDir} is not on a bpf filesystem (mount -t bpf bpf DIR)`);
+  const problem = ownershipProblem(pinDir, '--bpf-fs');
+  if (problem) throw new Error(problem);
 }
 
 /**
@@ -116,7 +126,7 @@ export function loadDatapath(opts: DatapathOptions): Datapath {
   const objects = opts.objects ?? DATAPATH_OBJECTS;
   const dir = opts.objectDir ?? BPF_OBJECT_DIR;
   ensureBpffs(pinDir, log);
-  mkdirSync(join(pinDir, 'links'), { recursive: true });
+  mkdirSync(join(pinDir, 'links'), { recursive: true, mode: 0o700 });
   const sizes = sizesByMap(opts.mapSizes);
 
   // Every object is checked before any is loaded: a mismatch pins nothing.
@@ -144,6 +154,7 @@ export function loadDatapath(opts: DatapathOptions): Datapath {
     }
 
     const attachments: Attachment[] = [];
+    const owned: OwnedPin[] = [];
     const devices = new DeviceAttacher(pinDir, { tc: opts.tc ?? 'auto', xdp: opts.xdp ?? 'auto' }, log);
     for (const { spec, handle } of loaded) {
       for (const prog of native.objectPrograms(handle)) {
@@ -151,10 +162,18 @@ export function loadDatapath(opts: DatapathOptions): Datapath {
         if (hook === 'none') continue;
         const ref = { object: spec.file, program: prog.name, fd: native.objectProgFd(handle, prog.name) };
         if (hook === 'cgroup') {
-          attachments.push(attachCgroup(ref, prog.attachType, opts.cgroupRoot, pinDir));
+          const redo = () => attachCgroup(ref, prog.attachType, opts.cgroupRoot, pinDir);
+          const a = redo();
+          attachments.push(a);
+          owned.push({ kind: 'link', what: `${prog.name} on ${a.target}`, path: a.pin, redo });
           continue;
         }
-        for (const device of opts.devices ?? []) attachments.push(devices.attach(ref, hook, device));
+        for (const device of opts.devices ?? []) {
+          const redo = () => devices.attach(ref, hook, device);
+          const a = redo();
+          attachments.push(a);
+          if (a.via !== 'clsact') owned.push({ kind: 'link', what: `${prog.name} on ${device}`, path: a.pin, redo });
+        }
       }
     }
     for (const a of attachments) {
@@ -176,6 +195,10 @@ export function loadDatapath(opts: DatapathOptions): Datapath {
         return m;
       },
       mapNames: [...owner.keys()],
+      repair: () => repairPins([
+        ...[...owner].map(([name, h]): OwnedPin => ({ kind: 'map', name, path: join(pinDir, name), fd: native.objectMapFd(h, name) })),
+        ...owned,
+      ]),
       attachments,
       close: closeAll,
     };
@@ -199,16 +222,22 @@ function attachCgroup(prog: { object: string; program: string; fd: number }, att
   return { object: prog.object, program: prog.program, hook: 'cgroup', target: cgroupRoot, via: 'cgroup-link', replaced, linkId: info?.id ?? 0, progId: info?.progId ?? 0, pin };
 }
 
-/** The socket datapath with its maps by role: the contract the bpf dataplane reads. */
+/**
+ * The socket datapath with its maps by role: the contract the bpf dataplane
+ * reads. With devices, the packet programs (DATAPATH_OBJECTS) are loaded too
+ * and attached to them; without, only the socket programs (opt-in until the
+ * packet datapath is complete, issue 7).
+ */
 export function loadSockDatapath(opts: LoadOptions): SockDatapath {
-  const dp = loadDatapath({ ...opts, objects: [SOCK_OBJECT] });
+  const devices = opts.devices ?? [];
+  const dp = loadDatapath({ ...opts, devices, objects: devices.length > 0 ? DATAPATH_OBJECTS : [SOCK_OBJECT] });
   try {
     const map = (name: string) => dp.map(name);
     const maps = {
       fe: map('bpx_fe_v1'), set: map('bpx_set_v1'), be: map('bpx_be_v1'), member: map('bpx_member_v1'),
       aff: map('bpx_aff_v1'), skRnat: map('bpx_sk_rnat_v1'), flow: map('bpx_flow_v1'), stats: map(COUNTERS_MAP),
     };
-    return { maps, close: () => dp.close() };
+    return { maps, close: () => dp.close(), repair: () => dp.repair() };
   } catch (err) {
     dp.close();
     throw err;

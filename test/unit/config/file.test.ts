@@ -92,7 +92,8 @@ describe('config file', () => {
     expect(c.minSyncPeriodMs).toBe(0);
     expect(c.nodeName).toBe('node-a');
     expect(c.detectLocalMode).toBe('ClusterCIDR');
-    expect(file.ignored.sort()).toEqual(['bindAddress', 'iptables.masqueradeBit', 'logging.options']);
+    expect(file.ignored.sort()).toEqual(['bindAddress', 'logging.options']);
+    expect([c.iptablesMasqueradeBit, c.masqueradeAll, c.iptablesLocalhostNodePorts]).toEqual([14, false, true]); // the iptables section is read
     expect(c.oomScoreAdj).toBe(-999);
     expect(file.unknown).toEqual([]);
   });

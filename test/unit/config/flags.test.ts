@@ -63,11 +63,16 @@ describe('parseCommandLine', () => {
       logFormat: 'json',
       bindAddressHardFail: false,
       oomScoreAdj: -999,
+      masqueradeAll: false,
+      iptablesMasqueradeBit: 14,
+      iptablesLocalhostNodePorts: true,
+      inputLimits: { manifestMaxBytes: 8388608, manifestMaxDocuments: 10000, objectMaxKeys: 4096, objectMaxDepth: 64, objectMaxStringLength: 262144, objectMaxEndpoints: 1000 },
       bpf: {
         pinPath: '/sys/fs/bpf/bpfproxy',
         cgroupRoot: '/sys/fs/cgroup',
         maglevTableSize: 16381,
-        mapSizes: { frontends: 131072, backendSets: 524288, backends: 262144, socketRevNat: 262144, affinity: 131072 },
+        devices: [],
+        mapSizes: { frontends: 131072, backendSets: 524288, backends: 262144, socketRevNat: 262144, affinity: 131072, conntrack: 262144, nat: 65536 },
       },
     });
   });
@@ -98,6 +103,9 @@ describe('parseCommandLine', () => {
     [['--nodeport-addresses', 'primary'], 'nodePortAddresses', { kind: 'primary' }],
     [['--min-sync-period', '250ms'], 'minSyncPeriodMs', 250],
     [['--sync-period', '1m30s'], 'syncPeriodMs', 90_000],
+    [['--masquerade-all'], 'masqueradeAll', true],
+    [['--iptables-masquerade-bit', '3'], 'iptablesMasqueradeBit', 3],
+    [['--iptables-localhost-nodeports=false'], 'iptablesLocalhostNodePorts', false],
     [['--healthz-bind-address', '[::1]:10256'], 'healthzBindAddress', { host: '::1', port: 10256 }],
     [['--healthz-bind-address', ''], 'healthzBindAddress', null],
     [['--metrics-bind-address', ':9100'], 'metricsBindAddress', { host: '', port: 9100 }],
@@ -114,7 +122,7 @@ describe('parseCommandLine', () => {
     [['--bpf-fs', '/sys/fs/bpf/lab'], 'bpf.pinPath', '/sys/fs/bpf/lab'],
     [['--cgroup-root', '/sys/fs/cgroup/lab'], 'bpf.cgroupRoot', '/sys/fs/cgroup/lab'],
     [['--bpf-lb-maglev-table-size', '65521'], 'bpf.maglevTableSize', 65521],
-    [['--bpf-map-size', 'backends=1024', '--bpf-map-size', 'affinity=64'], 'bpf.mapSizes', { frontends: 131072, backendSets: 524288, backends: 1024, socketRevNat: 262144, affinity: 64 }],
+    [['--bpf-map-size', 'backends=1024', '--bpf-map-size', 'affinity=64'], 'bpf.mapSizes', { frontends: 131072, backendSets: 524288, backends: 1024, socketRevNat: 262144, affinity: 64, conntrack: 262144, nat: 65536 }],
     [['--v', '2'], 'logLevel', 'debug'],
     [['-v', '5'], 'logLevel', 'trace'],
     [['--v=1'], 'logLevel', 'info'],
@@ -157,6 +165,7 @@ describe('parseCommandLine', () => {
     [['--bogsu-flag'], '--bogsu-flag', /unknown option/],
     [['--hostname-overide', 'x'], '--hostname-overide', /Did you mean --hostname-override\?/],
     [['--oom-score-adj', '-1001'], '--oom-score-adj', /between -1000 and 1000/],
+    [['--iptables-masquerade-bit', '32'], '--iptables-masquerade-bit', /between 0 and 31/],
     [['--feature-gates', 'Foo'], '--feature-gates', /NAME=true\|false/],
     [['--feature-gates', 'Foo=maybe'], '--feature-gates Foo', /true or false/],
     [['--conntrack-tcp-timeout-established', '5'], '--conntrack-tcp-timeout-established', /missing unit/],
@@ -197,6 +206,8 @@ describe('parseCommandLine', () => {
 describe('kube-proxy flags that installers pass', () => {
   it.each<[string[], string, unknown]>([
     [['--oom-score-adj=-998'], 'oomScoreAdj', -998],
+    [['--manifest-max-bytes', '1048576'], 'inputLimits.manifestMaxBytes', 1048576],
+    [['--object-max-keys=100', '--object-max-endpoints=50'], 'inputLimits.objectMaxEndpoints', 50],
     [['--bind-address-hard-fail'], 'bindAddressHardFail', true],
     [['--bind-address-hard-fail=false'], 'bindAddressHardFail', false],
     [['--bind-address-hard-fail=True'], 'bindAddressHardFail', true],

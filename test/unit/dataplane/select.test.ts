@@ -4,7 +4,7 @@
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { MODES, openDataplane, type SelectOptions } from '../../../src/dataplane/select.js';
-import type { Dataplane, DataplaneMode } from '../../../src/dataplane/types.js';
+import { NoFallbackError, type Dataplane, type DataplaneMode } from '../../../src/dataplane/types.js';
 import { EMPTY_ID_HINTS } from '../../../src/planner/types.js';
 import type { ProxyMode } from '../../../src/util/modes.js';
 
@@ -119,10 +119,22 @@ describe('openDataplane', () => {
     expect(names).toContain('nftables');
   });
 
-  it('with the real table, bpf falls back to nftables and iptables is not built yet', async () => {
+  it('with the real table, bpf falls back to nftables, then iptables; ipvs is not built yet', async () => {
     const { log } = recordingLog();
     expect(MODES.find((m) => m.name === 'nftables')?.capabilities).toEqual({ packetDatapath: true, socketLB: false, counters: false, mapUsage: false });
-    await expect(openDataplane('iptables', options(), log))
-      .rejects.toThrow('--proxy-mode iptables is not built yet; bpfproxy implements bpf and nftables (iptables and ipvs come next)');
+    expect(MODES.find((m) => m.name === 'iptables')?.capabilities).toEqual({ packetDatapath: true, socketLB: false, counters: false, mapUsage: false });
+    await expect(openDataplane('ipvs', options(), log))
+      .rejects.toThrow('--proxy-mode ipvs is not built yet; bpfproxy implements bpf, nftables and iptables (ipvs come next)');
+  });
+});
+
+describe('a reason no fallback would cure', () => {
+  it('is fatal: another proxy holding the datapath is not a reason to program the node in another mode', async () => {
+    const { log } = recordingLog();
+    const held = fakeMode('bpf', null);
+    held.open = () => { throw new NoFallbackError('--bpf-fs /x is in use by another bpfproxy (pid 42)'); };
+    const nft = fakeMode('nftables', null);
+    await expect(openDataplane('bpf', options(true), log, [held, nft])).rejects.toThrow(/in use by another bpfproxy \(pid 42\)/);
+    expect(nft.opened).toBe(0);
   });
 });
