@@ -6,6 +6,7 @@ import { DEFAULT_OOM_SCORE_ADJ } from '../config/config.js';
 import { parseCommandLine } from '../config/flags.js';
 import { watchConfigFile } from '../config/watch.js';
 import { cleanupPins } from '../dataplane/bpf/loader.js';
+import { cleanupIptables } from '../dataplane/iptables/cleanup.js';
 import { cleanupNftables } from '../dataplane/nftables/cleanup.js';
 import { createLogger, type Logger } from '../util/log.js';
 import { Proxy } from '../runtime/proxy.js';
@@ -50,6 +51,9 @@ export async function main(argv: string[]): Promise<void> {
     const nft = await cleanupNftables();
     if (nft.ok) log.info('removed the nftables tables (ip and ip6 bpfproxy)');
     else log.warn({ error: nft.error }, 'could not remove the nftables tables');
+    const xt = await cleanupIptables();
+    if (xt.ok) log.info({ chains: xt.removed, kept: xt.kept.length > 0 ? xt.kept : undefined }, 'removed the iptables chains and jumps bpfproxy made');
+    else log.warn({ error: xt.error }, 'could not remove the iptables chains');
     return;
   }
 

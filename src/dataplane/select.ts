@@ -11,11 +11,12 @@
 import type { Logger } from '../util/log.js';
 import { PROXY_MODES, type ProxyMode } from '../util/modes.js';
 import { bpfMode } from './bpf/mode.js';
+import { iptablesMode } from './iptables/mode.js';
 import { nftablesMode } from './nftables/mode.js';
-import type { Dataplane, DataplaneMode, DataplaneOptions, ModeCapabilities, ModeLimits } from './types.js';
+import { NoFallbackError, type Dataplane, type DataplaneMode, type DataplaneOptions, type ModeCapabilities, type ModeLimits } from './types.js';
 
 /** The built modes. PROXY_MODES, not this list, gives the fallback order. */
-export const MODES: readonly DataplaneMode[] = [bpfMode, nftablesMode];
+export const MODES: readonly DataplaneMode[] = [bpfMode, nftablesMode, iptablesMode];
 
 export interface SelectOptions extends DataplaneOptions {
   /** Try the next mode when the one asked for cannot run (false: --no-fallback). */
@@ -39,6 +40,7 @@ async function tryOpen(mode: DataplaneMode, options: DataplaneOptions, log: Logg
     if (why !== null) return { why };
     return { dataplane: await mode.open(options, log) };
   } catch (err) {
+    if (err instanceof NoFallbackError) throw err;
     return { why: (err as Error).message };
   }
 }

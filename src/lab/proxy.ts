@@ -22,6 +22,8 @@ export interface LabProxyOptions {
   /** Node ports for healthz and metrics, on 127.0.0.1 inside the node. */
   healthzPort?: number;
   metricsPort?: number;
+  /** Extra environment (BPFPROXY_NFT, BPFPROXY_IPTABLES_DIR, ...), over the test's own. */
+  env?: Record<string, string>;
 }
 
 export class LabProxy {
@@ -62,7 +64,7 @@ export class LabProxy {
   }
 
   static start(lab: Lab, node: LabNode, opts: LabProxyOptions): LabProxy {
-    const proc = lab.spawn(node.netns, LabProxy.argv(node, opts), { cgroup: node.cgroup });
+    const proc = lab.spawn(node.netns, LabProxy.argv(node, opts), { cgroup: node.cgroup, ...(opts.env ? { env: { ...process.env, ...opts.env } } : {}) });
     proc.child.stdout?.resume();
     return new LabProxy(lab, node, proc, opts);
   }

@@ -11,12 +11,13 @@ const BIN = join(PACKAGE_ROOT, 'bin', 'bpfproxy');
 const tmp = mkdtempSync(join(tmpdir(), 'bpfproxy-cli-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-// The nftables mode must never program the machine's own namespace from a unit
-// test: its probe fails here on a binary that does not exist.
+// The nftables and iptables modes must never program the machine's own
+// namespace from a unit test: their probes fail here on binaries that do not exist.
 const NO_NFT = join(tmp, 'no-such-nft');
+const NO_IPTABLES = join(tmp, 'no-such-iptables');
 
 function run(...args: string[]) {
-  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 30_000, env: { ...process.env, BPFPROXY_NFT: NO_NFT } });
+  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 30_000, env: { ...process.env, BPFPROXY_NFT: NO_NFT, BPFPROXY_IPTABLES_DIR: NO_IPTABLES } });
   return { code: r.status, out: r.stdout, err: r.stderr, lines: r.stderr.split('\n').filter(Boolean) };
 }
 
@@ -78,11 +79,11 @@ describe('bpfproxy command line', () => {
   });
 
   it('says in one line that a fallback mode is not built yet, and exits 1', () => {
-    const r = run('--proxy-mode', 'iptables', '--manifests', tmp, '--healthz-bind-address', '', '--metrics-bind-address', '');
+    const r = run('--proxy-mode', 'ipvs', '--manifests', tmp, '--healthz-bind-address', '', '--metrics-bind-address', '');
     expect(r.code).toBe(1);
     const fatal = r.lines.map((l) => JSON.parse(l) as { level: number; msg: string }).filter((l) => l.level >= 60);
     expect(fatal).toHaveLength(1);
-    expect(fatal[0]!.msg).toMatch(/--proxy-mode iptables is not built yet; bpfproxy implements bpf and nftables/);
+    expect(fatal[0]!.msg).toMatch(/--proxy-mode ipvs is not built yet; bpfproxy implements bpf, nftables and iptables/);
   });
 
   it('says why --proxy-mode nftables cannot run when nft does not', () => {
@@ -90,7 +91,16 @@ describe('bpfproxy command line', () => {
     expect(r.code).toBe(1);
     const fatal = r.lines.map((l) => JSON.parse(l) as { level: number; msg: string }).filter((l) => l.level >= 60);
     expect(fatal).toHaveLength(1);
-    expect(fatal[0]!.msg).toMatch(/the nftables dataplane cannot run here: `.*no-such-nft list tables` failed: .*ENOENT; no mode to fall back to: iptables and ipvs are not built yet$/);
+    // It falls back to iptables, which cannot run here either; the line says both.
+    expect(fatal[0]!.msg).toMatch(/the iptables dataplane cannot run here: `.*no-such-iptables\/iptables-restore --noflush` failed: .*ENOENT; no mode to fall back to: ipvs is not built yet \(earlier: the nftables dataplane cannot run here: `.*no-such-nft list tables` failed: .*ENOENT\)$/);
+  });
+
+  it('says why --proxy-mode iptables cannot run when iptables-restore does not', () => {
+    const r = run('--proxy-mode', 'iptables', '--no-fallback', '--manifests', tmp, '--healthz-bind-address', '', '--metrics-bind-address', '');
+    expect(r.code).toBe(1);
+    const fatal = r.lines.map((l) => JSON.parse(l) as { level: number; msg: string }).filter((l) => l.level >= 60);
+    expect(fatal).toHaveLength(1);
+    expect(fatal[0]!.msg).toMatch(/the iptables dataplane cannot run here: `.*no-such-iptables\/iptables-restore --noflush` failed: .*ENOENT \(--no-fallback: not trying another mode\)$/);
   });
 
   it('says why the bpf dataplane cannot run when --bpf-fs is not a bpf filesystem', () => {
@@ -99,12 +109,12 @@ describe('bpfproxy command line', () => {
     const fatal = r.lines.map((l) => JSON.parse(l) as { level: number; msg: string }).filter((l) => l.level >= 60);
     expect(fatal).toHaveLength(1);
     expect(fatal[0]!.msg).toMatch(/the bpf dataplane cannot run here: --bpf-fs .*pins is not on a bpf filesystem/);
-    // With fallback allowed (the default) it tries nftables, which cannot run either here, and the line says so.
-    expect(fatal[0]!.msg).toMatch(/the nftables dataplane cannot run here: .*no-such-nft.*; no mode to fall back to: iptables and ipvs are not built yet/);
-    // One warning (falling back to nftables) and the fatal line.
+    // With fallback allowed (the default) it tries nftables, then iptables, which cannot run either here, and the line says so.
+    expect(fatal[0]!.msg).toMatch(/the nftables dataplane cannot run here: .*no-such-nft/);
+    expect(fatal[0]!.msg).toMatch(/the iptables dataplane cannot run here: .*no-such-iptables.*; no mode to fall back to: ipvs is not built yet/);
+    // One warning per fallback (to nftables, to iptables) and the fatal line.
     const warned = r.lines.map((l) => JSON.parse(l) as { level: number; msg: string }).filter((l) => l.level >= 40 && l.level < 60);
-    expect(warned).toHaveLength(1);
-    expect(warned[0]!.msg).toMatch(/falling back to nftables$/);
+    expect(warned.map((l) => l.msg.replace(/.*; /, ''))).toEqual(['falling back to nftables', 'falling back to iptables']);
   });
 
   it('with --no-fallback, says the failure is fatal by choice', () => {

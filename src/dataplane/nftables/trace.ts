@@ -4,19 +4,12 @@
 // an affinity set may or may not hold the client, so the answer is the set of
 // every possible outcome. It interprets exactly the constructs we emit and
 // throws on anything else, so a new construct cannot go untraced.
-import type { Protocol } from '../../model/types.js';
 import { canonicalIP, cidrContains, familyOf, parseCidr } from '../../util/ip.js';
+import type { TracePacket, TraceResult } from '../trace.js';
 import { nftFamily, SET_NODEPORT_IPS, type NftFamily } from './names.js';
 import type { ModelTable, RulesetModel } from './ruleset.js';
 
-export interface TracePacket {
-  src: string;
-  dst: string;
-  proto: Protocol;
-  port: number;
-  /** Sent by a process of the node itself (output hook; `fib saddr type local`). Otherwise it arrives from a pod or the network. */
-  fromNode?: boolean;
-}
+export { describeTrace, type TracePacket, type TraceResult } from '../trace.js';
 
 interface State {
   daddr: string;
@@ -32,15 +25,6 @@ interface State {
 
 type Verdict = 'next' | 'continue' | 'accept' | 'drop' | 'reject';
 interface Out { st: State; v: Verdict }
-
-export interface TraceResult {
-  /** Each possible outcome: "dnat ADDR:PORT", "dnat ADDR:PORT masquerade", "drop", "reject", "not a service" (accepted untouched). */
-  outcomes: Set<string>;
-  /** One path of chains per outcome, for messages. */
-  paths: Map<string, string[]>;
-  /** Probability of each outcome for a client's first connection (affinity sets empty): `numgen random mod N 0` matches 1 in N. */
-  weights: Map<string, number>;
-}
 
 const MAX_DEPTH = 32;
 
@@ -252,9 +236,4 @@ export function trace(model: RulesetModel, pkt: TracePacket): TraceResult {
     note(s.dnat === null ? 'not a service' : `dnat ${s.dnat}${s.masquerade ? ' masquerade' : ''}`, s.path, s.p);
   }
   return result;
-}
-
-/** The outcomes as one sorted line, for comparisons and messages. */
-export function describeTrace(r: TraceResult): string {
-  return [...r.outcomes].sort().join(' | ');
 }

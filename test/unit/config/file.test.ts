@@ -129,7 +129,8 @@ describe('config file', () => {
       pinPath: '/sys/fs/bpf/lab1',
       cgroupRoot: '/sys/fs/cgroup/lab1',
       maglevTableSize: 251,
-      mapSizes: { frontends: 131072, backendSets: 524288, backends: 1024, socketRevNat: 262144, affinity: 2048 },
+      devices: [],
+      mapSizes: { frontends: 131072, backendSets: 524288, backends: 1024, socketRevNat: 262144, affinity: 2048, conntrack: 262144, nat: 65536 },
     });
     expect(c.serviceClusterIPRanges).toEqual(['10.96.0.0/16']);
     expect(c.serviceNodePortRange).toEqual({ min: 30000, max: 30100 });

@@ -1,0 +1,204 @@
+// The end-to-end cases every rule-based mode must pass, for real: bpfproxy
+// --proxy-mode <mode> in each node of a lab cluster. Nothing is attached to
+// the lab's cgroups in these modes, so every connection below goes through the
+// rules in the node's namespace: pods to ClusterIPs (DNAT in prerouting,
+// forwarded), the external client on the wire to NodePorts (DNAT, masquerade
+// for the Cluster policy). Run once per mode by test/lab/<mode>.test.ts; what
+// differs between modes (how the fallback into it is provoked, where to look
+// for its rules) is the ModeCase.
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createLab, type Lab, type LabNode } from '../../src/lab/lab.js';
+import { LabProxy } from '../../src/lab/proxy.js';
+import { PACKAGE_ROOT } from '../../src/util/paths.js';
+import { DNS, HTTP, pods, put, service, slice } from '../helpers/lab-manifests.js';
+
+export interface ModeCase {
+  mode: 'nftables' | 'iptables';
+  /** Why the mode cannot be tested here, or null. */
+  unavailable(): string | null;
+  /** How node1 is started so that it falls back into this mode (dir: the test's scratch directory). */
+  fallback(dir: string): { args: string[]; env?: Record<string, string> };
+  /** The fallback's reason, as logged in "dataplane: <mode>". */
+  fallbackReason: RegExp;
+  /** The mode's rules for 10.96.2.10:80, as the node's kernel lists them. */
+  listRules(lab: Lab, node: LabNode): Promise<string>;
+  /** What listRules must show. */
+  rulesShow: RegExp;
+  /** Everything of ours the node's kernel holds, as text that does not change when nothing does ("" when cleaned up). */
+  leftovers(lab: Lab, node: LabNode): Promise<string>;
+}
+
+export function binaryRuns(file: string, args: string[]): boolean {
+  try {
+    execFileSync(file, args, { stdio: 'pipe' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export function ruleModeSuite(mc: ModeCase): void {
+  const isRoot = process.getuid?.() === 0;
+  const why = isRoot ? mc.unavailable() : 'they build network namespaces, which needs root';
+  if (why) console.log(`${mc.mode} lab tests skipped: ${why}`);
+
+  describe.skipIf(why !== null)(`ClusterIP and NodePort through --proxy-mode ${mc.mode} in a lab cluster`, () => {
+    let lab: Lab;
+    let dir: string;
+    let proxies: LabProxy[] = [];
+    const backends = () => [
+      { ip: lab.pod('a1').ipv4, node: 'node1' },
+      { ip: lab.pod('a2').ipv4, node: 'node1' },
+      { ip: lab.pod('b1').ipv4, node: 'node2' },
+    ];
+    const client = () => lab.pod('client');
+
+    beforeAll(async () => {
+      lab = await createLab({
+        nodes: [
+          { name: 'node1', pods: [{ name: 'a1' }, { name: 'a2' }] },
+          { name: 'node2', pods: [{ name: 'b1' }, { name: 'client' }] },
+        ],
+        external: true,
+        ipv6: true,
+      });
+      dir = mkdtempSync(join(tmpdir(), `bpfproxy-lab-${mc.mode}-`));
+      put(dir, 'web.yaml', `${service('web', '10.96.2.10', HTTP)}---\n${slice('web', HTTP, backends())}`);
+      put(dir, 'dns.yaml', `${service('dns', '10.96.2.53', DNS)}---\n${slice('dns', DNS, backends())}`);
+      put(dir, 'empty.yaml', `${service('empty', '10.96.2.99', [...HTTP, ...DNS])}---\n${slice('empty', [...HTTP, ...DNS], [])}`);
+      put(dir, 'web6.yaml', `${service('web6', 'fd00:96::210', HTTP, ['ipFamilies: [IPv6]'])}---\n` +
+        slice('web6', HTTP, backends().map((b, i) => ({ ip: lab.pod(['a1', 'a2', 'b1'][i]!).ipv6!, node: b.node })), 'IPv6'));
+      put(dir, 'shrink.yaml', `${service('shrink', '10.96.2.20', HTTP)}---\n${slice('shrink', HTTP, backends())}`);
+      put(dir, 'sticky.yaml', `${service('sticky', '10.96.2.30', HTTP, ['sessionAffinity: ClientIP'])}---\n${slice('sticky', HTTP, backends())}`);
+      put(dir, 'np.yaml', `${service('np', '10.96.2.60', [{ ...HTTP[0]!, nodePort: 30080 }], ['type: NodePort'])}---\n${slice('np', HTTP, backends())}`);
+      put(dir, 'nplocal.yaml', `${service('nplocal', '10.96.2.61', [{ ...HTTP[0]!, nodePort: 30081 }], ['type: NodePort', 'externalTrafficPolicy: Local'])}---\n` +
+        slice('nplocal', HTTP, backends().filter((b) => b.node === 'node1')));
+      // node1 asks for an earlier mode that cannot run: it must fall back to this one.
+      const common = ['--cluster-cidr', '10.244.0.0/16,fd00:244::/32', '--min-sync-period', '0s'];
+      const fb = mc.fallback(dir);
+      proxies = [
+        LabProxy.start(lab, lab.node('node1'), { manifests: dir, args: [...common, ...fb.args], ...(fb.env ? { env: fb.env } : {}) }),
+        LabProxy.start(lab, lab.node('node2'), { manifests: dir, args: [...common, '--proxy-mode', mc.mode, '--no-fallback'] }),
+      ];
+      await Promise.all(proxies.map((p) => p.waitSynced()));
+    });
+
+    afterAll(async () => {
+      for (const p of proxies) await p.stop().catch(() => undefined);
+      await lab?.teardown();
+      if (dir) rmSync(dir, { recursive: true, force: true });
+    });
+
+    it(`runs in ${mc.mode} mode, asked for or as a fallback; its rules are in the node, nothing is attached to the node cgroup`, async () => {
+      const started = proxies[1]!.logs.find((l) => l.msg === `dataplane: ${mc.mode}`);
+      expect(started).toMatchObject({ mode: mc.mode, reason: `--proxy-mode ${mc.mode}` });
+      const fellBack = proxies[0]!.logs.find((l) => l.msg === `dataplane: ${mc.mode}`);
+      expect(String(fellBack?.reason)).toMatch(mc.fallbackReason);
+      expect(proxies[0]!.logs.filter((l) => new RegExp(`falling back to ${mc.mode}$`).test(l.msg))).toHaveLength(1);
+      expect(execFileSync('bpftool', ['cgroup', 'show', lab.node('node1').cgroup], { encoding: 'utf8' }).trim()).toBe('');
+      expect(await mc.listRules(lab, lab.node('node2'))).toMatch(mc.rulesShow);
+      expect(execFileSync('bpftool', ['cgroup', 'show', lab.node('node2').cgroup], { encoding: 'utf8' }).trim()).toBe('');
+    });
+
+    it('spreads TCP connections over every backend; the client sees the ClusterIP, the backend sees the client', async () => {
+      const results = await lab.client(client(), { proto: 'tcp', host: '10.96.2.10', port: 80, count: 60, timeoutMs: 2000 });
+      expect(pods(results)).toEqual(new Set(['a1', 'a2', 'b1']));
+      for (const r of results) {
+        if (!r.ok) continue;
+        expect(r.peer).toBe('10.96.2.10:80');
+        expect(r.client.split(':')[0]).toBe(client().ipv4); // a pod of the cluster CIDR: not masqueraded
+      }
+    });
+
+    it('spreads UDP, connected and unconnected, over every backend and answers from the ClusterIP', async () => {
+      for (const proto of ['udp', 'udp-connected'] as const) {
+        const results = await lab.client(client(), { proto, host: '10.96.2.53', port: 53, count: 60, timeoutMs: 2000 });
+        expect(pods(results), proto).toEqual(new Set(['a1', 'a2', 'b1']));
+        for (const r of results) if (r.ok) expect(r.peer, proto).toBe('10.96.2.53:53');
+      }
+    });
+
+    it('serves an IPv6 ClusterIP', async () => {
+      const results = await lab.client(client(), { proto: 'tcp', host: 'fd00:96::210', port: 80, count: 40, timeoutMs: 2000 });
+      expect(pods(results)).toEqual(new Set(['a1', 'a2', 'b1']));
+      for (const r of results) if (r.ok) expect(r.peer).toBe('[fd00:96::210]:80');
+    });
+
+    it('keeps a client on one backend with sessionAffinity ClientIP', async () => {
+      const results = await lab.client(client(), { proto: 'tcp', host: '10.96.2.30', port: 80, count: 20, timeoutMs: 2000 });
+      expect(results.every((r) => r.ok)).toBe(true);
+      expect(pods(results).size).toBe(1);
+    });
+
+    it('refuses a connection to a service without endpoints at once', async () => {
+      for (const proto of ['tcp', 'udp-connected'] as const) {
+        const port = proto === 'tcp' ? 80 : 53;
+        const results = await lab.client(client(), { proto, host: '10.96.2.99', port, count: 3, timeoutMs: 2000 });
+        for (const r of results) {
+          expect(r.ok, proto).toBe(false);
+          if (!r.ok) {
+            expect(r.error, proto).toBe('ECONNREFUSED');
+            expect(r.ms, proto).toBeLessThan(1000);
+          }
+        }
+      }
+    });
+
+    it('NodePort from outside the cluster: every endpoint, masqueraded (externalTrafficPolicy Cluster)', async () => {
+      const node1 = lab.node('node1');
+      const results = await lab.client('external', { proto: 'tcp', host: node1.ipv4, port: 30080, count: 60, timeoutMs: 2000 });
+      expect(pods(results)).toEqual(new Set(['a1', 'a2', 'b1']));
+      for (const r of results) {
+        if (!r.ok) continue;
+        expect(r.peer).toBe(`${node1.ipv4}:30080`);
+        // The backend sees node1 (its wire or bridge address), so its reply comes back through node1.
+        expect([node1.ipv4, node1.gatewayV4]).toContain(r.client.split(':')[0]);
+      }
+    });
+
+    it('NodePort with externalTrafficPolicy Local: local endpoints with the client address kept, dropped on a node without any', async () => {
+      const ext = lab.external!.ipv4;
+      const onNode1 = await lab.client('external', { proto: 'tcp', host: lab.node('node1').ipv4, port: 30081, count: 30, timeoutMs: 2000 });
+      expect(pods(onNode1)).toEqual(new Set(['a1', 'a2']));
+      for (const r of onNode1) if (r.ok) expect(r.client.split(':')[0]).toBe(ext);
+      const onNode2 = await lab.client('external', { proto: 'tcp', host: lab.node('node2').ipv4, port: 30081, count: 1, timeoutMs: 700 });
+      expect(onNode2[0]).toMatchObject({ ok: false, error: 'ETIMEDOUT' });
+    });
+
+    it('sends no new connection to an endpoint once the sync that removed it is done', async () => {
+      const before = await lab.client(client(), { proto: 'tcp', host: '10.96.2.20', port: 80, count: 40, timeoutMs: 2000 });
+      expect(pods(before)).toContain('b1');
+      const marks = proxies.map((p) => p.logs.length);
+      put(dir, 'shrink.yaml', `${service('shrink', '10.96.2.20', HTTP)}---\n${slice('shrink', HTTP, backends().filter((b) => b.node === 'node1'))}`);
+      const synced = await Promise.all(proxies.map((p, i) => p.waitSynced(marks[i])));
+      // A partial sync: only the changed service's rules were written.
+      expect(synced[1]).toMatchObject({ full: false, changed: 1 });
+      const after = await lab.client(client(), { proto: 'tcp', host: '10.96.2.20', port: 80, count: 60, timeoutMs: 2000 });
+      expect(pods(after)).toEqual(new Set(['a1', 'a2']));
+    });
+
+    it('a restarted proxy converges on the same rules: nothing duplicated, nothing left behind', async () => {
+      const before = await mc.leftovers(lab, lab.node('node2'));
+      const old = proxies[1]!;
+      expect(await old.stop()).toBe(0);
+      proxies[1] = LabProxy.start(lab, old.node, old.opts);
+      const synced = await proxies[1].waitSynced();
+      expect(synced).toMatchObject({ full: true });
+      expect(await mc.leftovers(lab, lab.node('node2'))).toBe(before);
+    });
+
+    it('keeps serving after the proxy stops; bpfproxy cleanup removes what it made', async () => {
+      const node2 = proxies[1]!;
+      expect(await node2.stop()).toBe(0);
+      const still = await lab.client(client(), { proto: 'tcp', host: '10.96.2.10', port: 80, count: 10, timeoutMs: 2000 });
+      expect([...pods(still)].every((p) => ['a1', 'a2', 'b1'].includes(p))).toBe(true);
+      expect(await mc.leftovers(lab, node2.node)).not.toBe('');
+      await lab.exec(node2.node.netns, [process.execPath, join(PACKAGE_ROOT, 'bin', 'bpfproxy'), 'cleanup', '--bpf-fs', node2.node.bpffs]);
+      expect(await mc.leftovers(lab, node2.node)).toBe('');
+    });
+  });
+}
