@@ -92,12 +92,14 @@ describe.skipIf(!isRoot)('faults and hostile input', () => {
       const line = await proxy.waitFor((l) => String(l.origin).endsWith(file) && String(l.reason).includes(flag), 5000, since);
       expect(String(line.reason)).toMatch(/exceeds the limit of \d+/);
     }
+    // Enough probes to say something, however fast the proxy got through the files (bounded).
+    for (let i = 0; i < 60 && probes.length < 5; i++) await new Promise((r) => setTimeout(r, 50));
     polling = false;
     await poll;
     expect(ok).toBe(true);
     expect(appliedMs).toBeLessThan(1000);
     expect((await reach('10.96.4.1')).ok).toBe(true);
-    expect(probes.length).toBeGreaterThan(3);
+    expect(probes.length).toBeGreaterThanOrEqual(5);
     expect(Math.max(...probes)).toBeLessThan(1000);
     expect(proxy.proc.child.exitCode).toBeNull();
     // The 100,000-character name is within the string limit; the model rejects it, and no log line carries it whole.
