@@ -152,7 +152,9 @@ export class TableSync {
     for (const t of this.tables) t.diff(epoch);
     const errors: SyncError[] = [];
     const failed = new Set<number>(this.admit(scope, errors));
-    const excluded = (o: number) => failed.has(o) || scope.keep.has(o);
+    const keep = scope.keep;
+    // Nobody excluded (the usual case): no set lookup per entry.
+    const excluded = (o: number) => (failed.size > 0 && failed.has(o)) || (keep.size > 0 && keep.has(o));
     // What admitted services want is stamped: it survives the prune.
     for (const t of this.tables) {
       for (let i = 0; i < t.dn; i++) {
@@ -191,7 +193,7 @@ export class TableSync {
       const m = t.spec.map;
       used.set(m, (used.get(m) ?? 0) + t.size);
       let n = 0;
-      for (let i = 0; i < t.dn; i++) if (t.dstate[i] === NEW && !scope.keep.has(t.downer[i]!)) n++;
+      for (let i = 0; i < t.dn; i++) if (t.dstate[i] === NEW && (scope.keep.size === 0 || !scope.keep.has(t.downer[i]!))) n++;
       bound.set(m, (bound.get(m) ?? 0) + n);
     }
     const fits = (m: string, extra: number) => used.get(m)! + extra <= this.io.get(m)!.capacity;

@@ -192,15 +192,18 @@ export class Table {
   clear(): void {
     this.index.clear();
     this.heads.clear();
+    this.pendingOwner = -1;
   }
 
   /** Slots owned by `owner`, collected first so the caller may remove while walking. */
   slotsOf(owner: number, out: number[]): void {
+    this.flushHead();
     for (let s = this.heads.get(owner) ?? NONE; s !== NONE; s = this.next[s]!) out.push(s);
   }
 
   /** Owners that have entries. */
   owners(): IterableIterator<number> {
+    this.flushHead();
     return this.heads.keys();
   }
 
@@ -259,16 +262,41 @@ export class Table {
     }
   }
 
+  /**
+   * The head of the owner list last linked to, not yet stored in `heads`:
+   * a sync writes a service's entries one after another, so this saves a
+   * Map write per entry. Stored before anything reads `heads`.
+   */
+  private pendingOwner = -1;
+  private pendingHead = NONE;
+
+  private flushHead(): void {
+    if (this.pendingOwner < 0) return;
+    this.heads.set(this.pendingOwner, this.pendingHead);
+    this.pendingOwner = -1;
+  }
+
   private link(slot: number, owner: number): void {
     this.owner[slot] = owner;
-    const head = this.heads.get(owner) ?? NONE;
+    // Shared entries belong to no service: no list (nothing walks one).
+    if (this.spec.shared) return;
+    let head: number;
+    if (owner === this.pendingOwner) {
+      head = this.pendingHead;
+    } else {
+      this.flushHead();
+      head = this.heads.get(owner) ?? NONE;
+      this.pendingOwner = owner;
+    }
     this.prev[slot] = NONE;
     this.next[slot] = head;
     if (head !== NONE) this.prev[head] = slot;
-    this.heads.set(owner, slot);
+    this.pendingHead = slot;
   }
 
   private unlink(slot: number): void {
+    if (this.spec.shared) return;
+    this.flushHead();
     const owner = this.owner[slot]!;
     const p = this.prev[slot]!;
     const n = this.next[slot]!;
