@@ -414,32 +414,53 @@ int bpx_map_dump(int fd, void *keys, void *values, uint32_t max, uint32_t *count
 }
 
 
-/* A 64-bit hash of a buffer, eight bytes at a time (a multiply-xorshift mix
- * per word): a dump's fingerprint, so a resync of maps nobody changed costs a
- * dump and one pass over its bytes instead of a lookup per entry. */
-static uint64_t hash_bytes(uint64_t h, const unsigned char *p, size_t len)
+/*
+ * The fingerprint of a map's contents that does not depend on the order a
+ * dump returns them in: two 32-bit sums, over the entries, of a hash of each
+ * entry's key and value words (murmur3's mixing, two seeds). The control
+ * plane keeps the same sums for what it wrote (src/dataplane/bpf/fingerprint.ts,
+ * which must stay identical to this), so a resync compares two numbers
+ * instead of every entry. Keys and values are whole 32-bit words here.
+ */
+static inline uint32_t rotl32(uint32_t x, int r)
 {
-	size_t i;
+	return (x << r) | (x >> (32 - r));
+}
 
-	for (i = 0; i + 8 <= len; i += 8) {
-		uint64_t w;
+static inline uint32_t mix_word(uint32_t h, uint32_t k)
+{
+	k *= 0xcc9e2d51u;
+	k = rotl32(k, 15);
+	k *= 0x1b873593u;
+	h ^= k;
+	h = rotl32(h, 13);
+	return h * 5 + 0xe6546b64u;
+}
 
-		memcpy(&w, p + i, 8);
-		h ^= w;
-		h *= 0x9e3779b97f4a7c15ULL;
-		h ^= h >> 29;
-	}
-	for (; i < len; i++) {
-		h ^= p[i];
-		h *= 0x100000001b3ULL;
-	}
+static inline uint32_t fmix32(uint32_t h)
+{
+	h ^= h >> 16;
+	h *= 0x85ebca6bu;
+	h ^= h >> 13;
+	h *= 0xc2b2ae35u;
+	h ^= h >> 16;
 	return h;
 }
 
-int bpx_map_dump_hashed(int fd, void *keys, void *values, uint32_t max, uint32_t *count, uint32_t hash_out[2])
+static uint32_t entry_hash(const uint32_t *k, uint32_t kw, const uint32_t *v, uint32_t vw, uint32_t seed)
 {
-	uint32_t info[6];
-	uint64_t h;
+	uint32_t h = seed, i;
+
+	for (i = 0; i < kw; i++)
+		h = mix_word(h, k[i]);
+	for (i = 0; i < vw; i++)
+		h = mix_word(h, v[i]);
+	return fmix32(h ^ (kw + vw));
+}
+
+int bpx_map_dump_fp(int fd, void *keys, void *values, uint32_t max, uint32_t *count, uint32_t fp_out[2])
+{
+	uint32_t info[6], kw, vw, i, a = 0, b = 0;
 	int ret;
 
 	ret = bpx_map_dump(fd, keys, values, max, count);
@@ -448,9 +469,18 @@ int bpx_map_dump_hashed(int fd, void *keys, void *values, uint32_t max, uint32_t
 	ret = bpx_map_info(fd, info);
 	if (ret)
 		return ret;
-	h = hash_bytes(0xcbf29ce484222325ULL ^ *count, keys, (size_t)*count * info[1]);
-	h = hash_bytes(h, values, (size_t)*count * info[2]);
-	hash_out[0] = (uint32_t)h;
-	hash_out[1] = (uint32_t)(h >> 32);
+	if (info[1] % 4 || info[2] % 4)
+		return -EINVAL;
+	kw = info[1] / 4;
+	vw = info[2] / 4;
+	for (i = 0; i < *count; i++) {
+		const uint32_t *k = (const uint32_t *)keys + (size_t)i * kw;
+		const uint32_t *v = (const uint32_t *)values + (size_t)i * vw;
+
+		a += entry_hash(k, kw, v, vw, 0x9747b28cu);
+		b += entry_hash(k, kw, v, vw, 0x5bd1e995u);
+	}
+	fp_out[0] = a;
+	fp_out[1] = b;
 	return 0;
 }

@@ -58,10 +58,11 @@ int bpx_map_delete_batch(int fd, const void *keys, uint32_t *count);
  * the number dumped; returns 0, or -ENOSPC when the map held more than max. */
 int bpx_map_dump(int fd, void *keys, void *values, uint32_t max, uint32_t *count);
 int bpx_num_possible_cpus(void);
-/* bpx_map_dump, plus a 64-bit hash of the dumped keys and values (low word
- * first): equal hashes of two dumps of an unchanged map say nothing changed.
- * Not for per-CPU maps. */
-int bpx_map_dump_hashed(int fd, void *keys, void *values, uint32_t max, uint32_t *count, uint32_t hash_out[2]);
+/* bpx_map_dump, plus the map's order-independent fingerprint: two 32-bit
+ * sums of per-entry hashes (see the C for the hash; the TypeScript side keeps
+ * the same sums for what it wrote). Keys and values must be whole 32-bit
+ * words (-EINVAL otherwise). Not for per-CPU maps. */
+int bpx_map_dump_fp(int fd, void *keys, void *values, uint32_t max, uint32_t *count, uint32_t fp_out[2]);
 
 /* Test runs (native/testrun.c) ---------------------------------------------- */
 

@@ -6,6 +6,7 @@ import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BpfMap } from '../../src/dataplane/bpf/map.js';
 import * as native from '../../src/dataplane/bpf/native.js';
+import { Fingerprint, fingerprintOf } from '../../src/dataplane/bpf/fingerprint.js';
 
 const isRoot = process.getuid?.() === 0;
 if (!isRoot) console.log('bpf map tests skipped: creating BPF maps needs root');
@@ -61,5 +62,19 @@ describe.skipIf(!isRoot)('BpfMap on a real hash map', () => {
     }
     // BpfMap.dump retries at full capacity when its guess is short.
     expect(map.dump(0).count).toBe(64);
+  });
+
+  it('fingerprints a dump in C exactly as the tables do in TypeScript, whatever order the kernel returns', () => {
+    const d = map.dumpWords(64);
+    expect(d.count).toBe(64);
+    expect(d.fp).toEqual(fingerprintOf(d.keys, 1, d.values, 6, d.count));
+    // Entry by entry, in another order, through the running sums the tables keep.
+    const fp = new Fingerprint();
+    for (let i = d.count - 1; i >= 0; i--) fp.add(d.keys, i, 1, d.values, i * 6, 6, 1);
+    expect([fp.a, fp.b]).toEqual(d.fp);
+    // One value changed: the fingerprint moves.
+    const before = d.fp;
+    map.update(1, (_i, k, ko, v, vo) => { k.writeUInt32LE(1, ko); v.fill(99, vo, vo + 24); });
+    expect(map.dumpWords(64).fp).not.toEqual(before);
   });
 });

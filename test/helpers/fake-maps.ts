@@ -3,7 +3,7 @@
 // E2BIG, as the kernel's does), a log of every single write, and a hook that
 // runs after each one, so a test can check what a BPF program could read at
 // every intermediate state.
-import { createHash } from 'node:crypto';
+import { fingerprintOf } from '../../src/dataplane/bpf/fingerprint.js';
 import { FE_KEY, FE_VAL, MEMBER_KEY, SET_KEY, SET_VAL } from '../../src/dataplane/bpf/layout.js';
 import { encodeService, LB_TABLES, type LbTables } from '../../src/dataplane/bpf/lb-tables.js';
 import { TableSync, type CommitResult, type EntryFailure, type MapIO } from '../../src/dataplane/bpf/sync.js';
@@ -48,8 +48,8 @@ export class FakeMap implements MapIO {
     return [];
   }
 
-  /** Dumps, with a fingerprint of the dumped bytes as the kernel side gives one. */
-  dumpWords(): { keys: Uint32Array; values: Uint32Array; count: number; hash: string } {
+  /** Dumps, with the order-independent fingerprint the C shim computes over a dump. */
+  dumpWords(): { keys: Uint32Array; values: Uint32Array; count: number; fp: [number, number] } {
     const n = this.entries.size;
     const keys = new Uint32Array((n * this.keySize) / 4);
     const values = new Uint32Array((n * this.valueSize) / 4);
@@ -62,7 +62,7 @@ export class FakeMap implements MapIO {
       i++;
     }
     this.dumps++;
-    return { keys, values, count: n, hash: createHash('sha1').update(k8).update(v8).digest('hex') };
+    return { keys, values, count: n, fp: fingerprintOf(keys, this.keySize / 4, values, this.valueSize / 4, n) };
   }
 
   /** How many times the map was dumped. */

@@ -102,11 +102,13 @@ export class BpfMap implements MapIO {
    * Every entry, as 32-bit words (aligned buffers of their own), for the
    * table mirrors. Not for per-CPU maps.
    */
-  dumpWords(expected: number): { keys: Uint32Array; values: Uint32Array; count: number; hash: string } {
+  dumpWords(expected: number): { keys: Uint32Array; values: Uint32Array; count: number; fp: [number, number] } {
     const attempt = (max: number) => {
-      const keys = new Uint32Array(Math.ceil((max * this.keySize) / 4));
-      const values = new Uint32Array(Math.ceil((max * this.valueSize) / 4));
-      return { keys, values, ...native.dumpHashed(this.fd, asBuffer(new Uint8Array(keys.buffer)), asBuffer(new Uint8Array(values.buffer)), max) };
+      // Not zero-filled (the dump writes what is read back), not pooled (aligned for word views).
+      const kb = Buffer.allocUnsafeSlow(Math.ceil((max * this.keySize) / 4) * 4);
+      const vb = Buffer.allocUnsafeSlow(Math.ceil((max * this.valueSize) / 4) * 4);
+      const r = native.dumpFingerprinted(this.fd, kb, vb, max);
+      return { keys: new Uint32Array(kb.buffer, kb.byteOffset, kb.length / 4), values: new Uint32Array(vb.buffer, vb.byteOffset, vb.length / 4), ...r };
     };
     const guess = Math.min(this.capacity, Math.ceil(expected * 1.25) + 1024);
     if (guess >= this.capacity) return attempt(this.capacity);

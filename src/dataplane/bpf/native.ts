@@ -47,7 +47,7 @@ function bind() {
     updateBatch: shim.func('int bpx_map_update_batch(int fd, void *keys, void *values, void *count, uint64_t flags)'),
     deleteBatch: shim.func('int bpx_map_delete_batch(int fd, void *keys, void *count)'),
     dump: shim.func('int bpx_map_dump(int fd, void *keys, void *values, uint32_t max, void *count)'),
-    dumpHashed: shim.func('int bpx_map_dump_hashed(int fd, void *keys, void *values, uint32_t max, void *count, void *hash)'),
+    dumpFp: shim.func('int bpx_map_dump_fp(int fd, void *keys, void *values, uint32_t max, void *count, void *fp)'),
     possibleCpus: shim.func('int bpx_num_possible_cpus(void)'),
     testRun: shim.func('int bpx_prog_test_run(int prog_fd, void *data_in, uint32_t size_in, void *data_out, uint32_t size_out, uint32_t repeat, void *out)'),
     update: libbpf.func('int bpf_map_update_elem(int fd, void *key, void *value, uint64_t flags)'),
@@ -188,13 +188,13 @@ export function dump(fd: number, keys: Buffer, values: Buffer, max: number): num
   return c[0]!;
 }
 
-/** Like dump(), with a 64-bit hash of the dumped bytes (as two 32-bit halves in one number-safe pair). */
-export function dumpHashed(fd: number, keys: Buffer, values: Buffer, max: number): { count: number; hash: string } {
+/** Like dump(), with the map's order-independent fingerprint (fingerprint.ts). */
+export function dumpFingerprinted(fd: number, keys: Buffer, values: Buffer, max: number): { count: number; fp: [number, number] } {
   const c = new Uint32Array(1);
-  const h = new Uint32Array(2);
-  const ret = fns().dumpHashed(fd, keys, values, max, c, h) as number;
+  const fp = new Uint32Array(2);
+  const ret = fns().dumpFp(fd, keys, values, max, c, fp) as number;
   if (ret < 0) throw new BpfError('dump map', ret);
-  return { count: c[0]!, hash: `${h[1]!.toString(16)}:${h[0]!.toString(16)}` };
+  return { count: c[0]!, fp: [fp[0]!, fp[1]!] };
 }
 
 export function possibleCpus(): number {

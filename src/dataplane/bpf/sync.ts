@@ -25,10 +25,10 @@ export interface MapIO {
   remove(keys: Uint8Array, n: number): EntryFailure[];
   /**
    * Every entry, keys and values packed, as 32-bit words. `expected` sizes
-   * the buffers. `hash`, when given, fingerprints the dump: an unchanged map
-   * dumps the same bytes in the same order.
+   * the buffers. `fp`, when given, is the contents' order-independent
+   * fingerprint (fingerprint.ts).
    */
-  dumpWords(expected: number): { keys: Uint32Array; values: Uint32Array; count: number; hash?: string };
+  dumpWords(expected: number): { keys: Uint32Array; values: Uint32Array; count: number; fp?: [number, number] };
 }
 
 export interface CommitScope {
@@ -67,8 +67,8 @@ export class TableSync {
   private pick = new Int32Array(1024);
   /** The tables of each map, in declaration order. */
   private readonly byMap = new Map<string, Table[]>();
-  /** Per map: the fingerprint of its last dump, and whether this process wrote to it since. */
-  private readonly dumped = new Map<string, { hash: string | undefined; dirty: boolean }>();
+  /** Entries compared one by one by reload(), since this sync engine started: a resync that finds the fingerprints equal compares none. */
+  compared = 0;
 
   constructor(specs: readonly TableSpec[], private readonly io: ReadonlyMap<string, MapIO>, private readonly describe: DescribeFailure) {
     this.tables = specs.map((s) => new Table(s));
@@ -77,7 +77,6 @@ export class TableSync {
       if (!io.has(t.spec.map)) throw new Error(`table ${t.name}: map ${t.spec.map} is not open`);
       if (t.spec.shared) this.written.set(t, new FlatIndex(t.ks / 4, 1024));
       this.byMap.set(t.spec.map, [...(this.byMap.get(t.spec.map) ?? []), t]);
-      this.dumped.set(t.spec.map, { hash: undefined, dirty: true });
     }
   }
 
@@ -100,20 +99,28 @@ export class TableSync {
   }
 
   /**
-   * Dumps every map and brings the mirror in line: one pass over each dump,
-   * comparing without allocating; a table is rebuilt from the dump only when
-   * something differs. A map this process has not written since its last
-   * dump, whose dump has the same fingerprint, is not compared at all.
-   * Returns the tables that had to be rebuilt.
+   * Dumps every map and brings the mirror in line. A map whose dump has the
+   * count and the fingerprint the mirror has (computed in the C shim while
+   * dumping, kept by the tables as they write) is not compared at all;
+   * otherwise one pass over the dump compares without allocating, and a table
+   * is rebuilt from the dump only when something differs. Returns the tables
+   * that had to be rebuilt.
    */
   reload(): string[] {
     const rebuilt: string[] = [];
     for (const [name, tables] of this.byMap) {
       const expected = tables.reduce((n, t) => n + t.size, 0);
       const d = this.io.get(name)!.dumpWords(expected);
-      const seen = this.dumped.get(name);
-      if (d.hash !== undefined && seen !== undefined && !seen.dirty && seen.hash === d.hash) continue;
-      this.dumped.set(name, { hash: d.hash, dirty: false });
+      if (d.fp && d.count === expected) {
+        let a = 0;
+        let b = 0;
+        for (const t of tables) {
+          a = (a + t.fp.a) >>> 0;
+          b = (b + t.fp.b) >>> 0;
+        }
+        if (a === d.fp[0] && b === d.fp[1]) continue;
+      }
+      this.compared += d.count;
       const kw = tables[0]!.ks / 4;
       // Which table each entry belongs to, when several share the map.
       const which = new Uint8Array(d.count);
@@ -267,7 +274,6 @@ export class TableSync {
       pick[n++] = i;
     }
     if (n === 0) return 0;
-    this.dumped.get(t.spec.map)!.dirty = true;
     // Owners of a shared entry that fails are found through the tables that
     // refer to it, so the batch may be rearranged: written from in place.
     t.compact(pick, n);
@@ -321,7 +327,6 @@ export class TableSync {
       for (const s of slots) if (t.stamp[s] !== epoch && !excluded(t.owner[s]!)) victims.push(s);
     }
     if (victims.length === 0) return 0;
-    this.dumped.get(t.spec.map)!.dirty = true;
     const kw = t.ks / 4;
     const keys = new Uint32Array(victims.length * kw);
     const tk = t.index.keys;

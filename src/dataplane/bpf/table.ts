@@ -6,6 +6,7 @@
 // sync finds a service's entries without scanning the map, and a failure is
 // pinned to the service it belongs to.
 import { FlatIndex, grown } from '../../util/flat-index.js';
+import { Fingerprint } from './fingerprint.js';
 import type { StructLayout } from './layout.js';
 
 export interface TableSpec {
@@ -55,6 +56,8 @@ export class Table {
   private prev: Int32Array;
   /** owner -> first slot of its list */
   private readonly heads = new Map<number, number>();
+  /** The mirror's order-independent fingerprint, as the C shim computes it over a dump. */
+  readonly fp = new Fingerprint();
 
   // ---- desired batch ----
   dn = 0;
@@ -169,6 +172,9 @@ export class Table {
   /** Records a written entry: key and value words from the given arrays. Returns its slot. */
   put(key: Uint32Array, koff: number, val: Uint32Array, voff: number, owner: number): number {
     const slot = this.index.insert(key, koff);
+    const { kw, vw } = this;
+    if (!this.index.added) this.fp.add(this.index.keys, slot * kw, kw, this.vals, slot * vw, vw, -1);
+    this.fp.add(key, koff, kw, val, voff, vw, 1);
     if (this.index.added) {
       this.refs[slot] = 0;
       this.stamp[slot] = 0;
@@ -185,6 +191,7 @@ export class Table {
 
   remove(slot: number): void {
     if (!this.index.used[slot]) return;
+    this.fp.add(this.index.keys, slot * this.kw, this.kw, this.vals, slot * this.vw, this.vw, -1);
     this.unlink(slot);
     this.index.removeSlot(slot);
   }
@@ -192,6 +199,7 @@ export class Table {
   clear(): void {
     this.index.clear();
     this.heads.clear();
+    this.fp.reset();
     this.pendingOwner = -1;
   }
 

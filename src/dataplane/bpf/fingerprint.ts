@@ -1,0 +1,58 @@
+// A map's contents fingerprinted independently of order: two 32-bit sums,
+// over the entries, of a hash of each entry's key and value words. The C shim
+// computes the same sums over a dump (native/bpfproxy.c, bpx_map_dump_fp:
+// keep the two identical), and each table keeps them for what it wrote, so a
+// full resync compares two numbers per map instead of every entry, also right
+// after this process wrote to the map.
+
+const SEED_A = 0x9747b28c;
+const SEED_B = 0x5bd1e995;
+
+function mixWord(h: number, k: number): number {
+  k = Math.imul(k, 0xcc9e2d51);
+  k = (k << 15) | (k >>> 17);
+  k = Math.imul(k, 0x1b873593);
+  h ^= k;
+  h = (h << 13) | (h >>> 19);
+  return (Math.imul(h, 5) + 0xe6546b64) | 0;
+}
+
+function fmix(h: number): number {
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h;
+}
+
+function entryHash(k: Uint32Array, ko: number, kw: number, v: Uint32Array, vo: number, vw: number, seed: number): number {
+  let h = seed | 0;
+  for (let i = 0; i < kw; i++) h = mixWord(h, k[ko + i]!);
+  for (let i = 0; i < vw; i++) h = mixWord(h, v[vo + i]!);
+  return fmix(h ^ (kw + vw));
+}
+
+/** The running sums of one table (or map). */
+export class Fingerprint {
+  a = 0;
+  b = 0;
+
+  /** Adds (sign 1) or takes away (sign -1) one entry. */
+  add(k: Uint32Array, ko: number, kw: number, v: Uint32Array, vo: number, vw: number, sign: 1 | -1): void {
+    this.a = (this.a + sign * entryHash(k, ko, kw, v, vo, vw, SEED_A)) >>> 0;
+    this.b = (this.b + sign * entryHash(k, ko, kw, v, vo, vw, SEED_B)) >>> 0;
+  }
+
+  reset(): void {
+    this.a = 0;
+    this.b = 0;
+  }
+}
+
+/** The fingerprint of n packed entries (what the C computes over a dump), for tests and fakes. */
+export function fingerprintOf(keys: Uint32Array, kw: number, vals: Uint32Array, vw: number, n: number): [number, number] {
+  const fp = new Fingerprint();
+  for (let i = 0; i < n; i++) fp.add(keys, i * kw, kw, vals, i * vw, vw, 1);
+  return [fp.a, fp.b];
+}
