@@ -102,9 +102,29 @@ export class FlatIndex {
     this.count--;
   }
 
+  /**
+   * Removes every key. In proportion to the keys held when they are few
+   * against the table's size (an index grown once by a big sync and then
+   * cleared before every small one must not cost its whole size each time).
+   */
   clear(): void {
-    this.buckets.fill(EMPTY);
-    this.used.fill(0);
+    if (this.count * 8 < this.buckets.length) {
+      // Find every key's bucket first, then empty them: emptying while
+      // probing would cut the probe runs of the keys not yet found.
+      const w = this.words;
+      const found: number[] = [];
+      for (let s = 0; s < this.top; s++) {
+        if (!this.used[s]) continue;
+        let b = hash(this.keys, s * w, w) & this.mask;
+        while (this.buckets[b] !== s) b = (b + 1) & this.mask;
+        found.push(b);
+        this.used[s] = 0;
+      }
+      for (const b of found) this.buckets[b] = EMPTY;
+    } else {
+      this.buckets.fill(EMPTY);
+      this.used.fill(0, 0, this.top);
+    }
     this.freeCount = 0;
     this.top = 0;
     this.count = 0;

@@ -182,7 +182,15 @@ export class TableSync {
       if (t.spec.shared && !clean()) continue;
       deletes += this.prune(t, scope, epoch, excluded, failed, errors, released[k]!, released);
     }
+    if (scope.full) this.releaseScratch();
     return { upserts, deletes, errors, failed };
+  }
+
+  /** After a full sync: the batches and dedupe indexes it grew go back to small. */
+  private releaseScratch(): void {
+    for (const t of this.tables) t.releaseBatch();
+    for (const [t, idx] of this.written) if (idx.capacity > 16384) this.written.set(t, new FlatIndex(t.ks / 4, 1024));
+    if (this.pick.length > 16384) this.pick = new Int32Array(1024);
   }
 
   // ---- admission ----

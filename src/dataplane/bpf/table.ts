@@ -128,6 +128,23 @@ export class Table {
     return i;
   }
 
+  /**
+   * Gives back the memory of a batch grown by a big sync (a full sync of a
+   * large cluster): the next syncs are small, and the mirror is what stays.
+   */
+  releaseBatch(keep = 4096): void {
+    if (this.downer.length <= keep * 4) return;
+    this.dn = 0;
+    this.dhigh = 0;
+    this.dk = new Uint32Array(keep * this.kw);
+    this.dv = new Uint32Array(keep * this.vw);
+    this.dkv = new DataView(this.dk.buffer);
+    this.dvv = new DataView(this.dv.buffer);
+    this.downer = new Uint32Array(keep);
+    this.dslot = new Int32Array(keep);
+    this.dstate = new Uint8Array(keep);
+  }
+
   /** Makes room for `n` entries in the batch, so encoding does not grow it step by step. */
   reserveBatch(n: number): void {
     if (n > this.downer.length) this.growBatch(n);

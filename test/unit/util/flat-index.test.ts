@@ -38,3 +38,21 @@ describe('FlatIndex', () => {
     }), { numRuns: 300 });
   });
 });
+
+describe('FlatIndex.clear', () => {
+  it('empties a big index holding few keys, and a full one, leaving it usable', () => {
+    const idx = new FlatIndex(1, 16);
+    const k = new Uint32Array(1);
+    for (const n of [5000, 3, 0, 700]) {
+      for (let i = 0; i < n; i++) { k[0] = i * 7919; idx.insert(k, 0); }
+      expect(idx.size).toBe(n);
+      idx.clear();
+      expect(idx.size).toBe(0);
+      for (let i = 0; i < n; i++) { k[0] = i * 7919; expect(idx.find(k, 0)).toBe(-1); }
+      k[0] = 42;
+      expect(idx.insert(k, 0)).toBe(0);
+      expect(idx.find(k, 0)).toBe(0);
+      idx.clear();
+    }
+  });
+});
