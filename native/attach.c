@@ -1,18 +1,21 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
- * Device attachments (XDP, tcx, clsact), the record of clsact filters, and the
- * listing of an object's pinned maps: see the "Datapath objects and device
- * hooks" section of bpfproxy.h. Links are pinned so the datapath outlives the
- * proxy; a pinned link of the same device and hook gets the new program with
- * bpf_link_update, so a restart never leaves a moment without a program.
+ * Attachments (XDP, tcx, clsact, cgroup), the record of clsact filters, and
+ * the listing of an object's pinned maps: see the "Attachments, datapath
+ * objects and device hooks" section of bpfproxy.h. Links are pinned so the
+ * datapath outlives the proxy; a pinned link of the same device (or cgroup)
+ * and hook gets the new program with bpf_link_update, so a restart never
+ * leaves a moment without a program.
  */
 #include "bpfproxy.h"
+#include "util.h"
 
 #include <errno.h>
-#include <stdarg.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <linux/if_link.h>
@@ -33,17 +36,6 @@ struct tcx_link_view {
 	__u32 ifindex;
 	__u32 attach_type;
 };
-
-static void set_err(char *err, size_t err_len, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !err_len)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, err_len, fmt, ap);
-	va_end(ap);
-}
 
 /* ---- Pinned links ------------------------------------------------------------ */
 
@@ -192,6 +184,48 @@ int bpx_tcx_link(int prog_fd, int ifindex, int egress, const char *link_path, ch
 	lfd = bpf_link_create(prog_fd, ifindex, attach_type, NULL);
 	if (lfd < 0) {
 		set_err(err, err_len, "create tcx %s link: %s", egress ? "egress" : "ingress", strerror(-lfd));
+		return lfd;
+	}
+	ret = pin_over(lfd, link_path, err, err_len);
+	close(lfd);
+	return ret;
+}
+
+/* ---- cgroup ------------------------------------------------------------------- */
+
+int bpx_cgroup_link(int prog_fd, const char *cgroup_path, int attach_type, const char *link_path, char *err,
+		    size_t err_len)
+{
+	struct bpf_link_info info;
+	struct stat st;
+	int cg, lfd, ret;
+
+	cg = open(cgroup_path, O_RDONLY | O_DIRECTORY);
+	if (cg < 0 || fstat(cg, &st)) {
+		ret = -errno;
+		set_err(err, err_len, "open cgroup %s: %s", cgroup_path, strerror(-ret));
+		if (cg >= 0)
+			close(cg);
+		return ret;
+	}
+	lfd = bpf_obj_get(link_path);
+	if (lfd >= 0) {
+		/* On cgroup v2 the cgroup id is the directory's inode number. */
+		if (!link_info(lfd, &info) && info.type == BPF_LINK_TYPE_CGROUP && info.cgroup.cgroup_id == st.st_ino &&
+		    info.cgroup.attach_type == (uint32_t)attach_type) {
+			ret = update_link(lfd, prog_fd, link_path, err, err_len);
+			close(lfd);
+			close(cg);
+			return ret;
+		}
+		/* A link of another cgroup or hook: replaced by the rename. */
+		close(lfd);
+	}
+	lfd = bpf_link_create(prog_fd, cg, attach_type, NULL);
+	close(cg);
+	if (lfd < 0) {
+		set_err(err, err_len, "attach to cgroup %s (attach type %d): %s", cgroup_path, attach_type,
+			strerror(-lfd));
 		return lfd;
 	}
 	ret = pin_over(lfd, link_path, err, err_len);

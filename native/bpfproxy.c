@@ -1,15 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
 /* See bpfproxy.h. Built by `make native` into build/native/libbpfproxy.so. */
 #include "bpfproxy.h"
+#include "util.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
@@ -48,29 +47,6 @@ size_t bpx_log_take(char *out, size_t out_len)
 	out[n] = 0;
 	log_len = 0;
 	return n;
-}
-
-static void set_err(char *err, size_t err_len, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !err_len)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, err_len, fmt, ap);
-	va_end(ap);
-}
-
-static void append(char *buf, size_t len, const char *fmt, ...)
-{
-	size_t used = strnlen(buf, len);
-	va_list ap;
-
-	if (used >= len - 1)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(buf + used, len - used, fmt, ap);
-	va_end(ap);
 }
 
 /* ---- Objects -------------------------------------------------------------- */
@@ -256,66 +232,6 @@ int bpx_btf_enum(struct bpf_object *obj, const char *name, char *out, size_t out
 	e = btf_enum(t);
 	for (i = 0; i < btf_vlen(t); i++, e++)
 		append(out, out_len, "%s%s=%d", i ? ";" : "", btf__name_by_offset(btf, e->name_off), e->val);
-	return 0;
-}
-
-/* ---- Attachments ------------------------------------------------------------ */
-
-int bpx_cgroup_link(int prog_fd, const char *cgroup_path, int attach_type, const char *link_path, char *err,
-		    size_t err_len)
-{
-	char tmp[4096];
-	struct stat st;
-	int cg, lfd, ret;
-
-	cg = open(cgroup_path, O_RDONLY | O_DIRECTORY);
-	if (cg < 0 || fstat(cg, &st)) {
-		ret = -errno;
-		set_err(err, err_len, "open cgroup %s: %s", cgroup_path, strerror(-ret));
-		if (cg >= 0)
-			close(cg);
-		return ret;
-	}
-	lfd = bpf_obj_get(link_path);
-	if (lfd >= 0) {
-		struct bpf_link_info info = {};
-		uint32_t len = sizeof(info);
-
-		ret = bpf_obj_get_info_by_fd(lfd, &info, &len);
-		/* On cgroup v2 the cgroup id is the directory's inode number. */
-		if (!ret && info.type == BPF_LINK_TYPE_CGROUP && info.cgroup.cgroup_id == st.st_ino &&
-		    info.cgroup.attach_type == (uint32_t)attach_type) {
-			ret = bpf_link_update(lfd, prog_fd, NULL);
-			if (ret)
-				set_err(err, err_len, "replace the program of link %s: %s", link_path, strerror(-ret));
-			close(lfd);
-			close(cg);
-			return ret ? ret : 1;
-		}
-		close(lfd);
-		/* A link of another cgroup or hook: replaced by the rename below. */
-	}
-	lfd = bpf_link_create(prog_fd, cg, attach_type, NULL);
-	close(cg);
-	if (lfd < 0) {
-		set_err(err, err_len, "attach to cgroup %s (attach type %d): %s", cgroup_path, attach_type,
-			strerror(-lfd));
-		return lfd;
-	}
-	/* Pin beside the final name, then rename over it: an old link at that
-	 * path is released only once the new one is attached. */
-	/* bpffs refuses names with dots. */
-	snprintf(tmp, sizeof(tmp), "%s-next", link_path);
-	unlink(tmp);
-	ret = bpf_obj_pin(lfd, tmp);
-	if (!ret && rename(tmp, link_path))
-		ret = -errno;
-	close(lfd);
-	if (ret) {
-		unlink(tmp);
-		set_err(err, err_len, "pin link %s: %s", link_path, strerror(-ret));
-		return ret;
-	}
 	return 0;
 }
 

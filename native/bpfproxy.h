@@ -38,15 +38,6 @@ int bpx_btf_enum(struct bpf_object *obj, const char *name, char *out, size_t out
 /* libbpf's messages (warnings, verifier logs) since the last call. */
 size_t bpx_log_take(char *out, size_t out_len);
 
-/* Attachments --------------------------------------------------------------- */
-
-/* Attaches prog_fd to the cgroup through a bpf_link pinned at link_path. When
- * a link is already pinned there for the same cgroup and attach type, its
- * program is replaced atomically (bpf_link_update): no moment without a
- * program. Returns 1 when a link was replaced, 0 when created. */
-int bpx_cgroup_link(int prog_fd, const char *cgroup_path, int attach_type, const char *link_path,
-		    char *err, size_t err_len);
-
 /* Maps --------------------------------------------------------------------- */
 
 /* type, key_size, value_size, max_entries, map_flags, id */
@@ -72,12 +63,19 @@ int bpx_map_dump_fp(int fd, void *keys, void *values, uint32_t max, uint32_t *co
 int bpx_prog_test_run(int prog_fd, const void *data_in, uint32_t size_in, void *data_out, uint32_t size_out,
 		      uint32_t repeat, uint32_t out[3]);
 
-/* Datapath objects and device hooks (native/attach.c) ---------------------- */
+/* Attachments, datapath objects and device hooks (native/attach.c) -------- */
 
 /* Device links are pinned; a pinned link of the same device and hook gets the
  * new program through bpf_link_update (returns 1), else a link is created and
  * pinned over link_path (returns 0). ifindex is of the caller's network
  * namespace. Errors: -errno, with the step in `err`. */
+
+/* Attaches prog_fd to the cgroup through a bpf_link pinned at link_path. When
+ * a link is already pinned there for the same cgroup and attach type, its
+ * program is replaced atomically (bpf_link_update): no moment without a
+ * program. Returns 1 when a link was replaced, 0 when created. */
+int bpx_cgroup_link(int prog_fd, const char *cgroup_path, int attach_type, const char *link_path,
+		    char *err, size_t err_len);
 
 enum bpx_xdp_mode {
 	BPX_XDP_NATIVE = 1,	/* XDP_FLAGS_DRV_MODE */

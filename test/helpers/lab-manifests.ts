@@ -7,7 +7,8 @@ import type { ClientResult } from '../../src/lab/client.js';
 
 export interface PortSpec { name: string; port: number; protocol: string; nodePort?: number }
 
-export function put(dir: string, name: string, text: string): void {
+/** Writes a manifest the way editors and kubectl-like tools do: a temporary file renamed into place. */
+export function put(dir: string, name: string, text: string | Buffer): void {
   const tmp = join(dir, `.${name}.tmp`);
   writeFileSync(tmp, text);
   renameSync(tmp, join(dir, name));
@@ -37,6 +38,24 @@ ports:
 ${ports.map((p) => `- {name: ${p.name}, port: ${p.port}, protocol: ${p.protocol}}`).join('\n')}
 endpoints:${eps.length === 0 ? ' []' : ''}
 ${eps.map((e) => `- {addresses: [${e.ip}], nodeName: ${e.node}, conditions: {ready: true}}`).join('\n')}
+`;
+}
+
+/** A ClusterIP service on port 80/TCP in namespace "lab" with its one endpoint, `backend` on node1. */
+export function oneEndpointService(name: string, ip: string, backend: string): string {
+  return `apiVersion: v1
+kind: Service
+metadata: {name: ${name}, namespace: lab}
+spec:
+  clusterIP: ${ip}
+  ports: [{name: http, port: 80, protocol: TCP}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: ${name}-1, namespace: lab, labels: {kubernetes.io/service-name: ${name}}}
+addressType: IPv4
+ports: [{name: http, port: 80, protocol: TCP}]
+endpoints: [{addresses: [${backend}], nodeName: node1}]
 `;
 }
 

@@ -6,7 +6,7 @@
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { IPFamily } from '../../src/model/types.js';
-import type { TraceResult } from '../../src/dataplane/trace.js';
+import type { TracePacket, TraceResult } from '../../src/dataplane/trace.js';
 import type { BackendSet, DesiredDataplane, Frontend, PlannedService } from '../../src/planner/types.js';
 import { cidrContains, hostPort, parseCidr } from '../../src/util/ip.js';
 import { forEachScenarioStep } from './scenario.js';
@@ -63,6 +63,21 @@ export function expected(s: PlannedService, f: Frontend, c: Client, cfg: OracleC
   }
   if (set.backends.length === 0) return set.onEmpty;
   return set.backends.map((b) => `dnat ${hostPort(b.address, b.port)}${masquerade || b.address === c.src ? ' masquerade' : ''}`).sort().join(' | ');
+}
+
+export interface OracleCase { s: PlannedService; f: Frontend; c: Client; pkt: TracePacket; want: string }
+
+/** The packets a plan is traced with: each frontend of each service from each kind of client, with what the plan says. */
+export function oracleCases(desired: DesiredDataplane, cfg: OracleConfig): OracleCase[] {
+  const out: OracleCase[] = [];
+  for (const s of desired.services.values()) {
+    for (const f of s.frontends) {
+      for (const c of clients(s, cfg)) {
+        out.push({ s, f, c, pkt: { src: c.src, dst: f.address, proto: s.protocol, port: f.port, fromNode: c.fromNode }, want: expected(s, f, c, cfg) });
+      }
+    }
+  }
+  return out;
 }
 
 /** Every endpoint of the set equally likely for a new client (kube-proxy's numgen / statistic): the uneven spread, or null. */

@@ -1,74 +1,29 @@
 // ClusterIP end to end: the real bpfproxy binary runs in each node of a lab
 // cluster, reads a manifest directory, and pods reach services through it.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ClientResult } from '../../src/lab/client.js';
 import { createLab, type Lab } from '../../src/lab/lab.js';
 import { LabProxy } from '../../src/lab/proxy.js';
 import { PACKAGE_ROOT } from '../../src/util/paths.js';
+import { expectRefusedAtOnce, expectUdpSpread } from '../helpers/lab-checks.js';
+import { endpointPods, TWO_NODES } from '../helpers/lab-cluster.js';
+import { DNS, HTTP, pods, put, service, slice } from '../helpers/lab-manifests.js';
 
 const isRoot = process.getuid?.() === 0;
 if (!isRoot) console.log('ClusterIP lab tests skipped: they build network namespaces and attach BPF programs, which needs root');
-
-/** Writes a manifest the way editors and kubectl-like tools do: a temporary file renamed into place. */
-function put(dir: string, name: string, text: string): void {
-  const tmp = join(dir, `.${name}.tmp`);
-  writeFileSync(tmp, text);
-  renameSync(tmp, join(dir, name));
-}
-
-function service(name: string, ip: string, ports: { name: string; port: number; protocol: string }[]): string {
-  return `apiVersion: v1
-kind: Service
-metadata: {name: ${name}, namespace: lab}
-spec:
-  clusterIP: ${ip}
-  ports:
-${ports.map((p) => `  - {name: ${p.name}, port: ${p.port}, targetPort: ${p.port}, protocol: ${p.protocol}}`).join('\n')}
-`;
-}
-
-function slice(svc: string, ports: { name: string; port: number; protocol: string }[], eps: { ip: string; node: string }[], family = 'IPv4'): string {
-  return `apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: ${svc}-${family.toLowerCase()}
-  namespace: lab
-  labels: {kubernetes.io/service-name: ${svc}}
-addressType: ${family}
-ports:
-${ports.map((p) => `- {name: ${p.name}, port: ${p.port}, protocol: ${p.protocol}}`).join('\n')}
-endpoints:${eps.length === 0 ? ' []' : ''}
-${eps.map((e) => `- {addresses: [${e.ip}], nodeName: ${e.node}, conditions: {ready: true}}`).join('\n')}
-`;
-}
-
-const HTTP = [{ name: 'http', port: 80, protocol: 'TCP' }];
-const DNS = [{ name: 'dns', port: 53, protocol: 'UDP' }];
-
-function pods(results: ClientResult[]): Set<string> {
-  return new Set(results.map((r) => (r.ok ? r.pod : `error:${r.error}`)));
-}
 
 describe.skipIf(!isRoot)('ClusterIP through bpfproxy in a lab cluster', () => {
   let lab: Lab;
   let dir: string;
   let proxies: LabProxy[] = [];
-  const backends = () => [
-    { ip: lab.pod('a1').ipv4, node: 'node1' },
-    { ip: lab.pod('a2').ipv4, node: 'node1' },
-    { ip: lab.pod('b1').ipv4, node: 'node2' },
-  ];
+  const backends = () => endpointPods(lab);
 
   beforeAll(async () => {
     lab = await createLab({
-      nodes: [
-        { name: 'node1', pods: [{ name: 'a1' }, { name: 'a2' }] },
-        { name: 'node2', pods: [{ name: 'b1' }, { name: 'client' }] },
-      ],
+      nodes: TWO_NODES,
       ipv6: true,
     });
     dir = mkdtempSync(join(tmpdir(), 'bpfproxy-lab-manifests-'));
@@ -101,7 +56,7 @@ status:
   loadBalancer: {ingress: [{ip: 192.0.2.70}]}
 ---
 ${slice('lb', HTTP, backends().filter((b) => b.node === 'node1'))}`);
-    const v6 = backends().map((b, i) => ({ ip: lab.pod(['a1', 'a2', 'b1'][i]!).ipv6!, node: b.node }));
+    const v6 = endpointPods(lab, 'IPv6');
     put(dir, 'dual.yaml', `apiVersion: v1
 kind: Service
 metadata: {name: dual, namespace: lab}
@@ -137,11 +92,7 @@ ${slice('dual', [...HTTP, ...DNS], v6, 'IPv6')}`);
   });
 
   it('spreads UDP, connected and unconnected, over every backend and answers from the ClusterIP', async () => {
-    for (const proto of ['udp', 'udp-connected'] as const) {
-      const results = await lab.client(client(), { proto, host: '10.96.1.53', port: 53, count: 60, timeoutMs: 2000 });
-      expect(pods(results), proto).toEqual(new Set(['a1', 'a2', 'b1']));
-      for (const r of results) if (r.ok) expect(r.peer, proto).toBe('10.96.1.53:53');
-    }
+    await expectUdpSpread(lab, client(), '10.96.1.53', ['a1', 'a2', 'b1']);
   });
 
   it('serves IPv6 and dual-stack services from the same socket hooks', async () => {
@@ -208,17 +159,7 @@ ${slice('dual', [...HTTP, ...DNS], v6, 'IPv6')}`);
   });
 
   it('refuses a connection to a service without endpoints at once', async () => {
-    for (const proto of ['tcp', 'udp-connected'] as const) {
-      const port = proto === 'tcp' ? 80 : 53;
-      const results = await lab.client(client(), { proto, host: '10.96.1.99', port, count: 3, timeoutMs: 2000 });
-      for (const r of results) {
-        expect(r.ok, proto).toBe(false);
-        if (!r.ok) {
-          expect(r.error, proto).toBe('ECONNREFUSED');
-          expect(r.ms, proto).toBeLessThan(1000);
-        }
-      }
-    }
+    await expectRefusedAtOnce(lab, client(), '10.96.1.99');
   });
 
   it('sends no new connection to an endpoint one second after it was removed', async () => {

@@ -2,38 +2,17 @@
 // hostile manifests while a good service is queried and /healthz is polled;
 // a second proxy on the same --bpf-fs; a start that fails on a bad setting;
 // pins and links removed behind a running proxy's back.
-import { existsSync, mkdtempSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cleanupPins } from '../../src/dataplane/bpf/loader.js';
 import { createLab, type Lab } from '../../src/lab/lab.js';
 import { LabProxy } from '../../src/lab/proxy.js';
+import { oneEndpointService, put } from '../helpers/lab-manifests.js';
 
 const isRoot = process.getuid?.() === 0;
 if (!isRoot) console.log('fault lab tests skipped: they attach BPF programs, which needs root');
-
-function put(dir: string, name: string, text: string | Buffer): void {
-  writeFileSync(join(dir, `.${name}.tmp`), text);
-  renameSync(join(dir, `.${name}.tmp`), join(dir, name));
-}
-
-function manifest(name: string, ip: string, backend: string): string {
-  return `apiVersion: v1
-kind: Service
-metadata: {name: ${name}, namespace: lab}
-spec:
-  clusterIP: ${ip}
-  ports: [{name: http, port: 80, protocol: TCP}]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {name: ${name}-1, namespace: lab, labels: {kubernetes.io/service-name: ${name}}}
-addressType: IPv4
-ports: [{name: http, port: 80, protocol: TCP}]
-endpoints: [{addresses: [${backend}], nodeName: node1}]
-`;
-}
 
 const wide = (n: number) => `apiVersion: v1\nkind: Service\nmetadata:\n  name: wide\n  labels:\n${Array.from({ length: n }, (_, i) => `    k${i}: v${i}`).join('\n')}\n`;
 const deep = (n: number) => `kind: Service\nx: ${'['.repeat(n)}${']'.repeat(n)}\n`;
@@ -48,7 +27,7 @@ describe.skipIf(!isRoot)('faults and hostile input', () => {
   beforeAll(async () => {
     lab = await createLab({ nodes: [{ name: 'node1', pods: [{ name: 'a1' }, { name: 'client' }] }] });
     dir = mkdtempSync(join(tmpdir(), 'bpfproxy-faults-'));
-    put(dir, 'good.yaml', manifest('good', '10.96.4.1', lab.pod('a1').ipv4));
+    put(dir, 'good.yaml', oneEndpointService('good', '10.96.4.1', lab.pod('a1').ipv4));
     proxy = LabProxy.start(lab, lab.node('node1'), { manifests: dir, args: ['--sync-period', '2s'] });
     await proxy.waitSynced();
   });
@@ -81,7 +60,7 @@ describe.skipIf(!isRoot)('faults and hostile input', () => {
     put(dir, 'huge.yaml', huge(4 << 20));
     const mark = proxy.logs.length;
     const changed = Date.now();
-    put(dir, 'other.yaml', manifest('other', '10.96.4.2', lab.pod('a1').ipv4));
+    put(dir, 'other.yaml', oneEndpointService('other', '10.96.4.2', lab.pod('a1').ipv4));
     // Applied: the first sync that programs a change after the file is in place (the proxy's own clock is this machine's).
     const applied = await proxy.waitFor((l) => l.msg === 'synced' && Number(l.changed) > 0 && Number(l.services) === 2, 5000, mark);
     const appliedMs = Date.parse(String(applied.time)) - changed;

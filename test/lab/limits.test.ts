@@ -2,37 +2,16 @@
 // fit is named with the map and the setting to raise, keeps its previous state
 // (here: not served), everything else works, and /healthz stays 200 so load
 // balancers keep the node. When room is made, the retry admits it.
-import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLab, type Lab } from '../../src/lab/lab.js';
 import { LabProxy } from '../../src/lab/proxy.js';
+import { oneEndpointService, put } from '../helpers/lab-manifests.js';
 
 const isRoot = process.getuid?.() === 0;
 if (!isRoot) console.log('map-limit lab tests skipped: they attach BPF programs, which needs root');
-
-function put(dir: string, name: string, text: string): void {
-  writeFileSync(join(dir, `.${name}.tmp`), text);
-  renameSync(join(dir, `.${name}.tmp`), join(dir, name));
-}
-
-function manifest(name: string, ip: string, backend: string): string {
-  return `apiVersion: v1
-kind: Service
-metadata: {name: ${name}, namespace: lab}
-spec:
-  clusterIP: ${ip}
-  ports: [{name: http, port: 80, protocol: TCP}]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {name: ${name}-1, namespace: lab, labels: {kubernetes.io/service-name: ${name}}}
-addressType: IPv4
-ports: [{name: http, port: 80, protocol: TCP}]
-endpoints: [{addresses: [${backend}], nodeName: node1}]
-`;
-}
 
 describe.skipIf(!isRoot)('a frontend map too small for the cluster', () => {
   let lab: Lab;
@@ -42,7 +21,7 @@ describe.skipIf(!isRoot)('a frontend map too small for the cluster', () => {
   beforeAll(async () => {
     lab = await createLab({ nodes: [{ name: 'node1', pods: [{ name: 'a1' }, { name: 'client' }] }] });
     dir = mkdtempSync(join(tmpdir(), 'bpfproxy-limits-'));
-    for (const [name, ip] of [['s1', '10.96.3.1'], ['s2', '10.96.3.2'], ['s3', '10.96.3.3']] as const) put(dir, `${name}.yaml`, manifest(name, ip, lab.pod('a1').ipv4));
+    for (const [name, ip] of [['s1', '10.96.3.1'], ['s2', '10.96.3.2'], ['s3', '10.96.3.3']] as const) put(dir, `${name}.yaml`, oneEndpointService(name, ip, lab.pod('a1').ipv4));
     // Two frontends fit; NodePort addresses are none here, so each service has one.
     proxy = LabProxy.start(lab, lab.node('node1'), { manifests: dir, args: ['--bpf-map-size', 'frontends=2'] });
     await proxy.waitSynced();

@@ -6,9 +6,9 @@
 // restore marks the next sync full, which re-reads the tables with
 // iptables-save first, as kube-proxy does after a failure.
 import type { IPFamily } from '../../model/types.js';
-import type { DesiredDataplane, IdHints, PlannedService } from '../../planner/types.js';
-import { newIdHints } from '../../planner/types.js';
+import type { DesiredDataplane, PlannedService } from '../../planner/types.js';
 import type { Logger } from '../../util/log.js';
+import { RuleDataplane } from '../rule-dataplane.js';
 import type { Dataplane, SyncOptions, SyncResult } from '../types.js';
 import { XT_TABLES, type XtTable } from './names.js';
 import { sameOwned, type Owned, type XtConfig } from './objects.js';
@@ -32,34 +32,21 @@ export interface IptablesDataplaneOptions {
   run?: XtRunner;
 }
 
-export class IptablesDataplane implements Dataplane {
+export class IptablesDataplane extends RuleDataplane<Owned, Partial<Record<IPFamily, Applied>>> implements Dataplane {
   readonly mode = 'iptables' as const;
   private readonly run: XtRunner;
   private readonly config: XtConfig;
-  private readonly log: Logger;
   private readonly families: readonly IPFamily[];
-  /** Rendered services by identity: the planner keeps an unchanged service's object. */
-  private readonly rendered = new WeakMap<PlannedService, Owned>();
-  private applied: Partial<Record<IPFamily, Applied>> | null = null;
-  /** Set when nothing is known about the kernel's tables: first sync, or after a failure. */
-  private mustList = true;
 
   constructor(opts: IptablesDataplaneOptions) {
+    super(opts.log);
     this.run = opts.run ?? runXtables;
     this.config = opts.config;
-    this.log = opts.log;
     this.families = opts.families;
   }
 
-  /** Service IDs do not appear in iptables rules: nothing to restore. */
-  async restore(): Promise<IdHints> {
-    return newIdHints();
-  }
-
-  private render(s: PlannedService): Owned {
-    let o = this.rendered.get(s);
-    if (!o) this.rendered.set(s, (o = renderService(s, this.config)));
-    return o;
+  protected renderService(s: PlannedService): Owned {
+    return renderService(s, this.config);
   }
 
   async sync(desired: DesiredDataplane, opts: SyncOptions): Promise<SyncResult> {
@@ -80,21 +67,19 @@ export class IptablesDataplane implements Dataplane {
       let existing: Existing;
       if (this.mustList) {
         const r = await save(this.run, f);
-        if (!r.ok) return this.failed(true, f, 'save', r.stderr);
+        if (!r.ok) return this.xtFailed(true, f, 'save', r.stderr);
         existing = parseSave(r.stdout);
       } else {
         existing = this.namesOf(this.applied![f]!);
       }
       const t = fullRestore(a.base, a.services, builtinJumps(), existing);
       const r = await restore(this.run, f, t.text);
-      if (!r.ok) return this.failed(true, f, 'restore', r.stderr);
+      if (!r.ok) return this.xtFailed(true, f, 'restore', r.stderr);
       for (const table of XT_TABLES) a.index[table] = indexRules(table, a.base, a.services);
       upserts += t.upserts;
       deletes += t.deletes;
     }
-    this.applied = next;
-    this.mustList = false;
-    return { full: true, upserts, deletes, errors: [], unsupported: [] };
+    return this.synced(true, next, upserts, deletes);
   }
 
   private async syncPartial(desired: DesiredDataplane, changed: ReadonlySet<string>): Promise<SyncResult> {
@@ -120,14 +105,14 @@ export class IptablesDataplane implements Dataplane {
       const t = partialRestore(changes, index, a.index);
       if (t.text !== '') {
         const r = await restore(this.run, f, t.text);
-        if (!r.ok) return this.failed(false, f, 'restore', r.stderr);
+        if (!r.ok) return this.xtFailed(false, f, 'restore', r.stderr);
       }
       a.services = services;
       a.index = index;
       upserts += t.upserts;
       deletes += t.deletes;
     }
-    return { full: false, upserts, deletes, errors: [], unsupported: [] };
+    return this.synced(false, applied, upserts, deletes);
   }
 
   /** What our last successful sync left: our chains, and the jumps exactly as we wrote them. */
@@ -139,15 +124,7 @@ export class IptablesDataplane implements Dataplane {
   }
 
   /** The tables kept what they had before this block (each table's COMMIT is atomic); the next sync is full and re-reads them. */
-  private failed(full: boolean, family: IPFamily, step: 'save' | 'restore', stderr: string): SyncResult {
-    this.mustList = true;
-    this.applied = null;
-    const cmd = `${family === 'IPv4' ? 'iptables' : 'ip6tables'}-${step}`;
-    const message = `${cmd} failed: ${stderr.trim().split('\n').slice(0, 6).join(' | ')}`;
-    this.log.error({ stderr: stderr.slice(0, 4000) }, `${cmd} failed: the next sync is full`);
-    return { full, upserts: 0, deletes: 0, errors: [{ service: '', code: 'IPTABLES_APPLY_FAILED', message }], unsupported: [] };
+  private xtFailed(full: boolean, family: IPFamily, step: 'save' | 'restore', stderr: string): SyncResult {
+    return this.failed(full, `${family === 'IPv4' ? 'iptables' : 'ip6tables'}-${step}`, 'IPTABLES_APPLY_FAILED', stderr);
   }
-
-  /** The rules stay: the datapath keeps serving across restarts. `bpfproxy cleanup` removes them. */
-  async dispose(): Promise<void> {}
 }

@@ -12,29 +12,13 @@
 //     address) or FORWARD, then nat POSTROUTING;
 //   from the node itself: nat OUTPUT, filter OUTPUT, nat POSTROUTING, and
 //     filter INPUT when it loops back to a node address.
-import type { IPFamily } from '../../model/types.js';
 import { canonicalIP, cidrContains, familyOf, parseCidr } from '../../util/ip.js';
+import { passedOutcome, returned, startTrace, walkChain, type Out, type TraceState as State } from '../rule-trace.js';
 import type { TracePacket, TraceResult } from '../trace.js';
 import { CHAIN_NODEPORTS, CHAIN_SERVICES, type XtTable } from './names.js';
 import type { ModelTable, XtablesModel } from './model.js';
 
 export { describeTrace, type TracePacket, type TraceResult } from '../trace.js';
-
-interface State {
-  daddr: string;
-  dport: number;
-  mark: number;
-  dnat: string | null;
-  masquerade: boolean;
-  path: string[];
-  p: number;
-}
-
-/** next: on to the next rule; return: the chain ended (RETURN or fell off); accept/drop/reject: the hook's table is done. */
-type Verdict = 'next' | 'return' | 'accept' | 'drop' | 'reject';
-interface Out { st: State; v: Verdict }
-
-const MAX_DEPTH = 32;
 
 /** Tokens, with "quoted strings" kept whole. */
 function tokenize(rule: string): string[] {
@@ -74,24 +58,12 @@ class Tracer {
   }
 
   chain(table: XtTable, name: string, st: State, depth: number): Out[] {
-    if (depth > MAX_DEPTH) throw new Error(`chains nest deeper than ${MAX_DEPTH}: ${st.path.join(' > ')}`);
-    const c = this.tables[table].get(name);
-    if (!c) throw new Error(`no chain ${table} ${name}`);
-    let live: State[] = [{ ...st, path: [...st.path, `${table}/${name}`] }];
-    const done: Out[] = [];
-    for (const rule of c.rules) {
-      const next: State[] = [];
-      for (const s of live) {
-        for (const o of this.rule(table, this.tok(rule), 0, s, depth)) {
-          if (o.v === 'next') next.push(o.st);
-          else done.push(o);
-        }
-      }
-      live = next;
-      if (live.length === 0) break;
-    }
-    for (const s of live) done.push({ st: s, v: 'return' });
-    return done;
+    const rules = () => {
+      const c = this.tables[table].get(name);
+      if (!c) throw new Error(`no chain ${table} ${name}`);
+      return c.rules;
+    };
+    return walkChain(`${table}/${name}`, st, depth, rules, (rule, s) => this.rule(table, this.tok(rule), 0, s, depth));
   }
 
   /** Evaluates a rule from token `i`: matches narrow (or branch), the target ends it. */
@@ -179,7 +151,7 @@ class Tracer {
     }
     if (tk[i] === '-g') return this.chain(table, name, st, depth + 1);
     // A jump: falling off (or RETURN from) the called chain goes on with the next rule here.
-    return this.chain(table, name, st, depth + 1).map((o) => (o.v === 'return' ? { st: o.st, v: 'next' as const } : o));
+    return returned(this.chain(table, name, st, depth + 1));
   }
 
   /** Runs states through a built-in chain (policy ACCEPT): those that got through, and those dropped or rejected. */
@@ -198,13 +170,8 @@ class Tracer {
 
 /** Where a new connection of `pkt` can go through the family's tables in `model`. */
 export function trace(model: XtablesModel, pkt: TracePacket): TraceResult {
-  const family: IPFamily | null = familyOf(pkt.dst);
-  const src = canonicalIP(pkt.src);
-  const dst = canonicalIP(pkt.dst);
-  if (!family || !src || !dst || familyOf(src) !== family) throw new Error(`bad packet ${JSON.stringify(pkt)}`);
-  const result: TraceResult = { outcomes: new Set(), paths: new Map(), weights: new Map() };
+  const { family, src, start, result, note } = startTrace(pkt);
   const tr = new Tracer(model.families[family], { ...pkt, src });
-  const start: State = { daddr: dst, dport: pkt.port, mark: 0, dnat: null, masquerade: false, path: [], p: 1 };
   const ended: Out[] = [];
   const run = (table: XtTable, chain: string, states: State[]) => {
     const r = tr.hook(table, chain, states);
@@ -223,12 +190,7 @@ export function trace(model: XtablesModel, pkt: TracePacket): TraceResult {
     const forward = run('filter', 'FORWARD', pre.filter((s) => !tr.isNodeAddress(s.daddr)));
     through = run('nat', 'POSTROUTING', [...input, ...forward]);
   }
-  const note = (o: string, path: string[], p: number) => {
-    result.outcomes.add(o);
-    result.weights.set(o, (result.weights.get(o) ?? 0) + p);
-    if (!result.paths.has(o)) result.paths.set(o, path);
-  };
   for (const o of ended) note(o.v, o.st.path, o.st.p);
-  for (const s of through) note(s.dnat === null ? 'not a service' : `dnat ${s.dnat}${s.masquerade ? ' masquerade' : ''}`, s.path, s.p);
+  for (const s of through) note(passedOutcome(s), s.path, s.p);
   return result;
 }

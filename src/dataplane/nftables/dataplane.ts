@@ -9,9 +9,9 @@
 // transaction, so even a one-element `nft -f` costs 40 ms at 1,000 services
 // and 133 ms at 10,000; a one-endpoint partial sync costs 45 and 160 ms, a
 // full sync 0.43 and 2.7 s.
-import type { DesiredDataplane, IdHints, PlannedService } from '../../planner/types.js';
-import { newIdHints } from '../../planner/types.js';
+import type { DesiredDataplane, PlannedService } from '../../planner/types.js';
 import type { Logger } from '../../util/log.js';
+import { RuleDataplane } from '../rule-dataplane.js';
 import type { Dataplane, SyncOptions, SyncResult } from '../types.js';
 import { NFT_FAMILIES, nftFamily, type NftFamily } from './names.js';
 import { listExisting, runNft, type NftRunner } from './nft.js';
@@ -44,32 +44,19 @@ function sameOwned(a: Owned, b: Owned): boolean {
   return true;
 }
 
-export class NftablesDataplane implements Dataplane {
+export class NftablesDataplane extends RuleDataplane<Owned, Record<NftFamily, Applied>> implements Dataplane {
   readonly mode = 'nftables' as const;
   private readonly nft: NftRunner;
   private readonly config: NftConfig;
-  private readonly log: Logger;
-  /** Rendered services by identity: the planner keeps an unchanged service's object. */
-  private readonly rendered = new WeakMap<PlannedService, Owned>();
-  private applied: Record<NftFamily, Applied> | null = null;
-  /** Set when nothing is known about the kernel's tables: first sync, or after a failure. */
-  private mustList = true;
 
   constructor(opts: NftablesDataplaneOptions) {
+    super(opts.log);
     this.nft = opts.nft ?? runNft;
     this.config = opts.config;
-    this.log = opts.log;
   }
 
-  /** Service IDs do not appear in nftables rules: nothing to restore. */
-  async restore(): Promise<IdHints> {
-    return newIdHints();
-  }
-
-  private render(s: PlannedService): Owned {
-    let o = this.rendered.get(s);
-    if (!o) this.rendered.set(s, (o = renderService(s, this.config)));
-    return o;
+  protected renderService(s: PlannedService): Owned {
+    return renderService(s, this.config);
   }
 
   async sync(desired: DesiredDataplane, opts: SyncOptions): Promise<SyncResult> {
@@ -89,7 +76,7 @@ export class NftablesDataplane implements Dataplane {
       try {
         existing = this.mustList ? await listExisting(this.nft, f) : this.namesOf(this.applied![f]);
       } catch (err) {
-        return this.failed(true, (err as Error).message);
+        return this.nftFailed(true, (err as Error).message);
       }
       const t = fullTransaction(f, [next[f].base, ...next[f].services.values()], existing);
       text += t.text;
@@ -97,10 +84,8 @@ export class NftablesDataplane implements Dataplane {
       deletes += t.deletes;
     }
     const r = await this.nft(['-f', '-'], text);
-    if (!r.ok) return this.failed(true, r.stderr);
-    this.applied = next;
-    this.mustList = false;
-    return { full: true, upserts, deletes, errors: [], unsupported: [] };
+    if (!r.ok) return this.nftFailed(true, r.stderr);
+    return this.synced(true, next, upserts, deletes);
   }
 
   private async syncPartial(desired: DesiredDataplane, changed: ReadonlySet<string>): Promise<SyncResult> {
@@ -129,7 +114,7 @@ export class NftablesDataplane implements Dataplane {
     }
     if (text !== '') {
       const r = await this.nft(['-f', '-'], text);
-      if (!r.ok) return this.failed(false, r.stderr);
+      if (!r.ok) return this.nftFailed(false, r.stderr);
     }
     for (const f of NFT_FAMILIES) {
       for (const c of changes[f]) {
@@ -137,7 +122,7 @@ export class NftablesDataplane implements Dataplane {
         else applied[f].services.delete(c.key);
       }
     }
-    return { full: false, upserts, deletes, errors: [], unsupported: [] };
+    return this.synced(false, applied, upserts, deletes);
   }
 
   private namesOf(a: Applied): Existing {
@@ -149,14 +134,7 @@ export class NftablesDataplane implements Dataplane {
   }
 
   /** The kernel kept its previous state (nft is atomic); the next sync is full and re-reads what the table holds. */
-  private failed(full: boolean, stderr: string): SyncResult {
-    this.mustList = true;
-    this.applied = null;
-    const message = `nft -f failed: ${stderr.trim().split('\n').slice(0, 6).join(' | ')}`;
-    this.log.error({ stderr: stderr.slice(0, 4000) }, 'nft -f failed: the next sync is full');
-    return { full, upserts: 0, deletes: 0, errors: [{ service: '', code: 'NFT_APPLY_FAILED', message }], unsupported: [] };
+  private nftFailed(full: boolean, stderr: string): SyncResult {
+    return this.failed(full, 'nft -f', 'NFT_APPLY_FAILED', stderr);
   }
-
-  /** The rules stay: the datapath keeps serving across restarts. `bpfproxy cleanup` removes them. */
-  async dispose(): Promise<void> {}
 }

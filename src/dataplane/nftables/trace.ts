@@ -4,29 +4,13 @@
 // an affinity set may or may not hold the client, so the answer is the set of
 // every possible outcome. It interprets exactly the constructs we emit and
 // throws on anything else, so a new construct cannot go untraced.
-import { canonicalIP, cidrContains, familyOf, parseCidr } from '../../util/ip.js';
+import { canonicalIP, cidrContains, parseCidr } from '../../util/ip.js';
+import { passedOutcome, returned, startTrace, walkChain, type Out, type TraceState as State } from '../rule-trace.js';
 import type { TracePacket, TraceResult } from '../trace.js';
 import { nftFamily, SET_NODEPORT_IPS, type NftFamily } from './names.js';
 import type { ModelTable, RulesetModel } from './ruleset.js';
 
 export { describeTrace, type TracePacket, type TraceResult } from '../trace.js';
-
-interface State {
-  daddr: string;
-  dport: number;
-  mark: number;
-  dnat: string | null;
-  masquerade: boolean;
-  /** Chains entered, for messages. */
-  path: string[];
-  /** Probability of this branch for a client's first connection (affinity sets still empty). */
-  p: number;
-}
-
-type Verdict = 'next' | 'continue' | 'accept' | 'drop' | 'reject';
-interface Out { st: State; v: Verdict }
-
-const MAX_DEPTH = 32;
 
 /** Tokens, with `{ ... }` groups kept whole. */
 function tokenize(rule: string): string[] {
@@ -74,24 +58,12 @@ class Tracer {
   }
 
   chain(name: string, st: State, depth: number): Out[] {
-    if (depth > MAX_DEPTH) throw new Error(`chains nest deeper than ${MAX_DEPTH}: ${st.path.join(' > ')}`);
-    const c = this.t.chains.get(name);
-    if (!c) throw new Error(`no chain ${name}`);
-    let live: State[] = [{ ...st, path: [...st.path, name] }];
-    const done: Out[] = [];
-    for (const rule of c.rules) {
-      const next: State[] = [];
-      for (const s of live) {
-        for (const o of this.rule(this.tok(rule), 0, s, depth)) {
-          if (o.v === 'next') next.push(o.st);
-          else done.push(o);
-        }
-      }
-      live = next;
-      if (live.length === 0) break;
-    }
-    for (const s of live) done.push({ st: s, v: 'continue' });
-    return done;
+    const rules = () => {
+      const c = this.t.chains.get(name);
+      if (!c) throw new Error(`no chain ${name}`);
+      return c.rules;
+    };
+    return walkChain(name, st, depth, rules, (rule, s) => this.rule(this.tok(rule), 0, s, depth));
   }
 
   /** The outcome of a verdict (jump/goto/drop/...) taken at token `i`. */
@@ -99,11 +71,11 @@ class Tracer {
     const [word, arg] = [tokens[i], tokens[i + 1]];
     switch (word) {
       case 'jump':
-        return this.chain(arg!, st, depth + 1).map((o) => (o.v === 'continue' ? { st: o.st, v: 'next' as const } : o));
+        return returned(this.chain(arg!, st, depth + 1));
       case 'goto':
         return this.chain(arg!, st, depth + 1);
       case 'return':
-        return [{ st, v: 'continue' }];
+        return [{ st, v: 'return' }];
       case 'drop':
       case 'reject':
       case 'accept':
@@ -172,7 +144,7 @@ class Tracer {
     if (!tk[i]?.startsWith('@')) throw new Error(`only named verdict maps are traced: "${tk.join(' ')}"`);
     const v = this.lookup(tk[i]!.slice(1), key);
     if (v === undefined) return [{ st, v: 'next' }];
-    return this.verdict(this.tok(v), 0, st, depth).map((o) => (o.v === 'continue' ? { st: o.st, v: 'next' as const } : o));
+    return returned(this.verdict(this.tok(v), 0, st, depth));
   }
 
   /** The base chains of a hook, by priority. */
@@ -204,23 +176,13 @@ class Tracer {
 
 /** Where a new connection of `pkt` can go through the ruleset in `model`. */
 export function trace(model: RulesetModel, pkt: TracePacket): TraceResult {
-  const family = familyOf(pkt.dst);
-  const src = canonicalIP(pkt.src);
-  const dst = canonicalIP(pkt.dst);
-  if (!family || !src || !dst || familyOf(src) !== family) throw new Error(`bad packet ${JSON.stringify(pkt)}`);
-  const result: TraceResult = { outcomes: new Set(), paths: new Map(), weights: new Map() };
+  const { family, src, start, result, note } = startTrace(pkt);
   const table = model.table(nftFamily(family));
-  const note = (o: string, path: string[], p = 1) => {
-    result.outcomes.add(o);
-    result.weights.set(o, (result.weights.get(o) ?? 0) + p);
-    if (!result.paths.has(o)) result.paths.set(o, path);
-  };
   if (!table) {
-    note('not a service', []);
+    note('not a service', [], 1);
     return result;
   }
   const tr = new Tracer(table, nftFamily(family), { ...pkt, src });
-  const start: State = { daddr: dst, dport: pkt.port, mark: 0, dnat: null, masquerade: false, path: [], p: 1 };
   // The node's own packets meet the output hook; others prerouting, then input (to the node) or forward.
   let { through, ended } = tr.hook(pkt.fromNode ? 'output' : 'prerouting', [start]);
   if (!pkt.fromNode) {
@@ -232,8 +194,6 @@ export function trace(model: RulesetModel, pkt: TracePacket): TraceResult {
   }
   const post = tr.hook('postrouting', through);
   for (const o of [...ended, ...post.ended]) note(o.v, o.st.path, o.st.p);
-  for (const s of post.through) {
-    note(s.dnat === null ? 'not a service' : `dnat ${s.dnat}${s.masquerade ? ' masquerade' : ''}`, s.path, s.p);
-  }
+  for (const s of post.through) note(passedOutcome(s), s.path, s.p);
   return result;
 }

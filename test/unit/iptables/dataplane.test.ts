@@ -7,18 +7,10 @@ import { describe, expect, it } from 'vitest';
 import { cleanupRestore } from '../../../src/dataplane/iptables/cleanup.js';
 import { hash16, svcChain } from '../../../src/dataplane/iptables/names.js';
 import { describeTrace, trace } from '../../../src/dataplane/iptables/trace.js';
-import type { DesiredDataplane, PlannedService } from '../../../src/planner/types.js';
 import { fakeXtables, modelIptables, TEST_XT_CONFIG } from '../../helpers/iptables-model.js';
 import { frontend, plannedBackend, plannedService } from '../../helpers/planned.js';
+import { desired, fromPod, fromScratch, svc } from '../../helpers/rule-fixtures.js';
 
-function desired(list: PlannedService[]): DesiredDataplane {
-  return { generation: 1, services: new Map(list.map((s) => [s.key, s])), healthChecks: new Map(), nodePortAddresses: { IPv4: ['172.18.0.11'], IPv6: [] } };
-}
-
-const svc = (id: number, backends: string[], extra: { affinity?: boolean } = {}) =>
-  plannedService({ id, frontends: [frontend('ClusterIP', `10.96.0.${id}`, 80)], backends: backends.map((a, i) => plannedBackend(id * 10 + i, a)), ...extra });
-
-const fromPod = (dst: string) => ({ src: '10.244.1.99', dst, proto: 'TCP' as const, port: 80 });
 const restores = (fake: ReturnType<typeof fakeXtables>) => fake.calls.filter((c) => c.command.endsWith('-restore'));
 
 describe('IptablesDataplane', () => {
@@ -47,9 +39,7 @@ describe('IptablesDataplane', () => {
     expect(describeTrace(trace(fake.model, fromPod('10.96.0.2')))).toBe('dnat 10.244.2.10:8080 | dnat 10.244.2.12:8080');
     expect(describeTrace(trace(fake.model, fromPod('10.96.0.1')))).toBe('dnat 10.244.1.10:8080');
 
-    const scratch = modelIptables();
-    await scratch.dp.sync(desired([a, b2]), { full: true, changed: new Set() });
-    expect(fake.model.dump()).toBe(scratch.fake.model.dump());
+    expect(fake.model.dump()).toBe(await fromScratch(modelIptables(), desired([a, b2])));
 
     // Removing a service deletes its chains after KUBE-SERVICES stopped jumping to them.
     await dp.sync(desired([a]), { full: false, changed: new Set([b2.key]) });
@@ -120,9 +110,7 @@ describe('IptablesDataplane', () => {
     await dp.sync(desired([svc(1, ['10.244.1.10'])]), { full: true, changed: new Set() });
     expect(fake.model.table('IPv4', 'nat').get('PREROUTING')!.rules).toHaveLength(1);
     expect(fake.model.dump()).not.toContain(svcChain(svc(2, [])));
-    const scratch = modelIptables();
-    await scratch.dp.sync(desired([svc(1, ['10.244.1.10'])]), { full: true, changed: new Set() });
-    expect(fake.model.dump()).toBe(scratch.fake.model.dump());
+    expect(fake.model.dump()).toBe(await fromScratch(modelIptables(), desired([svc(1, ['10.244.1.10'])])));
   });
 
   it('cleanup removes our chains and jumps and nothing else; a chain other rules use stays', async () => {

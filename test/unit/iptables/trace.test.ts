@@ -9,11 +9,12 @@
 import { describe, expect, it } from 'vitest';
 import { trace } from '../../../src/dataplane/iptables/trace.js';
 import { trace as traceNft } from '../../../src/dataplane/nftables/trace.js';
-import { describeTrace, type TracePacket } from '../../../src/dataplane/trace.js';
+import { describeTrace } from '../../../src/dataplane/trace.js';
 import { hostPort } from '../../../src/util/ip.js';
 import { fakeXtables, modelIptables, TEST_XT_CONFIG } from '../../helpers/iptables-model.js';
 import { modelDataplane } from '../../helpers/nft-model.js';
-import { clients, expected, scenarioFiles, scenarioSteps, TEST_POD_CIDRS, unevenSpread } from '../../helpers/trace-oracle.js';
+import { fromScratch } from '../../helpers/rule-fixtures.js';
+import { oracleCases, scenarioFiles, scenarioSteps, TEST_POD_CIDRS, unevenSpread } from '../../helpers/trace-oracle.js';
 
 const VARIANTS = [
   { name: 'default flags', config: TEST_XT_CONFIG, compareNft: true },
@@ -33,26 +34,19 @@ describe.each(VARIANTS)('iptables rules traced against every planner scenario ($
       const r = await dp.sync(step.desired, { full: index === 0, changed: step.changed });
       expect(r.errors, `${file} step ${index + 1}: ${JSON.stringify(r.errors)}`).toEqual([]);
       if (compareNft) expect((await nft.dp.sync(step.desired, { full: index === 0, changed: step.changed })).errors).toEqual([]);
-      const scratch = modelIptables(fakeXtables(), config);
-      await scratch.dp.sync(step.desired, { full: true, changed: new Set() });
-      expect(fake.model.dump(), `${file} step ${index + 1} (${title}): the incremental tables differ from a full render`).toBe(scratch.fake.model.dump());
+      const scratch = await fromScratch(modelIptables(fakeXtables(), config), step.desired);
+      expect(fake.model.dump(), `${file} step ${index + 1} (${title}): the incremental tables differ from a full render`).toBe(scratch);
 
-      for (const s of step.desired.services.values()) {
-        for (const f of s.frontends) {
-          for (const c of clients(s, oracle)) {
-            const pkt: TracePacket = { src: c.src, dst: f.address, proto: s.protocol, port: f.port, fromNode: c.fromNode };
-            const got = trace(fake.model, pkt);
-            const want = expected(s, f, c, oracle);
-            const nftSays = compareNft ? describeTrace(traceNft(nft.fake.model, pkt)) : want;
-            packets++;
-            const uneven = unevenSpread(got);
-            if (uneven) failures.push(`${file} step ${index + 1}: ${s.key} ${f.kind} from ${c.kind}: uneven spread ${uneven}`);
-            if (describeTrace(got) !== want || nftSays !== want) {
-              failures.push(`${file} step ${index + 1} (${title}): ${s.key} ${f.kind} ${s.protocol} ${hostPort(f.address, f.port)} from ${c.kind} ${c.src}:\n` +
-                `    plan says:   ${want}\n    iptables:    ${describeTrace(got)}\n    nftables:    ${nftSays}\n` +
-                `    path: ${[...got.paths.values()].map((p) => p.join(' > ')).join(' ; ')}`);
-            }
-          }
+      for (const { s, f, c, pkt, want } of oracleCases(step.desired, oracle)) {
+        const got = trace(fake.model, pkt);
+        const nftSays = compareNft ? describeTrace(traceNft(nft.fake.model, pkt)) : want;
+        packets++;
+        const uneven = unevenSpread(got);
+        if (uneven) failures.push(`${file} step ${index + 1}: ${s.key} ${f.kind} from ${c.kind}: uneven spread ${uneven}`);
+        if (describeTrace(got) !== want || nftSays !== want) {
+          failures.push(`${file} step ${index + 1} (${title}): ${s.key} ${f.kind} ${s.protocol} ${hostPort(f.address, f.port)} from ${c.kind} ${c.src}:\n` +
+            `    plan says:   ${want}\n    iptables:    ${describeTrace(got)}\n    nftables:    ${nftSays}\n` +
+            `    path: ${[...got.paths.values()].map((p) => p.join(' > ')).join(' ; ')}`);
         }
       }
       const stray = trace(fake.model, { src: '10.244.1.99', dst: '10.96.255.254', proto: 'TCP', port: 1 });

@@ -4,18 +4,8 @@
 import { describe, expect, it } from 'vitest';
 import { cleanupText } from '../../../src/dataplane/nftables/nft.js';
 import { describeTrace, trace } from '../../../src/dataplane/nftables/trace.js';
-import type { DesiredDataplane, PlannedService } from '../../../src/planner/types.js';
-import { frontend, plannedBackend, plannedService } from '../../helpers/planned.js';
 import { modelDataplane } from '../../helpers/nft-model.js';
-
-function desired(list: PlannedService[]): DesiredDataplane {
-  return { generation: 1, services: new Map(list.map((s) => [s.key, s])), healthChecks: new Map(), nodePortAddresses: { IPv4: ['172.18.0.11'], IPv6: [] } };
-}
-
-const svc = (id: number, backends: string[], extra: { affinity?: boolean } = {}) =>
-  plannedService({ id, frontends: [frontend('ClusterIP', `10.96.0.${id}`, 80)], backends: backends.map((a, i) => plannedBackend(id * 10 + i, a)), ...extra });
-
-const fromPod = (dst: string) => ({ src: '10.244.1.99', dst, proto: 'TCP' as const, port: 80 });
+import { desired, fromPod, fromScratch, svc } from '../../helpers/rule-fixtures.js';
 
 describe('NftablesDataplane', () => {
   it('a partial sync writes only the changed service, and the result equals a full sync', async () => {
@@ -33,9 +23,7 @@ describe('NftablesDataplane', () => {
     expect(describeTrace(trace(fake.model, fromPod('10.96.0.2')))).toBe('dnat 10.244.2.10:8080 | dnat 10.244.2.12:8080');
     expect(describeTrace(trace(fake.model, fromPod('10.96.0.1')))).toBe('dnat 10.244.1.10:8080');
 
-    const scratch = modelDataplane();
-    await scratch.dp.sync(desired([a, b2]), { full: true, changed: new Set() });
-    expect(fake.model.dump()).toBe(scratch.fake.model.dump());
+    expect(fake.model.dump()).toBe(await fromScratch(modelDataplane(), desired([a, b2])));
 
     // Removing a service deletes its chains after the map elements that point at them.
     await dp.sync(desired([a]), { full: false, changed: new Set([b2.key]) });
@@ -73,9 +61,7 @@ describe('NftablesDataplane', () => {
     const { dp, fake } = modelDataplane(first.fake);
     await dp.sync(desired([svc(1, ['10.244.1.10'])]), { full: true, changed: new Set() });
     expect(fake.model.dump()).not.toContain('s2/');
-    const scratch = modelDataplane();
-    await scratch.dp.sync(desired([svc(1, ['10.244.1.10'])]), { full: true, changed: new Set() });
-    expect(fake.model.dump()).toBe(scratch.fake.model.dump());
+    expect(fake.model.dump()).toBe(await fromScratch(modelDataplane(), desired([svc(1, ['10.244.1.10'])])));
   });
 
   it('cleanup removes both tables, and succeeds when they are absent', () => {

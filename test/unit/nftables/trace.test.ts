@@ -5,10 +5,11 @@
 // applies it (a full sync, then partial syncs of the changed services) and
 // must equal a full render from scratch.
 import { describe, expect, it } from 'vitest';
-import { describeTrace, trace, type TracePacket } from '../../../src/dataplane/nftables/trace.js';
+import { describeTrace, trace } from '../../../src/dataplane/nftables/trace.js';
 import { hostPort } from '../../../src/util/ip.js';
 import { fakeNft, modelDataplane } from '../../helpers/nft-model.js';
-import { clients, expected, scenarioFiles, scenarioSteps, TEST_POD_CIDRS, unevenSpread } from '../../helpers/trace-oracle.js';
+import { fromScratch } from '../../helpers/rule-fixtures.js';
+import { oracleCases, scenarioFiles, scenarioSteps, TEST_POD_CIDRS, unevenSpread } from '../../helpers/trace-oracle.js';
 
 const oracle = { podCidrs: TEST_POD_CIDRS };
 
@@ -22,24 +23,17 @@ describe('nftables rules traced against every planner scenario', () => {
       const { index, title } = step;
       const r = await dp.sync(step.desired, { full: index === 0, changed: step.changed });
       expect(r.errors, `${file} step ${index + 1}: ${JSON.stringify(r.errors)}`).toEqual([]);
-      const scratch = modelDataplane(fakeNft());
-      await scratch.dp.sync(step.desired, { full: true, changed: new Set() });
-      expect(fake.model.dump(), `${file} step ${index + 1} (${title}): the incremental ruleset differs from a full render`).toBe(scratch.fake.model.dump());
+      const scratch = await fromScratch(modelDataplane(fakeNft()), step.desired);
+      expect(fake.model.dump(), `${file} step ${index + 1} (${title}): the incremental ruleset differs from a full render`).toBe(scratch);
 
-      for (const s of step.desired.services.values()) {
-        for (const f of s.frontends) {
-          for (const c of clients(s, oracle)) {
-            const pkt: TracePacket = { src: c.src, dst: f.address, proto: s.protocol, port: f.port, fromNode: c.fromNode };
-            const got = trace(fake.model, pkt);
-            const want = expected(s, f, c, oracle);
-            packets++;
-            const uneven = unevenSpread(got);
-            if (uneven) failures.push(`${file} step ${index + 1}: ${s.key} ${f.kind} from ${c.kind}: uneven spread ${uneven}`);
-            if (describeTrace(got) !== want) {
-              failures.push(`${file} step ${index + 1} (${title}): ${s.key} ${f.kind} ${hostPort(f.address, f.port)} from ${c.kind} ${c.src}:\n` +
-                `    plan says:   ${want}\n    nftables:    ${describeTrace(got)}\n    path: ${[...got.paths.values()].map((p) => p.join(' > ')).join(' ; ')}`);
-            }
-          }
+      for (const { s, f, c, pkt, want } of oracleCases(step.desired, oracle)) {
+        const got = trace(fake.model, pkt);
+        packets++;
+        const uneven = unevenSpread(got);
+        if (uneven) failures.push(`${file} step ${index + 1}: ${s.key} ${f.kind} from ${c.kind}: uneven spread ${uneven}`);
+        if (describeTrace(got) !== want) {
+          failures.push(`${file} step ${index + 1} (${title}): ${s.key} ${f.kind} ${hostPort(f.address, f.port)} from ${c.kind} ${c.src}:\n` +
+            `    plan says:   ${want}\n    nftables:    ${describeTrace(got)}\n    path: ${[...got.paths.values()].map((p) => p.join(' > ')).join(' ; ')}`);
         }
       }
       // An address and port no service has.
