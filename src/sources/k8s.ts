@@ -21,6 +21,8 @@
 //   signal and keeps the response text, so objects reach the model as the
 //   JSON the server sent (the generated models turn timestamps into Dates and
 //   drop fields they do not know).
+// - ListWatch caches what it delivers; it is handed stubs (handover.ts), so
+//   the only full copy of an object is the one the model makes of it.
 import { existsSync, readFileSync } from 'node:fs';
 import { Agent } from 'node:http';
 import { parse as parseYaml } from 'yaml';
@@ -28,6 +30,7 @@ import type * as K8s from '@kubernetes/client-node';
 import { clip } from '../util/clip.js';
 import { DEFAULT_INPUT_LIMITS, type InputLimits } from '../util/input-limits.js';
 import type { Logger } from '../util/log.js';
+import { HandOver } from './handover.js';
 import { objectLimitProblem } from './limits.js';
 import { PROXY_LABEL_SELECTOR } from './selection.js';
 import { objectKey, type KubeObject, type ObjectKind, type Source, type SourceEvent, type SourceListener } from './types.js';
@@ -86,6 +89,8 @@ export class KubernetesSource implements Source {
   private readonly pendingWatches = new Set<Promise<AbortController>>();
   /** The agents (one per request) of those pending watches: destroying one ends its request. */
   private readonly pendingAgents = new Set<Agent>();
+  /** The objects behind the stubs given to ListWatch, until it delivers them. */
+  private readonly handOver = new HandOver();
 
   constructor(private readonly opts: KubernetesSourceOptions) {
     this.retry = opts.retry ?? DEFAULT_RETRY;
@@ -203,7 +208,8 @@ export class KubernetesSource implements Source {
     } finally {
       this.openLists.delete(abort);
     }
-    return parseList(body);
+    const list = parseList(body);
+    return { ...list, items: list.items.map((i) => this.handOver.stub(i as KubeObject)) };
   }
 
   private async openWatch(
@@ -232,7 +238,8 @@ export class KubernetesSource implements Source {
         this.opts.log.warn({ kind: s.kind, phase }, 'ignoring a malformed watch event');
         return;
       }
-      this.guard(s, () => onEvent(phase, obj, watchObj));
+      const cached = phase === 'ADDED' || phase === 'MODIFIED' ? this.handOver.stub(obj as KubeObject) : obj;
+      this.guard(s, () => onEvent(phase, cached, watchObj));
     };
     // client-node's Watch makes the request's AbortController only once the
     // response headers are in; until then the request's own agent (a fresh
@@ -289,7 +296,7 @@ export class KubernetesSource implements Source {
 
   private upsert(kind: ObjectKind, o: K8s.KubernetesObject): void {
     // Raw JSON from the server (list body or watch line), not a generated model.
-    const object = o as unknown as KubeObject;
+    const object = this.handOver.take(o) as KubeObject;
     const key = objectKey(kind, object);
     if (!key) return this.opts.log.warn({ kind }, 'ignoring an object without metadata.name');
     // The same limits as a manifest's objects: an object over them never

@@ -11,7 +11,7 @@ export type SourceEvent =
       type: 'upsert';
       kind: ObjectKind;
       key: ObjectKey;
-      /** Read-only: the k8s source shares it with its informer cache. */
+      /** Read-only: what the model keeps of it may share its parts. */
       object: KubeObject;
       /** Where it came from, for log lines: a file path (and document index) or "k8s". */
       origin: string;
