@@ -156,7 +156,7 @@ export class TableSync {
   commit(scope: CommitScope): CommitResult {
     const epoch = ++this.epoch;
     this.names = scope.names;
-    for (const t of this.tables) t.diff(epoch);
+    for (const t of this.tables) t.diff();
     const errors: SyncError[] = [];
     const failed = new Set<number>(this.admit(scope, errors));
     const keep = scope.keep;

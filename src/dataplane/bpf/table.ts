@@ -160,8 +160,12 @@ export class Table {
     this.dstate = grown(this.dstate, n);
   }
 
-  /** Compares every desired entry with the mirror; stamps the slots that are wanted. */
-  diff(epoch: number): void {
+  /**
+   * Compares every desired entry with the mirror. Nothing is stamped here:
+   * only what admitted services want survives the prune (sync.ts stamps it
+   * after admission).
+   */
+  diff(): void {
     const { kw, vw, dk, dv, vals } = this;
     for (let i = 0; i < this.dn; i++) {
       const slot = this.index.find(dk, i * kw);
@@ -170,7 +174,6 @@ export class Table {
         this.dstate[i] = NEW;
         continue;
       }
-      this.stamp[slot] = epoch;
       let w = 0;
       const a = slot * vw;
       const b = i * vw;

@@ -249,6 +249,18 @@ describe('admission', () => {
     expect(lb.live(4)).toEqual([1, 2, 3]);
   });
 
+  it('does not keep a removed service\'s frontend for a refused service that wanted the same frontend', () => {
+    const lb = checkedLb({ set: 3 });
+    lb.apply([service(1, [backend(1, 1)])]);
+    // s2 takes over s1's ClusterIP but its 3 backends do not fit; s1 goes in the same sync.
+    const taker = { ...service(2, [backend(2, 2), backend(3, 3), backend(4, 4)]), frontends: service(1, []).frontends };
+    const r = lb.apply([taker], [1]);
+    expect(r.errors.map((e) => e.service)).toEqual(['default/s2:/IPv4']);
+    // Every write was checked serviceable; s1 is gone whole, s2 has nothing yet.
+    expect(lb.frontends()).toEqual([]);
+    expect(lb.header(4)).toBeNull();
+  });
+
   it('does no per-service accounting for a resync of a map more than half full', () => {
     const lb = new FakeLb({ fe: 60 });
     const many = Array.from({ length: 50 }, (_, i) => service(i + 1, [backend(i + 1, i + 1)]));
