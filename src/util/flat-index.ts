@@ -7,6 +7,8 @@
 // backward-shift deletion: no tombstones, so lookups stay short however many
 // keys come and go.
 
+import { fmix, mixWord } from './murmur.js';
+
 const EMPTY = -1;
 
 export class FlatIndex {
@@ -165,24 +167,11 @@ function bucketsFor(capacity: number): number {
   return n;
 }
 
-/** Murmur3-style mixing of W words: cheap, and spreads sequential IDs and addresses well. */
+/** murmur3's mixing over W words: cheap, and spreads sequential IDs and addresses well. */
 export function hash(src: Uint32Array, off: number, w: number): number {
   let h = 0x9747b28c ^ w;
-  for (let i = 0; i < w; i++) {
-    let k = src[off + i]!;
-    k = Math.imul(k, 0xcc9e2d51);
-    k = (k << 15) | (k >>> 17);
-    k = Math.imul(k, 0x1b873593);
-    h ^= k;
-    h = (h << 13) | (h >>> 19);
-    h = (Math.imul(h, 5) + 0xe6546b64) | 0;
-  }
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
+  for (let i = 0; i < w; i++) h = mixWord(h, src[off + i]!);
+  return fmix(h) >>> 0;
 }
 
 /** Grows a typed array to `capacity` elements, keeping its contents. */

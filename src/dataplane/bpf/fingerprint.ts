@@ -5,26 +5,10 @@
 // full resync compares two numbers per map instead of every entry, also right
 // after this process wrote to the map.
 
+import { fmix, mixWord } from '../../util/murmur.js';
+
 const SEED_A = 0x9747b28c;
 const SEED_B = 0x5bd1e995;
-
-function mixWord(h: number, k: number): number {
-  k = Math.imul(k, 0xcc9e2d51);
-  k = (k << 15) | (k >>> 17);
-  k = Math.imul(k, 0x1b873593);
-  h ^= k;
-  h = (h << 13) | (h >>> 19);
-  return (Math.imul(h, 5) + 0xe6546b64) | 0;
-}
-
-function fmix(h: number): number {
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h;
-}
 
 function entryHash(k: Uint32Array, ko: number, kw: number, v: Uint32Array, vo: number, vw: number, seed: number): number {
   let h = seed | 0;

@@ -83,19 +83,11 @@ export class BpfMap implements MapIO {
   dump(expected = this.capacity): { keys: Buffer; values: Buffer; count: number; valueStride: number } {
     const perCpu = [5, 6, 10].includes(this.info.type); // PERCPU_HASH, PERCPU_ARRAY, LRU_PERCPU_HASH
     const valueStride = perCpu ? Math.ceil(this.valueSize / 8) * 8 * native.possibleCpus() : this.valueSize;
-    const attempt = (max: number) => {
+    return this.sized(expected, (max) => {
       const keys = Buffer.allocUnsafe(max * this.keySize);
       const values = Buffer.allocUnsafe(max * valueStride);
       return { keys, values, count: native.dump(this.fd, keys, values, max), valueStride };
-    };
-    const guess = Math.min(this.capacity, Math.ceil(expected * 1.25) + 1024);
-    if (guess >= this.capacity) return attempt(this.capacity);
-    try {
-      return attempt(guess);
-    } catch (err) {
-      if (err instanceof native.BpfError && err.errno === -ENOSPC) return attempt(this.capacity);
-      throw err;
-    }
+    });
   }
 
   /**
@@ -103,13 +95,21 @@ export class BpfMap implements MapIO {
    * table mirrors. Not for per-CPU maps.
    */
   dumpWords(expected: number): { keys: Uint32Array; values: Uint32Array; count: number; fp: [number, number] } {
-    const attempt = (max: number) => {
+    return this.sized(expected, (max) => {
       // Not zero-filled (the dump writes what is read back), not pooled (aligned for word views).
       const kb = Buffer.allocUnsafeSlow(Math.ceil((max * this.keySize) / 4) * 4);
       const vb = Buffer.allocUnsafeSlow(Math.ceil((max * this.valueSize) / 4) * 4);
       const r = native.dumpFingerprinted(this.fd, kb, vb, max);
       return { keys: new Uint32Array(kb.buffer, kb.byteOffset, kb.length / 4), values: new Uint32Array(vb.buffer, vb.byteOffset, vb.length / 4), ...r };
-    };
+    });
+  }
+
+  /**
+   * Runs a dump into buffers for `expected` entries (plus a margin) rather
+   * than the map's capacity, and again at full capacity only when the map
+   * held more (ENOSPC).
+   */
+  private sized<T>(expected: number, attempt: (max: number) => T): T {
     const guess = Math.min(this.capacity, Math.ceil(expected * 1.25) + 1024);
     if (guess >= this.capacity) return attempt(this.capacity);
     try {
