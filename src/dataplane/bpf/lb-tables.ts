@@ -98,6 +98,17 @@ function writeAddr(dv: DataView, off: number, family: number, v4: number, addres
 }
 const v6 = new Uint32Array(4);
 
+/** The address, port, protocol and family of a frontend key or a backend value (both structs have these fields). */
+function writeEndpoint(
+  dv: DataView, o: number, l: StructLayout<'addr' | 'port' | 'proto' | 'family'>,
+  family: number, v4: number, address: string, port: number, proto: number,
+): void {
+  writeAddr(dv, o + l.fields.addr.offset, family, v4, address);
+  dv.setUint16(o + l.fields.port.offset, port, false);
+  dv.setUint8(o + l.fields.proto.offset, proto);
+  dv.setUint8(o + l.fields.family.offset, family);
+}
+
 const setKey = new Uint32Array(2);
 const setKeyView = new DataView(setKey.buffer);
 
@@ -191,12 +202,7 @@ export function encodeService(t: LbTables, svc: PlannedService): void {
     if (!isCluster && svc.preserveSource) flags |= FE_PRESERVE_SRC;
     if (f.kind === 'LoadBalancer' && svc.sourceRanges.length > 0) flags |= FE_SOURCE_RANGES;
     const i = t.frontends.push(svc.id);
-    const k = t.frontends.dkv;
-    const ko = i * FE_KEY.size;
-    writeAddr(k, ko + FE_KEY.fields.addr.offset, family, f.v4, f.address);
-    k.setUint16(ko + FE_KEY.fields.port.offset, f.port, false);
-    k.setUint8(ko + FE_KEY.fields.proto.offset, proto);
-    k.setUint8(ko + FE_KEY.fields.family.offset, family);
+    writeEndpoint(t.frontends.dkv, i * FE_KEY.size, FE_KEY, family, f.v4, f.address, f.port, proto);
     const v = t.frontends.dvv;
     const vo = i * FE_VAL.size;
     v.setUint32(vo + FE_VAL.fields.svc_id.offset, svc.id, LE);
@@ -223,13 +229,9 @@ function encodeSet(t: LbTables, svc: PlannedService, s: BackendSet, kind: number
     }
     const i = t.backends.push(owner);
     t.backends.dkv.setUint32(i * 4, b.id, LE);
-    const dv = t.backends.dvv;
     const o = i * BACKEND.size;
-    writeAddr(dv, o + BACKEND.fields.addr.offset, family, b.v4, b.address);
-    dv.setUint16(o + BACKEND.fields.port.offset, b.port, false);
-    dv.setUint8(o + BACKEND.fields.proto.offset, proto);
-    dv.setUint8(o + BACKEND.fields.family.offset, family);
-    dv.setUint8(o + BACKEND.fields.flags.offset, b.local ? BE_LOCAL : 0);
+    writeEndpoint(t.backends.dvv, o, BACKEND, family, b.v4, b.address, b.port, proto);
+    t.backends.dvv.setUint8(o + BACKEND.fields.flags.offset, b.local ? BE_LOCAL : 0);
   }
   // Memberships only for sets whose readers check them: ClientIP affinity and
   // unconnected-UDP flows must notice that a remembered backend left the set.
