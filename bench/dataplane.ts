@@ -19,6 +19,7 @@
 import { mkdirSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { ratioStats, record } from './results.js';
 import { BpfDataplane } from '../src/dataplane/bpf/dataplane.js';
 import { cleanupPins } from '../src/dataplane/bpf/loader.js';
 import type { BpfMap } from '../src/dataplane/bpf/map.js';
@@ -155,6 +156,11 @@ async function main(): Promise<void> {
       process.stdout.write(`  resync, nothing changed     ${ms(median(resync)).padStart(7)} ms   dump alone           ${ms(median(dumpOnly)).padStart(7)} ms   ratio ${(median(resync) / median(dumpOnly)).toFixed(2)}\n`);
       process.stdout.write(`  one endpoint change         ${ms(median(change)).padStart(7)} ms median, ${ms(pct(change, 0.99))} ms p99 (${CHANGES} changes)\n`);
       process.stdout.write(`  memory after the syncs      rss ${(rss / 1e6).toFixed(0)} MB, heap ${(heap / 1e6).toFixed(0)} MB (this process holds the desired plan objects too)\n`);
+      const fr = ratioStats(fullRatios);
+      record({ measurement: 'map-write', dataplane: 'bpf', services: n, endpoints: e, value: median(syncMs), unit: 'ms', extra: { entries },
+        baseline: { name: 'batch syscalls alone', value: median(kernelMs), ...fr, better: 'closer' }, target: { text: 'within 2x of the batch syscalls', met: fr.ratio <= 2 } });
+      record({ measurement: 'resync', dataplane: 'bpf', services: n, endpoints: e, value: median(resync), unit: 'ms',
+        baseline: { name: 'dump alone', value: median(dumpOnly), ratio: median(resync) / median(dumpOnly), better: 'closer' } });
       syncMs = []; kernelMs = []; resync = []; dumpOnly = []; change = [];
     }
   } finally {

@@ -21,6 +21,7 @@ import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { mapSizesFor, median, ratioSummary } from './cluster.js';
+import { ratioStats, record } from './results.js';
 import { createLab, type Lab, type LabNode } from '../src/lab/lab.js';
 import type { LabProcess } from '../src/lab/process.js';
 import { LabProxy, type LogLine } from '../src/lab/proxy.js';
@@ -176,6 +177,10 @@ async function main(): Promise<void> {
     const sec = (xs: Sample[], f: (s: Sample) => number) => `${(med(xs, f) / 1000).toFixed(1)} s`;
     process.stdout.write(`${'  map entries; start to first full sync'.padEnd(46)} ${med(fulls, (s) => s.entries).toFixed(0)} entries, ${sec(fulls, (s) => s.syncMs)}` +
       ` (lists ${sec(fulls, (s) => s.listMs)}, then the sync ${sec(fulls, (s) => s.firstSyncMs)}; empty cluster: ${sec(empties, (s) => s.syncMs)})\n`);
+    record({ measurement: 'memory', dataplane: 'bpf', services: N, endpoints: E, value: rss / 1e6, unit: 'MB',
+      baseline: { name: 'empty cluster', value: rssEmpty / 1e6, ...ratioStats(ratios), better: 'closer' },
+      extra: { 'peak (VmHWM) MB': med(fulls, (s) => s.peak) / 1e6, 'V8 heap MB': med(fulls, (s) => s.heapUsed) / 1e6 },
+      ...(N === 30_000 && E === 10 ? { target: { text: `under ${TARGET_MB} MB`, met: rss < TARGET_MB * 1e6 } } : {}) });
     process.stdout.write(`${'  target'.padEnd(46)} under ${TARGET_MB} MB at 30000 x 10: ${N === 30_000 && E === 10 ? (rss < TARGET_MB * 1e6 ? 'met' : 'NOT met') : 'not this size'}\n`);
   } finally {
     await lab.teardown();

@@ -17,6 +17,7 @@
 //    1,000 services measured in the same run. An incremental plan must cost
 //    in proportion to what changed, so the ratio should be close to 1.
 import { performance, PerformanceObserver } from 'node:perf_hooks';
+import { record } from './results.js';
 import type { KubeObject } from '../src/model/objects.js';
 import { ClusterState } from '../src/model/state.js';
 import { DEFAULT_VALIDATION } from '../src/model/types.js';
@@ -166,6 +167,8 @@ async function report(label: string, services: number, perService: number): Prom
     `from scratch, ${label}: validate ${r.validateMs.toFixed(0)} ms (cpu ${r.validateCpuMs.toFixed(0)} ms), checkout and plan ${r.planMs.toFixed(0)} ms ` +
       `(cpu ${r.planCpuMs.toFixed(0)} ms, GC ${((100 * gc) / r.planMs).toFixed(0)}%); heap: model +${r.modelHeap.toFixed(0)} MB, planner +${r.planHeap.toFixed(0)} MB (+${r.planBuffers.toFixed(0)} MB typed arrays)`,
   );
+  record({ measurement: 'plan', dataplane: 'planner', services, endpoints: perService, variant: 'full plan from scratch', value: r.planMs, unit: 'ms',
+    extra: { 'validate ms': r.validateMs, 'GC %': (100 * gc) / r.planMs, 'planner heap MB': r.planHeap } });
   return r;
 }
 
@@ -231,6 +234,10 @@ async function main(): Promise<void> {
   const [s, l] = [timers[0].result(), timers[1].result()];
   const show = (n: string, c: ChangeCost) =>
     console.log(`one endpoint change at ${n} services (median of ${CHANGES}): ${c.total.toFixed(1)} us = upsert ${c.upsert.toFixed(1)} us + checkout and plan ${c.plan.toFixed(1)} us`);
+  for (const [n, c] of [[1_000, s], [10_000, l]] as const) {
+    record({ measurement: 'plan', dataplane: 'planner', services: n, endpoints: ENDPOINTS_PER_SERVICE, variant: 'one endpoint change', value: c.total / 1000, unit: 'ms',
+      extra: { 'upsert us': c.upsert, 'checkout and plan us': c.plan } });
+  }
   show(' 1,000', s);
   show('10,000', l);
   console.log(`ratio 10,000 / 1,000: ${(l.total / s.total).toFixed(2)} (checkout and plan alone: ${(l.plan / s.plan).toFixed(2)}); 1.0 = independent of cluster size, 10 = proportional to it`);

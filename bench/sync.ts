@@ -32,6 +32,7 @@ import { join } from 'node:path';
 import { performance, PerformanceObserver } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { clusterIP, endpointsOf, mapSizesFor, median, NAMESPACE, quantile, ratioSummary, service, slice } from './cluster.js';
+import { ratioStats, record } from './results.js';
 import { BpfDataplane } from '../src/dataplane/bpf/dataplane.js';
 import { cleanupPins } from '../src/dataplane/bpf/loader.js';
 import { createLab, type Lab } from '../src/lab/lab.js';
@@ -190,6 +191,9 @@ async function benchSize(lab: Lab, tmp: string, n: number, e: number, connection
     line('full sync: plan + write every service', planMs + writeMs, nftFull, 'nft -f (kube-proxy shape)', NFT_LOAD_BUDGET_MS);
     line('', planMs + writeMs, nftPlain, 'nft -f (goto, no vmap)', NFT_LOAD_BUDGET_MS);
     out(`${''.padEnd(46)} (plan ${fmt(planMs)} ms + write ${fmt(writeMs)} ms, ${first.upserts} map entries)`);
+    record({ measurement: 'kube-proxy-nft-full', dataplane: 'bpf', services: n, endpoints: e, value: planMs + writeMs, unit: 'ms',
+      baseline: { name: nftFull === null ? `nft -f (stopped at ${NFT_LOAD_BUDGET_MS} ms)` : 'nft -f', value: nftFull ?? NFT_LOAD_BUDGET_MS, ratio: (nftFull ?? NFT_LOAD_BUDGET_MS) / (planMs + writeMs), pairs: 1, better: 'lower' },
+      extra: { 'plan ms': planMs, 'write ms': writeMs, entries: first.upserts } });
 
     const resync: number[] = [];
     for (let k = 0; k < 5; k++) {
@@ -275,6 +279,10 @@ async function benchSize(lab: Lab, tmp: string, n: number, e: number, connection
     const slowPreempted = slow.filter(({ j }) => preempted[j]).length;
     out(`${'one endpoint change, event to datapath'.padEnd(46)} bpfproxy ${fmt(median(change)).padStart(8)} ms median, ${fmt(p99)} ms p99, ${fmt(Math.max(...change))} ms max (${change.length})` +
       `   nft add one service ${fmt(median(nftOne))} ms (median of ${nftOne.length})   ${ratioSummary(ratios)} faster`);
+    record({ measurement: 'kube-proxy-nft-change', dataplane: 'bpf', services: n, endpoints: e, value: median(change), unit: 'ms',
+      baseline: { name: 'nft adding one service', value: median(nftOne), ...ratioStats(ratios), better: 'lower' },
+      extra: { p99, changes: change.length, 'slow in GC': slowInGc, 'slow preempted': slowPreempted },
+      target: { text: `p99 under ${TARGET_CHANGE_P99_MS} ms`, met: p99 < TARGET_CHANGE_P99_MS } });
     const syncShare = spans.map(([a, b], j) => b - a - modelAndPlan[j]!);
     out(`${''.padEnd(46)} median split: upsert + checkout + plan ${fmt(median(modelAndPlan))} ms, dataplane partial sync ${fmt(median(syncShare))} ms`);
     out(`${''.padEnd(46)} target p99 under ${TARGET_CHANGE_P99_MS} ms: ${p99 < TARGET_CHANGE_P99_MS ? 'met' : 'NOT met'}; ${slow.length} of ${change.length} changes took ${TARGET_CHANGE_P99_MS} ms or more: ${slowInGc} during a garbage collection, ${slowPreempted} preempted` +
