@@ -1,12 +1,11 @@
 // Resident memory of the real proxy process fed by the Kubernetes source, as
 // root, inside a lab node. Run:
 //
-//   npx vite-node bench/memory.ts [services] [endpoints-per-service]    (QUICK=1: 10,000 x 10)
+//   npx vite-node bench/memory.ts [services] [endpoints-per-service]    (default 10,000 and 30,000 x 10; QUICK=1: 10,000 x 10)
 //
 // The fake API server (test/helpers/fake-apiserver.ts, through bench/apiserver.ts)
-// runs inside the node's network namespace and serves N services x E endpoints
-// (default 30,000 x 10); `bpfproxy run --kubeconfig ...` runs there too, in the
-// node's cgroup, pinning into the node's bpffs directory (src/lab/proxy.ts).
+// runs inside the node's network namespace and serves N services x E endpoints;
+// `bpfproxy run --kubeconfig ...` runs there too, in the node's cgroup, pinning into the node's bpffs directory (src/lab/proxy.ts).
 // Once it has synced everything and /healthz is 200, its VmRSS (and VmHWM, the
 // peak) is read from /proc and its V8 heap from its own /metrics.
 // Baseline, same run: the same proxy against an API server serving no
@@ -28,9 +27,11 @@ import { LabProxy, type LogLine } from '../src/lab/proxy.js';
 import { PACKAGE_ROOT } from '../src/util/paths.js';
 
 const QUICK = process.env.QUICK === '1';
-const N = Number(process.argv[2] ?? (QUICK ? 10_000 : 30_000));
+/** Services per run: 10,000 and 30,000 (QUICK: 10,000), or the one size given. */
+const SIZES = process.argv[2] ? [Number(process.argv[2])] : QUICK ? [10_000] : [10_000, 30_000];
 const E = Number(process.argv[3] ?? 10);
-const PAIRS = QUICK ? 1 : 2;
+/** Pairs per size: the largest, the figure with a target, gets two. */
+const pairsFor = (n: number): number => (QUICK || n < 30_000 ? 1 : 2);
 const TARGET_MB = 250;
 /** How long the proxy may take from start to its first full sync. */
 const SYNC_TIMEOUT_MS = QUICK ? 90_000 : 240_000;
@@ -94,8 +95,8 @@ function metric(text: string, name: string): number {
   return sum;
 }
 
-async function measure(lab: Lab, node: LabNode, served: Served): Promise<Sample> {
-  const sizes = mapSizesFor(N, E);
+async function measure(lab: Lab, node: LabNode, served: Served, n: number): Promise<Sample> {
+  const sizes = mapSizesFor(n, E);
   const t = performance.now();
   const proxy = LabProxy.start(lab, node, {
     args: [
@@ -147,41 +148,43 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'bpfproxy-bench-mem-'));
   try {
     const node = lab.node('node1');
-    // One directory per server: each writes its kubeconfig there.
-    for (const d of ['full', 'empty']) mkdirSync(join(dir, d));
-    const full = await serve(lab, node, N, join(dir, 'full'));
-    const empty = await serve(lab, node, 0, join(dir, 'empty'));
-    process.stdout.write(`resident memory of the proxy, Kubernetes source: ${N} services x ${E} endpoints (fake API server loaded in ${(full.loadMs / 1000).toFixed(1)} s)\n`);
+    for (const N of SIZES) {
+      // One directory per server: each writes its kubeconfig there.
+      for (const d of [`full-${N}`, `empty-${N}`]) mkdirSync(join(dir, d));
+      const full = await serve(lab, node, N, join(dir, `full-${N}`));
+      const empty = await serve(lab, node, 0, join(dir, `empty-${N}`));
+      process.stdout.write(`resident memory of the proxy, Kubernetes source: ${N} services x ${E} endpoints (fake API server loaded in ${(full.loadMs / 1000).toFixed(1)} s)\n`);
 
-    const fulls: Sample[] = [];
-    const empties: Sample[] = [];
-    const ratios: number[] = [];
-    for (let p = 0; p < PAIRS; p++) {
-      const order = p % 2 === 0 ? [full, empty] : [empty, full];
-      const got = new Map<Served, Sample>();
-      for (const served of order) got.set(served, await measure(lab, node, served));
-      fulls.push(got.get(full)!);
-      empties.push(got.get(empty)!);
-      ratios.push(got.get(full)!.rss / got.get(empty)!.rss);
+      const fulls: Sample[] = [];
+      const empties: Sample[] = [];
+      const ratios: number[] = [];
+      for (let p = 0; p < pairsFor(N); p++) {
+        const order = p % 2 === 0 ? [full, empty] : [empty, full];
+        const got = new Map<Served, Sample>();
+        for (const served of order) got.set(served, await measure(lab, node, served, N));
+        fulls.push(got.get(full)!);
+        empties.push(got.get(empty)!);
+        ratios.push(got.get(full)!.rss / got.get(empty)!.rss);
+      }
+      const med = (xs: Sample[], f: (s: Sample) => number) => median(xs.map(f));
+      const row = (what: string, ours: number, base: number, extra: string) =>
+        process.stdout.write(`${what.padEnd(46)} ${MB(ours).padStart(8)}   empty cluster ${MB(base).padStart(8)}   ${extra}\n`);
+      const rss = med(fulls, (s) => s.rss);
+      const rssEmpty = med(empties, (s) => s.rss);
+      row(`RSS at ${N} x ${E}, synced`, rss, rssEmpty, `difference ${MB(rss - rssEmpty)}, ratio ${ratioSummary(ratios)}`);
+      row('  peak RSS (VmHWM)', med(fulls, (s) => s.peak), med(empties, (s) => s.peak), '');
+      row('  V8 heap used (of heap total)', med(fulls, (s) => s.heapUsed), med(empties, (s) => s.heapUsed),
+        `heap total ${MB(med(fulls, (s) => s.heapTotal))} vs ${MB(med(empties, (s) => s.heapTotal))}`);
+      row('  outside the V8 heap (ArrayBuffers, Buffers)', med(fulls, (s) => s.external), med(empties, (s) => s.external), '');
+      const sec = (xs: Sample[], f: (s: Sample) => number) => `${(med(xs, f) / 1000).toFixed(1)} s`;
+      process.stdout.write(`${'  map entries; start to first full sync'.padEnd(46)} ${med(fulls, (s) => s.entries).toFixed(0)} entries, ${sec(fulls, (s) => s.syncMs)}` +
+        ` (lists ${sec(fulls, (s) => s.listMs)}, then the sync ${sec(fulls, (s) => s.firstSyncMs)}; empty cluster: ${sec(empties, (s) => s.syncMs)})\n`);
+      record({ measurement: 'memory', dataplane: 'bpf', services: N, endpoints: E, value: rss / 1e6, unit: 'MB',
+        baseline: { name: 'empty cluster', value: rssEmpty / 1e6, ...ratioStats(ratios), better: 'closer' },
+        extra: { 'peak (VmHWM) MB': med(fulls, (s) => s.peak) / 1e6, 'V8 heap MB': med(fulls, (s) => s.heapUsed) / 1e6 },
+        ...(N === 30_000 && E === 10 ? { target: { text: `under ${TARGET_MB} MB`, met: rss < TARGET_MB * 1e6 } } : {}) });
+      process.stdout.write(`${'  target'.padEnd(46)} under ${TARGET_MB} MB at 30000 x 10: ${N === 30_000 && E === 10 ? (rss < TARGET_MB * 1e6 ? 'met' : 'NOT met') : 'not this size'}\n`);
     }
-    const med = (xs: Sample[], f: (s: Sample) => number) => median(xs.map(f));
-    const row = (what: string, ours: number, base: number, extra: string) =>
-      process.stdout.write(`${what.padEnd(46)} ${MB(ours).padStart(8)}   empty cluster ${MB(base).padStart(8)}   ${extra}\n`);
-    const rss = med(fulls, (s) => s.rss);
-    const rssEmpty = med(empties, (s) => s.rss);
-    row(`RSS at ${N} x ${E}, synced`, rss, rssEmpty, `difference ${MB(rss - rssEmpty)}, ratio ${ratioSummary(ratios)}`);
-    row('  peak RSS (VmHWM)', med(fulls, (s) => s.peak), med(empties, (s) => s.peak), '');
-    row('  V8 heap used (of heap total)', med(fulls, (s) => s.heapUsed), med(empties, (s) => s.heapUsed),
-      `heap total ${MB(med(fulls, (s) => s.heapTotal))} vs ${MB(med(empties, (s) => s.heapTotal))}`);
-    row('  outside the V8 heap (ArrayBuffers, Buffers)', med(fulls, (s) => s.external), med(empties, (s) => s.external), '');
-    const sec = (xs: Sample[], f: (s: Sample) => number) => `${(med(xs, f) / 1000).toFixed(1)} s`;
-    process.stdout.write(`${'  map entries; start to first full sync'.padEnd(46)} ${med(fulls, (s) => s.entries).toFixed(0)} entries, ${sec(fulls, (s) => s.syncMs)}` +
-      ` (lists ${sec(fulls, (s) => s.listMs)}, then the sync ${sec(fulls, (s) => s.firstSyncMs)}; empty cluster: ${sec(empties, (s) => s.syncMs)})\n`);
-    record({ measurement: 'memory', dataplane: 'bpf', services: N, endpoints: E, value: rss / 1e6, unit: 'MB',
-      baseline: { name: 'empty cluster', value: rssEmpty / 1e6, ...ratioStats(ratios), better: 'closer' },
-      extra: { 'peak (VmHWM) MB': med(fulls, (s) => s.peak) / 1e6, 'V8 heap MB': med(fulls, (s) => s.heapUsed) / 1e6 },
-      ...(N === 30_000 && E === 10 ? { target: { text: `under ${TARGET_MB} MB`, met: rss < TARGET_MB * 1e6 } } : {}) });
-    process.stdout.write(`${'  target'.padEnd(46)} under ${TARGET_MB} MB at 30000 x 10: ${N === 30_000 && E === 10 ? (rss < TARGET_MB * 1e6 ? 'met' : 'NOT met') : 'not this size'}\n`);
   } finally {
     await lab.teardown();
     rmSync(dir, { recursive: true, force: true });

@@ -57,8 +57,8 @@ const fmt = (ms: number) => (ms < 10 ? ms.toFixed(3) : ms.toFixed(0));
 class Budget extends Error {}
 
 /** The model of n services x E endpoints (and the live one), as the proxy's sources would fill it. */
-function model(n: number, server: string): ClusterState {
-  const state = new ClusterState('node', DEFAULT_VALIDATION, { rejected: (r) => { throw new Error(r.reason); }, warned: () => undefined });
+function model(nodeName: string, n: number, server: string): ClusterState {
+  const state = new ClusterState(nodeName, DEFAULT_VALIDATION, { rejected: (r) => { throw new Error(r.reason); }, warned: () => undefined });
   for (let i = 0; i < n; i++) {
     state.upsert('Service', `${NAMESPACE}/s${i}`, service(i), 'bench');
     state.upsert('EndpointSlice', `${NAMESPACE}/s${i}-1`, slice(i, endpointsOf(i, E)), 'bench');
@@ -96,7 +96,7 @@ interface Figures { fullMs: number | null; change: number[]; perSecond?: number;
 async function benchMode(lab: Lab, mode: Mode, n: number, serverIp: string): Promise<Figures> {
   const nodeName = `n-${mode}`;
   const client = lab.pod(`c-${mode}`);
-  const state = model(n, serverIp);
+  const state = model(nodeName, n, serverIp);
   const dp = openMode(lab, mode, nodeName, n);
   try {
     const planner = new Planner({ nodeName, nodePortAddresses: [], maglevTableSize: 16381, ...DEFAULT_PLANNER_LIMITS }, await dp.restore());
@@ -153,7 +153,7 @@ async function benchMode(lab: Lab, mode: Mode, n: number, serverIp: string): Pro
     // An empty full sync leaves the node's tables empty for the next size; bpf unpins.
     if (mode !== 'bpf') {
       const empty = new Planner({ nodeName, nodePortAddresses: [], maglevTableSize: 16381, ...DEFAULT_PLANNER_LIMITS }, await dp.restore());
-      const none = new ClusterState('node', DEFAULT_VALIDATION, { rejected: () => undefined, warned: () => undefined });
+      const none = new ClusterState(nodeName, DEFAULT_VALIDATION, { rejected: () => undefined, warned: () => undefined });
       none.markSynced();
       const p = empty.plan(none, none.checkout().services, {});
       await dp.sync(p.desired, { full: true, changed: p.changed }).catch(() => undefined);
