@@ -5,8 +5,8 @@
  * BPX_CONTINUE:
  *
  *   parse (parse.h) -> reply (reverse NAT of replies to SNATed flows)
- *   -> frontend lookup -> external frontend? -> conntrack (known flow)
- *   -> backend pick (new flow) -> NAT (DNAT; SNAT for a remote backend)
+ *   -> frontend lookup -> external frontend? -> source ranges -> conntrack (known flow)
+ *   -> backend pick (new flow: Maglev, maglev.h) -> NAT (DNAT; SNAT for a remote backend)
  *   -> transmit (XDP_PASS to the stack for a local backend; bpf_fib_lookup
  *      and XDP_TX / redirect toward a remote one) -> one counted exit.
  *
@@ -18,6 +18,9 @@
  * source of local backends' replies.
  */
 #include "lib/lb.h"
+#include "lib/maglev.h"
+#include "lib/ranges.h"
+#include "lib/refuse.h"
 #include "lib/parse.h"
 #include "lib/conntrack.h"
 #include "lib/nat.h"
@@ -149,8 +152,33 @@ static __always_inline int stage_frontend(const struct bpx_pkt *p, struct bpx_fe
 	return BPX_CONTINUE;
 }
 
-/* The conntrack stage: a known flow keeps its backend and its SNAT port. */
-static __always_inline int stage_conntrack(const struct bpx_pkt *p, __u64 now, struct bpx_flow *f)
+/* The source-range stage: a frontend with loadBalancerSourceRanges admits
+ * listed sources only, on every packet (a range removed stops known flows too). */
+static __always_inline int stage_source_ranges(const struct bpx_fe_val *fe, const struct bpx_pkt *p)
+{
+	if (!fe_checks_source_ranges(fe) || source_in_ranges(fe, p))
+		return BPX_CONTINUE;
+	return drop(BPX_DROP_SOURCE_RANGE);
+}
+
+/* A known flow's backend is still one of the set's: the control plane
+ * writes a membership entry per backend of every set an external frontend
+ * uses (lb-tables.ts). */
+static __always_inline bool ct_backend_is_live(const struct bpx_ct_val *v, const struct bpx_fe_val *fe)
+{
+	return lb_is_member(v->backend, fe->ext_set);
+}
+
+/*
+ * The conntrack stage: a known flow keeps its backend and its SNAT port,
+ * while that backend is in the frontend's set. A flow whose backend left
+ * (endpoint removed, not ready any more) is re-selected as a new flow, not
+ * followed to a backend that no longer serves it: an existing UDP flow with
+ * a fixed source port moves on with its next datagram, as kube-proxy's
+ * conntrack flush moves it. Its old SNAT port is given back.
+ */
+static __always_inline int stage_conntrack(const struct bpx_fe_val *fe, const struct bpx_pkt *p, __u64 now,
+					   struct bpx_flow *f)
 {
 	struct bpx_ct_key k;
 	struct bpx_ct_val *v;
@@ -160,6 +188,13 @@ static __always_inline int stage_conntrack(const struct bpx_pkt *p, __u64 now, s
 	f->is_new = !v;
 	if (!v)
 		return BPX_CONTINUE;
+	if (!ct_backend_is_live(v, fe)) {
+		if (v->flags & BPX_CTF_SNAT)
+			nat_release(v->nat_addr.v4, v->nat_port, p->proto);
+		count_event(BPX_EVENT_PKT_CT_RESELECT);
+		f->is_new = true;
+		return BPX_CONTINUE;
+	}
 	f->backend = v->backend;
 	f->flags = v->flags;
 	f->out.daddr = v->addr.v4;
@@ -176,33 +211,93 @@ static __always_inline int stage_conntrack(const struct bpx_pkt *p, __u64 now, s
 }
 
 /*
- * The backend stage, for a new flow: a backend of the frontend's external
- * set (random slot of its live generation; Maglev is a later step). An empty
- * set either drops (Local policy, no local endpoint: the client times out,
- * as with kube-proxy) or has no endpoints at all: the packet goes to the
- * stack untranslated, and since nothing listens on a NodePort the kernel
- * itself refuses (TCP RST, ICMP port unreachable), which is what the client
- * should see.
+ * The backend of a new flow: the set's Maglev table (maglev.h), the same on
+ * every node; a random slot of the set's live generation when the set has
+ * no table (more sets than rows, or a sync writing it right now) or its
+ * slot names a backend that is gone. Returns the backend's entry, NULL when
+ * even the random slot finds none (a sync in flight).
  */
-static __always_inline int stage_pick(const struct bpx_fe_val *fe, const struct bpx_pkt *p, struct bpx_flow *f)
+static __always_inline struct bpx_backend *pick_new_backend(__u32 set, const struct bpx_pkt *p, __u16 count, __u8 gen,
+							    __u32 *id)
+{
+	struct bpx_backend *be = NULL;
+
+	*id = lb_pick_maglev(set, p);
+	if (*id)
+		be = lb_lookup_backend(*id);
+	if (be)
+		return be;
+	count_event(BPX_EVENT_PKT_MAGLEV_MISS);
+	*id = lb_pick_random(set, count, gen);
+	return *id ? lb_lookup_backend(*id) : NULL;
+}
+
+/* sessionAffinity ClientIP: keyed by the client's address and the set (one per service and traffic policy). */
+static __always_inline void aff_key_of(struct bpx_aff_key *k, __be32 client, __u32 set)
+{
+	__builtin_memset(k, 0, sizeof(*k));	/* the union's other 12 bytes: no stack garbage in a key */
+	k->client.v4 = client;
+	k->set = set;
+	k->family = BPX_FAMILY_V4;
+}
+
+/*
+ * The backend this client used last, when that was within the service's
+ * affinity timeout and the backend is still in the set (lb.h). Affinity is
+ * remembered per node, as kube-proxy's `recent` match is, and refreshed by
+ * each new flow of the client (not by every packet), as kube-proxy's is.
+ */
+static __always_inline struct bpx_backend *pick_affinity_backend(const struct bpx_aff_key *k, __u32 timeout_s, __u64 now,
+								 __u32 *id)
+{
+	struct bpx_backend *be;
+
+	*id = lb_affinity_get(k, timeout_s, now);
+	be = *id ? lb_lookup_backend(*id) : NULL;
+	if (be)
+		count_event(BPX_EVENT_PKT_AFFINITY_HIT);
+	return be;
+}
+
+/* stage_pick's answer for a set with no endpoints at all (the plan's reject): refuse (refuse.h). */
+#define BPX_REFUSE (BPX_VERDICT_PASS | 0xffff)
+
+/*
+ * The backend stage, for a new flow: the client's affinity backend, else a
+ * backend of the frontend's external set (Maglev). An empty set either
+ * drops (Local policy, no local endpoint: the client times out, as with
+ * kube-proxy) or, with no endpoints anywhere, is refused at once (TCP RST,
+ * ICMP port unreachable: refuse.h), as kube-proxy's REJECT.
+ */
+static __always_inline int stage_pick(const struct bpx_fe_val *fe, const struct bpx_pkt *p, __u64 now, struct bpx_flow *f)
 {
 	struct bpx_set_val *hdr = lb_lookup_set(fe->ext_set);
-	struct bpx_backend *be;
+	struct bpx_backend *be = NULL;
+	struct bpx_aff_key ak;
+	__u32 affinity;
 	__u16 count;
 	__u8 gen;
 
 	if (!hdr)
 		return drop(BPX_DROP_NO_BACKEND);
+	/* Copied once: the control plane may flip the header under us. */
 	count = hdr->count;
 	gen = hdr->gen;
+	affinity = hdr->affinity;
 	if (count == 0)
-		return hdr->empty == BPX_EMPTY_DROP ? drop(BPX_DROP_NO_LOCAL_BACKEND) : pass(BPX_EVENT_PKT_PASS_NO_ENDPOINTS);
-	f->backend = lb_pick_random(fe->ext_set, count, gen);
-	be = f->backend ? lb_lookup_backend(f->backend) : NULL;
+		return hdr->empty == BPX_EMPTY_DROP ? drop(BPX_DROP_NO_LOCAL_BACKEND) : BPX_REFUSE;
+	if (affinity) {
+		aff_key_of(&ak, p->src.v4, fe->ext_set);
+		be = pick_affinity_backend(&ak, affinity, now, &f->backend);
+	}
+	if (!be)
+		be = pick_new_backend(fe->ext_set, p, count, gen, &f->backend);
 	if (!be || be->family != BPX_FAMILY_V4)
 		return drop(BPX_DROP_NO_BACKEND);
 	if (fe_preserves_src(fe) && !backend_is_local(be))
 		return drop(BPX_DROP_NO_LOCAL_BACKEND);
+	if (affinity)
+		lb_affinity_put(&ak, f->backend, now);
 	f->flags = backend_is_local(be) ? BPX_CTF_LOCAL : BPX_CTF_SNAT;
 	f->out.saddr = p->src.v4;
 	f->out.sport = p->sport;
@@ -316,9 +411,13 @@ int bpx_xdp(struct xdp_md *ctx)
 	}
 	v = stage_frontend(&p, &fe);
 	if (v == BPX_CONTINUE)
-		v = stage_conntrack(&p, now, &f);
+		v = stage_source_ranges(fe, &p);
+	if (v == BPX_CONTINUE)
+		v = stage_conntrack(fe, &p, now, &f);
 	if (v == BPX_CONTINUE && f.is_new)
-		v = stage_pick(fe, &p, &f);
+		v = stage_pick(fe, &p, now, &f);
+	if (v == BPX_REFUSE)
+		v = refuse(ctx, &p);
 	if (v == BPX_CONTINUE)
 		v = (f.flags & BPX_CTF_LOCAL) ? stage_local(ctx, &p, &f, now) : stage_remote(ctx, &p, &f, now);
 	return xdp_exit(v);

@@ -154,6 +154,21 @@ struct bpx_aff_val {
 	__u32 pad;
 };
 
+/* ---- loadBalancerSourceRanges (ranges.h): (service, source prefix). The
+ * trie matches on the first prefixlen bits of svc and addr together, so
+ * prefixlen is 32 (the whole service ID, network order) + the prefix. */
+struct bpx_range_key {
+	__u32 prefixlen;
+	__be32 svc;		/* service ID, network order: the trie compares bytes */
+	union bpx_addr addr;	/* the range's network; IPv4 in the first 4 bytes */
+};
+
+/* ---- Maglev (maglev.h): where an external backend set's lookup table sits. */
+struct bpx_maglev_row {
+	__u32 row;		/* the table starts at slot row * m of bpx_maglev_v1 */
+	__u32 m;		/* table size, a prime */
+};
+
 /* ---- Packet conntrack and NAT: written by the packet programs only (the
  * control plane reads them for metrics and cleanup). conntrack.h and nat.h
  * hold the maps and the code. ---------------------------------------------- */

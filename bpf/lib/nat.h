@@ -86,6 +86,19 @@ static __always_inline void nat_touch(__be32 addr, __be16 port, __u8 proto, __u6
 		v->last_ns = now;
 }
 
+/* Gives back the SNAT port of a flow that is re-selected (its old backend left). */
+static __always_inline void nat_release(__be32 addr, __be16 port, __u8 proto)
+{
+	struct bpx_nat_key key;
+
+	__builtin_memset(&key, 0, sizeof(key));
+	key.port = port;
+	key.proto = proto;
+	key.family = BPX_FAMILY_V4;
+	key.addr.v4 = addr;
+	bpf_map_delete_elem(&bpx_nat_v1, &key);
+}
+
 /* An IPv4 4-tuple as the packet should leave. */
 struct bpx_tuple4 {
 	__be32 saddr;

@@ -25,6 +25,8 @@ enum bpx_drop {
 	BPX_DROP_NO_BACKEND,		/* backend set or backend entry missing (a sync is replacing it) */
 	BPX_DROP_NAT_PORTS_EXHAUSTED,	/* no free SNAT source port found within the bounded tries */
 	BPX_DROP_FIB_FAILED,		/* no route toward the backend or the client (or forwarding off) */
+	BPX_DROP_SOURCE_RANGE,		/* source outside the service's loadBalancerSourceRanges */
+	BPX_DROP_NO_ENDPOINTS,		/* service without endpoints, and no refusal could be sent (a RST, or the frame could not be resized) */
 	__BPX_DROP_MAX,
 };
 
@@ -53,10 +55,14 @@ enum bpx_event {
 	BPX_EVENT_PKT_REMOTE_NEW,		/* new flow to a remote backend: SNAT + DNAT, transmitted */
 	BPX_EVENT_PKT_REMOTE_CT,		/* known flow to a remote backend: SNAT + DNAT, transmitted */
 	BPX_EVENT_PKT_REPLY_RNAT,		/* reply from a remote backend: reverse NAT, transmitted to the client */
-	BPX_EVENT_PKT_PASS_NO_ENDPOINTS,	/* service without endpoints: to the stack, which refuses (RST, ICMP unreachable) */
+	BPX_EVENT_PKT_PASS_NO_ENDPOINTS,	/* retired (kept: values are never reused): services without endpoints are refused at XDP now */
 	BPX_EVENT_PKT_NEIGH_VIA_TC,		/* translated, next hop's MAC unknown: passed for TC to send (bpf_redirect_neigh) */
 	BPX_EVENT_TC_REPLY_RNAT,		/* TC egress: reply from a local backend, source restored to the frontend */
 	BPX_EVENT_TC_REDIRECT_NEIGH,		/* TC ingress: a translated packet sent with bpf_redirect_neigh */
+	BPX_EVENT_PKT_MAGLEV_MISS,		/* new flow whose set has no Maglev table (or its slot names a gone backend): random slot */
+	BPX_EVENT_PKT_CT_RESELECT,		/* known flow whose backend left the service: picked afresh as a new flow */
+	BPX_EVENT_PKT_AFFINITY_HIT,		/* new flow of a client with ClientIP affinity: its recent backend */
+	BPX_EVENT_PKT_REFUSED_NO_ENDPOINTS,	/* service without endpoints: refused at XDP (TCP RST, ICMP port unreachable sent back) */
 	__BPX_EVENT_MAX,
 };
 

@@ -1,11 +1,14 @@
 // `make demo`: a two-node lab cluster, bpfproxy on each node, the tutorial
-// services from demo/manifests, and a client pod that calls the ClusterIP
-// 30 times, like `while true; do curl CLUSTER-IP; done` on a real cluster.
+// services from demo/manifests, a client pod that calls the ClusterIP 30
+// times, like `while true; do curl CLUSTER-IP; done` on a real cluster, and
+// an external client outside the cluster that reaches a NodePort on both
+// nodes (the XDP/TC datapath on the nodes' eth0, `--devices eth0`).
 import { join } from 'node:path';
 import { createLab, type Lab } from '../lab/lab.js';
 import { LabProxy } from '../lab/proxy.js';
 import type { ClientResult } from '../lab/client.js';
 import { PACKAGE_ROOT } from '../util/paths.js';
+import { prepareXdpLab } from '../lab/xdp.js';
 
 const MANIFESTS = join(PACKAGE_ROOT, 'demo', 'manifests');
 
@@ -28,7 +31,8 @@ async function run(lab: Lab): Promise<void> {
     `node2 ${lab.node('node2').ipv4} (pods web-3 ${lab.pod('web-3').ipv4}, client ${client.ipv4})`);
   say(`manifests: ${MANIFESTS}`);
 
-  const proxies = lab.nodes.map((node) => LabProxy.start(lab, node, { manifests: MANIFESTS }));
+  // --no-fallback: a demo that fell back to another mode would show the wrong thing.
+  const proxies = lab.nodes.map((node) => LabProxy.start(lab, node, { manifests: MANIFESTS, args: ['--devices', 'eth0', '--no-fallback'] }));
   await Promise.all(proxies.map((p) => p.waitSynced()));
   say(`bpfproxy is running on ${proxies.map((p) => p.node.name).join(' and ')} and has programmed the services`);
   say();
@@ -56,6 +60,17 @@ async function run(lab: Lab): Promise<void> {
   for (const [pod, n] of spread(dns)) say(`  ${pod.padEnd(8)} ${n} of 10`);
   say();
 
+  say(`$ curl http://NODE:30080/     (service "web-public", type NodePort, from the external client ${lab.external!.ipv4}, outside the cluster)`);
+  for (const node of lab.nodes) {
+    const rs = await lab.client('external', { proto: 'tcp', host: node.ipv4, port: 30080, count: 12, timeoutMs: 2000 });
+    say(`  to ${node.name} ${node.ipv4}: ${[...spread(rs)].map(([p, n]) => `${p} ${n}`).join(', ')}`);
+    const seen = new Map<string, string>();
+    // The address only (client.py reports address:port).
+    for (const r of rs) if (r.ok) seen.set(r.pod, r.client.slice(0, r.client.lastIndexOf(':')));
+    say(`    the pods saw: ${[...seen].sort().map(([p, c]) => `${p} ${c}${c === lab.external!.ipv4 ? ' (the client: a pod on this node)' : ` (${node.name}: SNAT, the pod is on the other node)`}`).join('; ')}`);
+  }
+  say();
+
   for (const p of proxies) await p.stop();
   say('both proxies stopped; the datapath keeps serving without them:');
   const after = await lab.client(client, { proto: 'tcp', host: '10.96.0.10', port: 80, count: 6, timeoutMs: 2000 });
@@ -74,8 +89,10 @@ export async function main(): Promise<void> {
       { name: 'node1', pods: [{ name: 'web-1' }, { name: 'web-2' }] },
       { name: 'node2', pods: [{ name: 'web-3' }, { name: 'client' }] },
     ],
+    external: true,
   });
   try {
+    await prepareXdpLab(lab, [lab.external!.netns, ...lab.nodes.flatMap((n) => n.pods.map((p) => p.netns))]);
     await run(lab);
   } finally {
     await lab.teardown();

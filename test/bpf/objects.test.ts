@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { AFF_KEY, checkConstants, checkLayouts, describeLayout, FE_KEY } from '../../src/dataplane/bpf/layout.js';
 import { checkObject } from '../../src/dataplane/bpf/loader.js';
-import { DATAPATH_OBJECTS, type ObjectSpec } from '../../src/dataplane/bpf/objects.js';
+import { ALL_OBJECTS, type ObjectSpec } from '../../src/dataplane/bpf/objects.js';
 import { BPF_OBJECT_DIR, PACKAGE_ROOT } from '../../src/util/paths.js';
 
 const FIXTURE = join(PACKAGE_ROOT, 'build', 'test-bpf', 'count-v1.bpf.o');
@@ -19,7 +19,7 @@ const count = (over: Partial<ObjectSpec>): ObjectSpec => ({
 });
 
 describe('declared datapath objects', () => {
-  for (const spec of DATAPATH_OBJECTS) {
+  for (const spec of ALL_OBJECTS) {
     it(`${spec.file}: matches its declaration and the codecs it uses`, () => {
       expect(checkObject(spec, join(BPF_OBJECT_DIR, spec.file))).toEqual([]);
     });

@@ -1,14 +1,14 @@
 // The translating paths of bpf/xdp.bpf.c and bpf/tc.bpf.c, one table for two
 // users: test/bpf/xdp-nat.test.ts checks every case, bench/packets.ts times
 // the new-flow, known-flow and reply cases. They run inside lab node1's
-// network namespace (test/helpers/netns-thread.ts), whose routes and
+// network namespace (src/lab/netns-thread.ts), whose routes and
 // neighbours the expected packets name: node1 172.18.0.11 (eth0), node2
 // 172.18.0.12 with pods in 10.244.2.0/24, the external client 172.18.0.100.
 // In a test run the frame arrives on the namespace's loopback, so a packet
 // routed out of eth0 is redirected (XDP_REDIRECT); in the lab, where it
 // arrives on eth0 itself, the same path is XDP_TX.
-import { FE_NODE_PORT, FE_PRESERVE_SRC } from '../../src/dataplane/bpf/layout.js';
-import { XDP_DROP, XDP_PASS, XDP_REDIRECT } from '../../src/dataplane/bpf/testrun.js';
+import { FE_LOAD_BALANCER, FE_NODE_PORT, FE_PRESERVE_SRC, FE_SOURCE_RANGES } from '../../src/dataplane/bpf/layout.js';
+import { XDP_DROP, XDP_PASS, XDP_REDIRECT, XDP_TX } from '../../src/dataplane/bpf/testrun.js';
 import { buildPacket, TCP_FLAGS, type PacketSpec } from '../helpers/packet.js';
 import type { Frontend } from './xdp-cases.js';
 import type { TestSet } from './xdp-harness.js';
@@ -19,6 +19,9 @@ export const NODE_PORT = 30080;
 export const UDP_NODE_PORT = 30053;
 export const LOCAL_POD = '10.244.1.10';
 export const REMOTE_POD = '10.244.2.10';
+export const LOCAL_POD2 = '10.244.1.11';
+/** A LoadBalancer ingress IP routed to node1. */
+export const LB_IP = '192.0.2.10';
 /** On the wire's /24, but no host: the route is there, the neighbour never is. */
 export const NO_NEIGH_HOST = '172.18.0.13';
 /** Nothing routes there from node1 (the lab has no default route). */
@@ -80,6 +83,10 @@ export interface NatCase {
   sets: TestSet[];
   /** Run first, in order, from empty conntrack (e.g. the SYN before the data). */
   before: Step[];
+  /** loadBalancerSourceRanges: [service ID, CIDR]. */
+  ranges?: [number, string][];
+  /** Written after `before` ran: the sets as a sync changed them under a known flow. */
+  setsAfter?: TestSet[];
   /** The packet the case is about, given the SNAT port the flow got in `before` (0 when none). */
   step: (natPort: number) => Step;
   verdict: number;
@@ -89,6 +96,10 @@ export interface NatCase {
    */
   output: (natPort: number) => Buffer;
   counter: { drop: string } | { event: string };
+  /** Events counted besides the exit's (a fallback on the way). */
+  also?: string[];
+  /** How many SNAT ports are held after the step, when the case is about that. */
+  natHeldAfter?: number;
   /** The case's output carries an SNAT source port. */
   snat?: boolean;
 }
@@ -146,6 +157,13 @@ export function natCases(mac: MacEnv): NatCase[] {
   }
   const unchanged = (p: Buffer) => () => p;
   const syn = fromClient('TCP');
+  const toLb = packet('TCP', CLIENT, CLIENT_PORT, LB_IP, 80, inMac);
+  const rst = packet('TCP', CLIENT, CLIENT_PORT, NODE1, NODE_PORT, inMac, TCP_FLAGS.RST);
+  const udpIn = fromClient('UDP');
+  const lbIp = (svc: number): Frontend => ({
+    key: { address: LB_IP, port: 80, protocol: 'TCP', family: 'IPv4' },
+    val: { svcId: svc, localSet: svc * 4, extSet: svc * 4 + 2, flags: FE_LOAD_BALANCER | FE_SOURCE_RANGES },
+  });
   cases.push(
     {
       name: 'Local policy, a local backend: DNAT only, the client\'s address kept',
@@ -158,9 +176,30 @@ export function natCases(mac: MacEnv): NatCase[] {
       before: [], step: at(syn), verdict: XDP_DROP, output: unchanged(syn), counter: { drop: 'no_local_backend' },
     },
     {
-      name: 'no endpoints: to the stack untranslated, where no listener on the NodePort makes the kernel refuse',
+      name: 'no endpoints, TCP SYN: refused at XDP with a RST|ACK from the address and port the client used',
       frontends: [nodePort('TCP', 5)], sets: [set(5, [], 'reject')],
-      before: [], step: at(syn), verdict: XDP_PASS, output: unchanged(syn), counter: { event: 'pkt_pass_no_endpoints' },
+      before: [], step: at(syn), verdict: XDP_TX,
+      output: () => buildPacket({ eth: toClient, ipv4: { src: NODE1, dst: CLIENT, id: 0, dontFragment: true }, l4: { proto: 'tcp', sport: NODE_PORT, dport: CLIENT_PORT, seq: 0, ack: 2, flags: TCP_FLAGS.RST | TCP_FLAGS.ACK, window: 0 } }),
+      counter: { event: 'pkt_refused_no_endpoints' },
+    },
+    {
+      name: 'no endpoints, TCP segment with ACK and data: a RST from its ack number',
+      frontends: [nodePort('TCP', 5)], sets: [set(5, [], 'reject')],
+      before: [], step: at(packet('TCP', CLIENT, CLIENT_PORT, NODE1, NODE_PORT, inMac, TCP_FLAGS.ACK | TCP_FLAGS.PSH)), verdict: XDP_TX,
+      output: () => buildPacket({ eth: toClient, ipv4: { src: NODE1, dst: CLIENT, id: 0, dontFragment: true }, l4: { proto: 'tcp', sport: NODE_PORT, dport: CLIENT_PORT, seq: 0, ack: 0, flags: TCP_FLAGS.RST, window: 0 } }),
+      counter: { event: 'pkt_refused_no_endpoints' },
+    },
+    {
+      name: 'no endpoints, a TCP RST: never answered, dropped',
+      frontends: [nodePort('TCP', 5)], sets: [set(5, [], 'reject')],
+      before: [], step: at(rst), verdict: XDP_DROP, output: unchanged(rst), counter: { drop: 'no_endpoints' },
+    },
+    {
+      name: 'no endpoints, UDP: ICMP port unreachable quoting the datagram\'s IP and UDP headers',
+      frontends: [nodePort('UDP', 15)], sets: [set(15, [], 'reject')],
+      before: [], step: at(udpIn), verdict: XDP_TX,
+      output: () => buildPacket({ eth: toClient, ipv4: { src: NODE1, dst: CLIENT, id: 0, dontFragment: true }, l4: { proto: 'icmp', type: 3, code: 3, id: 0, seq: 0, payload: udpIn.subarray(14, 14 + 28) } }),
+      counter: { event: 'pkt_refused_no_endpoints' },
     },
     {
       name: 'frontend whose backend set is missing (a sync in flight): dropped',
@@ -177,6 +216,45 @@ export function natCases(mac: MacEnv): NatCase[] {
       frontends: [nodePort('TCP', 8)], sets: [set(8, [be(81, NO_NEIGH_HOST, 'TCP', false)])],
       before: [], step: at(syn), verdict: XDP_PASS, snat: true,
       output: (port) => Buffer.concat([tcMeta(mac.eth0Ifindex), packet('TCP', NODE1, port, NO_NEIGH_HOST, 80, inMac)]), counter: { event: 'pkt_neigh_via_tc' },
+    },
+    {
+      name: 'UDP: known flow whose backend left the service: re-selected (a live backend), not followed',
+      frontends: [nodePort('UDP', 10)], sets: [set(10, [be(101, LOCAL_POD, 'UDP', true)])],
+      before: [xdp(fromClient('UDP'))], setsAfter: [set(10, [be(102, LOCAL_POD2, 'UDP', true)])],
+      step: at(fromClient('UDP')), verdict: XDP_PASS, output: () => packet('UDP', CLIENT, CLIENT_PORT, LOCAL_POD2, 80, inMac),
+      counter: { event: 'pkt_local_new' }, also: ['pkt_ct_reselect'],
+    },
+    {
+      name: 'TCP: known flow to a remote backend that left the service: re-selected, its old NAT port given back',
+      frontends: [nodePort('TCP', 11)], sets: [set(11, [be(111, REMOTE_POD, 'TCP', false)])],
+      before: [xdp(syn)], setsAfter: [set(11, [be(112, LOCAL_POD, 'TCP', true)])],
+      step: at(fromClient('TCP', TCP_FLAGS.ACK | TCP_FLAGS.PSH)), verdict: XDP_PASS,
+      output: () => packet('TCP', CLIENT, CLIENT_PORT, LOCAL_POD, 80, inMac, TCP_FLAGS.ACK | TCP_FLAGS.PSH),
+      counter: { event: 'pkt_local_new' }, also: ['pkt_ct_reselect'], natHeldAfter: 0,
+    },
+    {
+      name: 'LoadBalancer IP with source ranges, client inside one: served (DNAT to the pod)',
+      frontends: [lbIp(13)], sets: [set(13, [be(131, LOCAL_POD, 'TCP', true)])], ranges: [[13, '10.0.0.0/8'], [13, `${CLIENT}/32`], [14, '0.0.0.0/0']],
+      before: [], step: at(toLb), verdict: XDP_PASS, output: () => packet('TCP', CLIENT, CLIENT_PORT, LOCAL_POD, 80, inMac), counter: { event: 'pkt_local_new' },
+    },
+    {
+      name: 'LoadBalancer IP with source ranges, client outside all of them (another service\'s range would admit it): dropped',
+      frontends: [lbIp(13)], sets: [set(13, [be(131, LOCAL_POD, 'TCP', true)])], ranges: [[13, '10.0.0.0/8'], [13, '172.18.0.0/30'], [14, '0.0.0.0/0']],
+      before: [], step: at(toLb), verdict: XDP_DROP, output: unchanged(toLb), counter: { drop: 'source_range' },
+    },
+    {
+      name: 'ClientIP affinity: a new flow of a client goes to the backend its last flow used, not to the Maglev pick',
+      frontends: [nodePort('TCP', 12)], sets: [{ ...set(12, [be(121, LOCAL_POD, 'TCP', true)]), affinity: 60 }],
+      before: [xdp(syn)],
+      setsAfter: [{ ...set(12, [be(121, LOCAL_POD, 'TCP', true), be(122, LOCAL_POD2, 'TCP', true)]), affinity: 60, maglevAll: 122 }],
+      step: at(packet('TCP', CLIENT, CLIENT_PORT + 1, NODE1, NODE_PORT, inMac)), verdict: XDP_PASS,
+      output: () => packet('TCP', CLIENT, CLIENT_PORT + 1, LOCAL_POD, 80, inMac), counter: { event: 'pkt_local_new' }, also: ['pkt_affinity_hit'],
+    },
+    {
+      name: 'new flow to a set without a Maglev table: a random backend of the set, counted as pkt_maglev_miss',
+      frontends: [nodePort('TCP', 9)], sets: [{ ...set(9, [be(91, LOCAL_POD, 'TCP', true)]), maglev: false }],
+      before: [], step: at(syn), verdict: XDP_PASS, output: () => packet('TCP', CLIENT, CLIENT_PORT, LOCAL_POD, 80, inMac),
+      counter: { event: 'pkt_local_new' }, also: ['pkt_maglev_miss'],
     },
   );
   return cases;

@@ -6,47 +6,17 @@
 // counter it moves, and for SNAT the port range and that the flow keeps its
 // port. Maps are pinned in a directory of this test's own; nothing is attached.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLab, type Lab } from '../../src/lab/lab.js';
+import type { Lab } from '../../src/lab/lab.js';
 import { NAT_KEY, NAT_VAL, writeAddr } from '../../src/dataplane/bpf/layout.js';
 import { XDP_DROP } from '../../src/dataplane/bpf/testrun.js';
 import { parsePacket } from '../helpers/packet.js';
-import { enterNetns } from '../helpers/netns-thread.js';
-import { CLIENT, NAT_PORT_MAX, NAT_PORT_MIN, NODE1, NODE_PORT, natCases, packet, type MacEnv, type NatCase } from './xdp-nat-cases.js';
+import { enterNetns } from '../../src/lab/netns-thread.js';
+import { CLIENT, NAT_PORT_MAX, NAT_PORT_MIN, NODE1, NODE_PORT, natCases, packet, type MacEnv } from './xdp-nat-cases.js';
 import { counterDelta, testPinDir, XdpHarness } from './xdp-harness.js';
+import { natLab, natPort, prepare } from './xdp-nat-lab.js';
 
 const isRoot = process.getuid?.() === 0;
 if (!isRoot) console.log('xdp NAT packet tests skipped: they build a lab and load BPF programs, which needs root');
-
-/** The lab node1 the cases assume, its neighbours resolved, and the MACs the cases name. */
-export async function natLab(): Promise<{ lab: Lab; mac: MacEnv }> {
-  const lab = await createLab({ nodes: [{ name: 'node1', pods: [{ name: 'a1' }] }, { name: 'node2', pods: [{ name: 'b1' }] }], external: true });
-  try {
-    const [n1, n2] = lab.nodes as [Lab['nodes'][0], Lab['nodes'][0]];
-    // Resolve node1's neighbours (node2, the client) the way any traffic would.
-    await lab.client(n1, { proto: 'tcp', host: n2.ipv4, port: 80, count: 1, timeoutMs: 2000 });
-    await lab.client('external', { proto: 'tcp', host: n1.ipv4, port: 80, count: 1, timeoutMs: 2000 });
-    const link = async (netns: string) => JSON.parse((await lab.exec(netns, ['ip', '-j', 'link', 'show', 'eth0'])).stdout)[0] as { address: string; ifindex: number };
-    const [l1, l2, lc] = await Promise.all([link(n1.netns), link(n2.netns), link(lab.external!.netns)]);
-    return { lab, mac: { node1: l1.address, node2: l2.address, client: lc.address, eth0Ifindex: l1.ifindex } };
-  } catch (err) {
-    await lab.teardown();
-    throw err;
-  }
-}
-
-/** Runs a case's `before` steps, returns the SNAT port the flow got (0 when none). */
-export function prepare(h: XdpHarness, c: NatCase): number {
-  h.clearFlows();
-  h.setFrontends(c.frontends);
-  h.setSets(c.sets);
-  for (const s of c.before) h.run(s.packet, { program: s.program });
-  return natPort(h);
-}
-
-function natPort(h: XdpHarness): number {
-  const d = h.nat.dump();
-  return d.count === 1 ? d.keys.readUInt16BE(NAT_KEY.fields.port.offset) : 0;
-}
 
 describe.skipIf(!isRoot)('packet NAT of xdp.bpf.o and tc.bpf.o under BPF_PROG_TEST_RUN, in a lab node', () => {
   let lab: Lab;
@@ -77,7 +47,9 @@ describe.skipIf(!isRoot)('packet NAT of xdp.bpf.o and tc.bpf.o under BPF_PROG_TE
       const moved = counterDelta(counters, h!.readCounters());
       const port = natPort(h!);
       expect(res.retval).toBe(c.verdict);
-      expect(moved).toEqual('drop' in c.counter ? { [`drop:${c.counter.drop}`]: 1 } : { [`event:${c.counter.event}`]: 1 });
+      const also = Object.fromEntries((c.also ?? []).map((e) => [`event:${e}`, 1]));
+      expect(moved).toEqual({ ...also, ...('drop' in c.counter ? { [`drop:${c.counter.drop}`]: 1 } : { [`event:${c.counter.event}`]: 1 }) });
+      if (c.natHeldAfter !== undefined) expect(h!.nat.dump().count).toBe(c.natHeldAfter);
       if (c.snat) {
         expect(port).toBeGreaterThanOrEqual(NAT_PORT_MIN);
         expect(port).toBeLessThanOrEqual(NAT_PORT_MAX);

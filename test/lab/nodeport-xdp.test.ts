@@ -2,26 +2,16 @@
 // each running the real bpfproxy with --devices eth0, pods on both, and the
 // lab's external client on the wire connecting to node1's (and node2's)
 // NodePorts over TCP and UDP.
-//
-// Standing in for real NICs (platform-notes.md, bpf/lib/csum.h):
-// - the far end of each node's uplink (its wire port) gets an XDP_PASS
-//   program, without which native XDP_TX frames on a veth never arrive;
-// - TX checksum offload is off where packets start (the external client's and
-//   the pods' eth0), so frames carry full checksums as on a wire: XDP cannot
-//   tell a CHECKSUM_PARTIAL frame's pseudo-header sum from a full checksum.
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+// The lab stands in for real NICs as src/lab/xdp.ts describes.
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DeviceAttacher } from '../../src/dataplane/bpf/attach.js';
-import * as native from '../../src/dataplane/bpf/native.js';
 import type { ClientResult } from '../../src/lab/client.js';
 import { createLab, type Lab } from '../../src/lab/lab.js';
 import { LabProxy } from '../../src/lab/proxy.js';
-import { silentLogger } from '../../src/util/log.js';
-import { BPF_OBJECT_DIR } from '../../src/util/paths.js';
-import { enterNetns } from '../helpers/netns-thread.js';
 import { pods, put, service, slice, type PortSpec } from '../helpers/lab-manifests.js';
+import { prepareXdpLab } from './xdp-lab.js';
 
 const isRoot = process.getuid?.() === 0;
 if (!isRoot) console.log('NodePort XDP lab tests skipped: they build network namespaces and attach XDP programs, which needs root');
@@ -30,12 +20,6 @@ const WEB: PortSpec[] = [{ name: 'http', port: 80, protocol: 'TCP', nodePort: 30
 const DNS: PortSpec[] = [{ name: 'dns', port: 53, protocol: 'UDP', nodePort: 30053 }];
 const LOCAL: PortSpec[] = [{ name: 'http', port: 80, protocol: 'TCP', nodePort: 30081 }];
 const NONE: PortSpec[] = [{ name: 'http', port: 80, protocol: 'TCP', nodePort: 30082 }];
-
-/** ETHTOOL_STXCSUM off through SIOCETHTOOL (no ethtool binary on the image). */
-const TX_CSUM_OFF = `import socket, fcntl, struct, array
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-buf = array.array('B', struct.pack('II', 0x17, 0))
-fcntl.ioctl(s.fileno(), 0x8946, struct.pack('16sP', b'eth0', buf.buffer_info()[0]))`;
 
 const okPeers = (rs: ClientResult[]) => new Set(rs.map((r) => (r.ok ? r.peer : `error:${r.error}`)));
 const clientsSeen = (rs: ClientResult[], pod: string) => new Set(rs.filter((r) => r.ok && r.pod === pod).map((r) => (r.ok ? r.client.split(':')[0] : '')));
@@ -47,22 +31,7 @@ describe.skipIf(!isRoot)('NodePort from an external client through XDP and TC (b
 
   beforeAll(async () => {
     lab = await createLab({ nodes: [{ name: 'node1', pods: [{ name: 'a1' }] }, { name: 'node2', pods: [{ name: 'b1' }] }], external: true });
-    for (const ns of [lab.external!.netns, lab.pod('a1').netns, lab.pod('b1').netns]) {
-      const r = await lab.exec(ns, ['/usr/bin/python3', '-c', TX_CSUM_OFF]);
-      if (r.code !== 0) throw new Error(`tx checksum offload off in ${ns}: ${r.stderr}`);
-    }
-    // XDP_PASS on the wire ports, pinned in the lab's bpffs (gone with the lab).
-    const leave = enterNetns(lab.wireNetns);
-    try {
-      const pin = join(lab.bpffsRoot, '_wire');
-      mkdirSync(join(pin, 'links'), { recursive: true });
-      const obj = native.objectLoad(join(BPF_OBJECT_DIR, 'xdp.bpf.o'), pin, { bpx_ct_v1: 16, bpx_nat_v1: 16 });
-      const attacher = new DeviceAttacher(pin, { tc: 'auto', xdp: 'native' }, silentLogger());
-      for (const n of lab.nodes) attacher.attach({ object: 'xdp.bpf.o', program: 'bpx_xdp_pass', fd: native.objectProgFd(obj.handle, 'bpx_xdp_pass') }, 'xdp', n.wirePort);
-      native.objectClose(obj.handle);
-    } finally {
-      leave();
-    }
+    await prepareXdpLab(lab, [lab.external!.netns, lab.pod('a1').netns, lab.pod('b1').netns]);
     const eps = [{ ip: lab.pod('a1').ipv4, node: 'node1' }, { ip: lab.pod('b1').ipv4, node: 'node2' }];
     dir = mkdtempSync(join(tmpdir(), 'bpfproxy-lab-np-'));
     put(dir, 'web.yaml', `${service('web', '10.96.2.10', WEB, ['type: NodePort'])}---\n${slice('web', WEB, eps)}`);
@@ -70,7 +39,7 @@ describe.skipIf(!isRoot)('NodePort from an external client through XDP and TC (b
     put(dir, 'local.yaml', `${service('local', '10.96.2.20', LOCAL, ['type: NodePort', 'externalTrafficPolicy: Local'])}---\n${slice('local', LOCAL, eps.filter((e) => e.node === 'node1'))}`);
     put(dir, 'none.yaml', `${service('none', '10.96.2.30', NONE, ['type: NodePort'])}---\n${slice('none', NONE, [])}`);
     proxies = lab.nodes.map((n) => LabProxy.start(lab, n, { manifests: dir, args: ['--devices', 'eth0'] }));
-    await Promise.all(proxies.map((p) => p.waitSynced()));
+    await Promise.all(proxies.map((p) => p.waitSynced(0, 45_000)));
   });
 
   afterAll(async () => {
@@ -79,7 +48,8 @@ describe.skipIf(!isRoot)('NodePort from an external client through XDP and TC (b
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  it('attaches XDP and TC to eth0 of each node only', async () => {
+  it('probes the kernel once at start (one log line per proxy), then attaches XDP and TC to eth0 of each node only', async () => {
+    for (const p of proxies) expect(p.logs.filter((l) => /kernel probe|lacks what the XDP\/TC datapath needs/.test(l.msg)).map((l) => l.msg)).toEqual(['kernel probe: this kernel has what the XDP/TC datapath needs']);
     for (const n of lab.nodes) {
       const link = (await lab.exec(n.netns, ['ip', '-d', 'link', 'show', 'dev', 'eth0'])).stdout;
       expect(link).toMatch(/prog\/xdp id \d+/);
@@ -131,7 +101,7 @@ describe.skipIf(!isRoot)('NodePort from an external client through XDP and TC (b
     expect(clientsSeen(served, 'a1')).toEqual(new Set([lab.external!.ipv4]));
   });
 
-  it('no endpoints: the kernel refuses at once (TCP RST: nothing listens on the NodePort)', async () => {
+  it('no endpoints: refused at once (a TCP RST sent back by XDP)', async () => {
     const rs = await lab.client('external', { proto: 'tcp', host: lab.nodes[0]!.ipv4, port: 30082, count: 2, timeoutMs: 3000 });
     expect(pods(rs)).toEqual(new Set(['error:ECONNREFUSED']));
     expect(rs.every((r) => r.ms < 1000)).toBe(true);

@@ -37,6 +37,8 @@ export const CT_VAL = layout('bpx_ct_val', 56, {
 });
 export const NAT_KEY = layout('bpx_nat_key', 20, { addr: [0, 16], port: [16, 2], proto: [18, 1], family: [19, 1] });
 export const NAT_VAL = layout('bpx_nat_val', 32, { last_ns: [0, 8], client: [8, 16], client_port: [24, 2], pad: [26, 6] });
+export const RANGE_KEY = layout('bpx_range_key', 24, { prefixlen: [0, 4], svc: [4, 4], addr: [8, 16] });
+export const MAGLEV_ROW = layout('bpx_maglev_row', 8, { row: [0, 4], m: [4, 4] });
 export const COUNTER = layout('bpx_counter', 8, {
   count: [0, 8], anchor_family: [8, 0], anchor_fe_flag: [8, 0], anchor_empty: [8, 0], anchor_be_flag: [8, 0],
   anchor_drop: [8, 0], anchor_event: [8, 0], anchor_slot: [8, 0],
@@ -44,7 +46,7 @@ export const COUNTER = layout('bpx_counter', 8, {
 
 export const ALL_LAYOUTS: readonly StructLayout<string>[] = [
   FE_KEY, FE_VAL, SET_KEY, SET_VAL, BACKEND, MEMBER_KEY, SK_RNAT_KEY, SK_RNAT_VAL, FLOW_KEY, FLOW_VAL, AFF_KEY, AFF_VAL,
-  CT_KEY, CT_VAL, NAT_KEY, NAT_VAL, COUNTER,
+  CT_KEY, CT_VAL, NAT_KEY, NAT_VAL, MAGLEV_ROW, RANGE_KEY, COUNTER,
 ];
 
 /** The BTF description the native layer reports: "size=N;member:offset:size;...". */

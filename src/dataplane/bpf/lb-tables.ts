@@ -29,7 +29,7 @@ export const MAX_SET_BACKENDS = 0xffff;
 const U32: StructLayout<'value'> = { name: '__u32', size: 4, fields: { value: { offset: 0, size: 4 } } };
 const LE = true;
 
-const serviceOfSet = (set: number) => Math.floor(set / SETS_PER_SERVICE);
+export const serviceOfSet = (set: number): number => Math.floor(set / SETS_PER_SERVICE);
 // Dumped keys and values arrive as 32-bit words in host (little-endian) order.
 const word = (byteOffset: number) => byteOffset / 4;
 const setKeySlot = (k: Uint32Array, o: number) => k[o + word(SET_KEY.fields.slot.offset)]! & 0xffff;
@@ -169,7 +169,7 @@ export function reserveFor(t: LbTables, services: Iterable<PlannedService>): voi
     const extra = (svc.cluster === svc.internal ? 0 : svc.cluster.backends.length) + (svc.external === svc.internal ? 0 : svc.external.backends.length);
     sets += 1 + (svc.cluster === svc.internal ? 0 : 1) + (svc.external === svc.internal ? 0 : 1);
     slots += n + extra;
-    if (svc.affinityTimeout || svc.protocol === 'UDP') members += n + extra;
+    if (readsMembership(svc)) members += n + extra;
   }
   t.frontends.reserveBatch(fe);
   t.headers.reserveBatch(sets);
@@ -178,11 +178,16 @@ export function reserveFor(t: LbTables, services: Iterable<PlannedService>): voi
   t.members.reserveBatch(members);
 }
 
+/** Whether a reader checks the membership of a remembered backend in this service's sets. */
+function readsMembership(svc: PlannedService): boolean {
+  return (svc.affinityTimeout ?? 0) > 0 || svc.protocol === 'UDP' || svc.maglev !== null;
+}
+
 /** Backends already encoded for the service being encoded (only when it has several sets). */
 const seen = new Set<number>();
 
-/** Encodes every entry of `svc` into the tables' batches. */
-export function encodeService(t: LbTables, svc: PlannedService): void {
+/** Encodes every entry of `svc` into the tables' batches. Returns the ID of its external set (what Maglev tables are built for). */
+export function encodeService(t: LbTables, svc: PlannedService): number {
   const proto = IPPROTO[svc.protocol];
   const family = svc.family === 'IPv4' ? FAMILY_V4 : FAMILY_V6;
   const internal = encodeSet(t, svc, svc.internal, SET_INTERNAL, proto, family, false);
@@ -213,6 +218,7 @@ export function encodeService(t: LbTables, svc: PlannedService): void {
     v.setUint32(vo + FE_VAL.fields.ext_set.offset, isCluster ? internal : external, LE);
     v.setUint16(vo + FE_VAL.fields.flags.offset, flags, LE);
   }
+  return external;
 }
 
 /** One backend set: its backends (once per service), memberships, slots and header. Returns the set's ID. */
@@ -233,9 +239,10 @@ function encodeSet(t: LbTables, svc: PlannedService, s: BackendSet, kind: number
     writeEndpoint(t.backends.dvv, o, BACKEND, family, b.v4, b.address, b.port, proto);
     t.backends.dvv.setUint8(o + BACKEND.fields.flags.offset, b.local ? BE_LOCAL : 0);
   }
-  // Memberships only for sets whose readers check them: ClientIP affinity and
-  // unconnected-UDP flows must notice that a remembered backend left the set.
-  if (affinity > 0 || svc.protocol === 'UDP') {
+  // Memberships only for sets whose readers check them: ClientIP affinity,
+  // unconnected-UDP flows and the packet programs' conntrack (the sets of
+  // external frontends) must notice that a remembered backend left the set.
+  if (readsMembership(svc)) {
     for (let k = 0; k < list.length; k++) {
       const i = t.members.push(owner);
       t.members.dkv.setUint32(i * MEMBER_KEY.size + MEMBER_KEY.fields.backend.offset, list[k]!.id, LE);

@@ -24,6 +24,8 @@ export const DROP_REASONS: readonly Reason[] = [
   { label: 'no_backend', description: 'backend set or backend entry missing (a sync in flight)' },
   { label: 'nat_ports_exhausted', description: 'no free SNAT source port found within the bounded tries' },
   { label: 'fib_failed', description: 'no route toward the backend or the client, or forwarding off on the device' },
+  { label: 'source_range', description: 'source address outside the service\'s loadBalancerSourceRanges' },
+  { label: 'no_endpoints', description: 'service without endpoints, and no refusal could be sent (the packet was a TCP RST, or the frame could not be resized)' },
 ];
 
 /** enum bpx_event, by value. */
@@ -51,10 +53,14 @@ export const EVENTS: readonly Reason[] = [
   { label: 'pkt_remote_new', description: 'new flow to a remote backend: SNAT and DNAT, transmitted' },
   { label: 'pkt_remote_ct', description: 'known flow to a remote backend: SNAT and DNAT, transmitted' },
   { label: 'pkt_reply_rnat', description: 'reply from a remote backend: reverse NAT, transmitted to the client' },
-  { label: 'pkt_pass_no_endpoints', description: 'service without endpoints: passed to the stack, which refuses (TCP RST, ICMP port unreachable)' },
+  { label: 'pkt_pass_no_endpoints', description: 'retired: services without endpoints are refused at XDP now (pkt_refused_no_endpoints); kept so no value is reused' },
   { label: 'pkt_neigh_via_tc', description: 'translated, but the next hop\'s MAC is unknown: passed for TC ingress to send with bpf_redirect_neigh' },
   { label: 'tc_reply_rnat', description: 'TC egress: reply from a local backend, its source restored to the frontend' },
   { label: 'tc_redirect_neigh', description: 'TC ingress: a translated packet sent with bpf_redirect_neigh' },
+  { label: 'pkt_maglev_miss', description: 'new flow whose backend set has no Maglev table (more sets than rows, or a sync writing it), or whose slot names a backend that is gone: a random backend of the set' },
+  { label: 'pkt_ct_reselect', description: 'known flow whose backend left the service (endpoint removed or no longer ready): picked afresh as a new flow' },
+  { label: 'pkt_affinity_hit', description: 'new flow of a client with ClientIP session affinity: sent to the backend it used within the timeout' },
+  { label: 'pkt_refused_no_endpoints', description: 'service without endpoints: refused at XDP, as kube-proxy\'s REJECT (TCP RST, ICMP port unreachable sent back to the client)' },
 ];
 
 /** enum bpx_counter_slot: where drops and events sit in the counters map. */

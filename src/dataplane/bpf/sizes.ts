@@ -7,7 +7,7 @@
 
 /** Map-size settings (bpf.mapSizes.NAME, --bpf-map-size NAME=N) -> the maps they size. */
 export const MAP_SIZE_SETTINGS: Readonly<Record<string, readonly string[]>> = {
-  frontends: ['bpx_fe_v1'],
+  frontends: ['bpx_fe_v1', 'bpx_range_v1'],
   backendSets: ['bpx_set_v1', 'bpx_member_v1'],
   backends: ['bpx_be_v1'],
   socketRevNat: ['bpx_sk_rnat_v1', 'bpx_flow_v1'],

@@ -1,0 +1,171 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Refusing a new flow to a service without endpoints, at XDP, the way
+ * kube-proxy's REJECT does: a TCP segment gets a RST, a UDP datagram an ICMP
+ * port unreachable, sent back out of the device it came in on (XDP_TX), from
+ * the address and port the client used. Passing the packet to the stack
+ * would do for a NodePort (nothing listens on it, so the kernel refuses),
+ * but a LoadBalancer or external IP is not the node's own address: the
+ * stack would forward or drop it and the client would time out.
+ *
+ * The reply is built in place: the frame is cut (TCP) or grown at the head
+ * (ICMP quotes the original IP header and 8 bytes of UDP, which stay where
+ * they are), headers are written whole, and checksums computed from scratch
+ * with bpf_csum_diff. IPv4 without options only (parse.h passes options).
+ */
+#ifndef BPX_REFUSE_H
+#define BPX_REFUSE_H
+
+#include "csum.h"
+#include "parse.h"
+
+#define BPX_REFUSE_TTL 64
+/* linux/icmp.h pulls in libc headers a BPF target does not have. */
+#define BPX_ICMP_DEST_UNREACH 3
+#define BPX_ICMP_PORT_UNREACH 3
+
+struct bpx_icmphdr {
+	__u8 type;
+	__u8 code;
+	__sum16 checksum;
+	__be32 unused;
+};
+#define BPX_ICMP_QUOTE (sizeof(struct iphdr) + 8)	/* RFC 792: the IP header and 64 bits of data */
+
+/* Folds a bpf_csum_diff sum into a 16-bit ones' complement checksum. */
+static __always_inline __u16 csum_fold_neg(__s64 sum)
+{
+	return ~csum_fold64((__u64)(__u32)sum);
+}
+
+static __always_inline void eth_swap(struct ethhdr *eth)
+{
+	__u8 tmp[ETH_ALEN];
+
+	__builtin_memcpy(tmp, eth->h_source, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, eth->h_dest, ETH_ALEN);
+	__builtin_memcpy(eth->h_dest, tmp, ETH_ALEN);
+}
+
+static __always_inline void ipv4_reply_header(struct iphdr *ip, __be32 saddr, __be32 daddr, __u8 proto, __u16 tot_len)
+{
+	ip->version = 4;
+	ip->ihl = 5;
+	ip->tos = 0;
+	ip->tot_len = bpf_htons(tot_len);
+	ip->id = 0;
+	ip->frag_off = bpf_htons(0x4000);	/* DF */
+	ip->ttl = BPX_REFUSE_TTL;
+	ip->protocol = proto;
+	ip->saddr = saddr;
+	ip->daddr = daddr;
+	ip->check = 0;
+	ip->check = csum_fold_neg(bpf_csum_diff(NULL, 0, (__be32 *)ip, sizeof(*ip), 0));
+}
+
+/* The segment's sequence space: SYN and FIN count one each, as data does. */
+static __always_inline __u32 tcp_seg_len(const struct tcphdr *th, __u16 l4_len)
+{
+	return l4_len - th->doff * 4 + th->syn + th->fin;
+}
+
+/*
+ * TCP: a RST as tcp_v4_send_reset would send it: with the ACK of the
+ * segment's sequence space when the segment carried no ACK, else from the
+ * segment's ack number. A RST is never answered.
+ */
+static __always_inline int refuse_tcp(struct xdp_md *ctx, const struct bpx_pkt *p)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	struct iphdr *ip = (void *)(eth + 1);
+	struct tcphdr *th = (void *)(ip + 1);
+	__u32 seq = 0, ack = 0, pseudo[3];
+	bool has_ack;
+	int len = sizeof(*eth) + sizeof(*ip) + sizeof(*th);
+	__s64 sum;
+
+	if ((void *)(th + 1) > data_end)
+		return drop(BPX_DROP_TRUNCATED_L4);
+	if (th->rst)
+		return drop(BPX_DROP_NO_ENDPOINTS);
+	has_ack = th->ack;
+	if (has_ack)
+		seq = th->ack_seq;
+	else
+		ack = bpf_htonl(bpf_ntohl(th->seq) + tcp_seg_len(th, p->l4_len));
+	if (bpf_xdp_adjust_tail(ctx, len - (int)(data_end - data)))
+		return drop(BPX_DROP_NO_ENDPOINTS);
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
+	eth = data;
+	ip = (void *)(eth + 1);
+	th = (void *)(ip + 1);
+	if ((void *)(th + 1) > data_end)
+		return drop(BPX_DROP_TRUNCATED_L4);
+	eth_swap(eth);
+	ipv4_reply_header(ip, p->dst.v4, p->src.v4, IPPROTO_TCP, sizeof(*ip) + sizeof(*th));
+	__builtin_memset(th, 0, sizeof(*th));
+	th->source = p->dport;
+	th->dest = p->sport;
+	th->seq = seq;
+	th->ack_seq = ack;
+	th->doff = 5;
+	th->rst = 1;
+	th->ack = !has_ack;
+	pseudo[0] = p->dst.v4;
+	pseudo[1] = p->src.v4;
+	pseudo[2] = bpf_htonl((IPPROTO_TCP << 16) | sizeof(*th));
+	sum = bpf_csum_diff(NULL, 0, pseudo, sizeof(pseudo), 0);
+	sum = bpf_csum_diff(NULL, 0, (__be32 *)th, sizeof(*th), (__u32)sum);
+	th->check = csum_fold_neg(sum);
+	return tx(BPX_EVENT_PKT_REFUSED_NO_ENDPOINTS);
+}
+
+/* UDP: ICMP destination unreachable, port unreachable, quoting the datagram's IP header and UDP header. */
+static __always_inline int refuse_udp(struct xdp_md *ctx, const struct bpx_pkt *p)
+{
+	int grow = sizeof(struct iphdr) + sizeof(struct bpx_icmphdr);
+	int len = sizeof(struct ethhdr) + grow + BPX_ICMP_QUOTE;
+	void *data, *data_end;
+	struct ethhdr *eth, *old_eth;
+	struct iphdr *ip;
+	struct bpx_icmphdr *icmp;
+	__s64 sum;
+
+	if (bpf_xdp_adjust_head(ctx, -grow))
+		return drop(BPX_DROP_NO_ENDPOINTS);
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
+	eth = data;
+	old_eth = data + grow;
+	if ((void *)(old_eth + 1) > data_end)
+		return drop(BPX_DROP_TRUNCATED_L2);
+	__builtin_memcpy(eth->h_dest, old_eth->h_source, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, old_eth->h_dest, ETH_ALEN);
+	eth->h_proto = bpf_htons(ETH_P_IP);
+	if (bpf_xdp_adjust_tail(ctx, len - (int)(data_end - data)))
+		return drop(BPX_DROP_NO_ENDPOINTS);
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
+	ip = data + sizeof(struct ethhdr);
+	icmp = (void *)(ip + 1);
+	if ((void *)(icmp + 1) + BPX_ICMP_QUOTE > data_end)
+		return drop(BPX_DROP_TRUNCATED_L4);
+	ipv4_reply_header(ip, p->dst.v4, p->src.v4, IPPROTO_ICMP, grow + BPX_ICMP_QUOTE);
+	__builtin_memset(icmp, 0, sizeof(*icmp));
+	icmp->type = BPX_ICMP_DEST_UNREACH;
+	icmp->code = BPX_ICMP_PORT_UNREACH;
+	sum = bpf_csum_diff(NULL, 0, (__be32 *)icmp, sizeof(*icmp) + BPX_ICMP_QUOTE, 0);
+	icmp->checksum = csum_fold_neg(sum);
+	return tx(BPX_EVENT_PKT_REFUSED_NO_ENDPOINTS);
+}
+
+/* The refusal stage's work, by protocol (SCTP is not translated here). */
+static __always_inline int refuse(struct xdp_md *ctx, const struct bpx_pkt *p)
+{
+	return p->proto == IPPROTO_TCP ? refuse_tcp(ctx, p) : refuse_udp(ctx, p);
+}
+
+#endif
