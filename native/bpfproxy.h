@@ -63,6 +63,14 @@ int bpx_map_dump_fp(int fd, void *keys, void *values, uint32_t max, uint32_t *co
 int bpx_prog_test_run(int prog_fd, const void *data_in, uint32_t size_in, void *data_out, uint32_t size_out,
 		      uint32_t repeat, uint32_t out[3]);
 
+/* Iterators (native/iter.c) ----------------------------------------------- */
+
+/* Runs the iterator program prog_fd once, to EOF, over the network namespace
+ * at netns_path (NULL or "": the caller's). Its output goes into out, up to
+ * out_len bytes; *total gets the whole output's length. 0 or -errno. */
+int bpx_iter_run(int prog_fd, const char *netns_path, void *out, size_t out_len, uint64_t *total, char *err,
+		 size_t err_len);
+
 /* Attachments, datapath objects and device hooks (native/attach.c) -------- */
 
 /* Device links are pinned; a pinned link of the same device and hook gets the

@@ -65,6 +65,7 @@ function bind() {
     linkDetachPinned: shim.func('int bpx_link_detach_pinned(const char *link_path)'),
     stateMap: shim.func('int bpx_state_map(const char *path, const char *name, uint32_t key_size, uint32_t value_size, uint32_t max_entries, void *err, size_t err_len)'),
     objectPinnedMaps: shim.func('int bpx_object_pinned_maps(bpf_object *obj, void *out, size_t out_len)'),
+    iterRun: shim.func('int bpx_iter_run(int prog_fd, const char *netns_path, void *out, size_t out_len, _Out_ uint64_t *total, void *err, size_t err_len)'),
     ifNameToIndex: libc.func('unsigned int if_nametoindex(const char *name)'),
     ifIndexToName: libc.func('char *if_indextoname(unsigned int ifindex, void *buf)'),
   };
@@ -291,6 +292,21 @@ export function objectPinnedMaps(h: ObjectHandle): string[] {
   const ret = fns().objectPinnedMaps(h, out, out.length) as number;
   if (ret < 0) throw new BpfError('list pinned maps', ret);
   return cstr(out).split(';').filter(Boolean);
+}
+
+/**
+ * Runs an iterator program to its end over the network namespace at
+ * netnsPath ("" for this process's) and returns its text output (the first
+ * 64 KiB; the rest is read and dropped). Throws BpfError.
+ */
+export function iterRun(progFd: number, netnsPath: string, maxBytes = 64 * 1024): string {
+  const out = Buffer.alloc(maxBytes);
+  const err = Buffer.alloc(1024);
+  const total = [0n];
+  const ret = fns().iterRun(progFd, netnsPath, out, out.length, total, err, err.length) as number;
+  if (ret < 0) throw new BpfError('run iterator', ret, cstr(err) || undefined);
+  const n = Number(total[0]);
+  return out.toString('utf8', 0, Math.min(n, out.length));
 }
 
 /** The interface's index in this process's network namespace, 0 when there is none. */

@@ -2,7 +2,7 @@
 // where each of its programs attaches, and which structs and enums of
 // bpf/lib/maps.h (and reasons.h) it uses, so the loader checks each object
 // against the TypeScript codecs for what that object uses, and nothing else.
-import { AFF_KEY, AFF_VAL, BACKEND, CONSTANT_ENUMS, COUNTER, CT_KEY, CT_VAL, NAT_KEY, NAT_VAL, FE_KEY, FE_VAL, FLOW_KEY, FLOW_VAL, MEMBER_KEY, SET_KEY, SET_VAL, SK_RNAT_KEY, SK_RNAT_VAL, type StructLayout } from './layout.js';
+import { AFF_KEY, AFF_VAL, BACKEND, CONSTANT_ENUMS, COUNTER, CT_KEY, CT_VAL, NAT_KEY, NAT_VAL, FE_KEY, FE_VAL, FLOW_KEY, FLOW_VAL, MAGLEV_ROW, MEMBER_KEY, RANGE_KEY, SET_KEY, SET_VAL, SK_RNAT_KEY, SK_RNAT_VAL, type StructLayout } from './layout.js';
 
 /**
  * Where a program attaches.
@@ -37,7 +37,7 @@ export const SOCK_OBJECT: ObjectSpec = {
 export const XDP_OBJECT: ObjectSpec = {
   file: 'xdp.bpf.o',
   programs: { bpx_xdp: 'xdp', bpx_xdp_pass: 'none' },
-  structs: [FE_KEY, FE_VAL, SET_KEY, SET_VAL, BACKEND, CT_KEY, CT_VAL, NAT_KEY, NAT_VAL, COUNTER],
+  structs: [FE_KEY, FE_VAL, SET_KEY, SET_VAL, BACKEND, MEMBER_KEY, AFF_KEY, AFF_VAL, CT_KEY, CT_VAL, NAT_KEY, NAT_VAL, MAGLEV_ROW, RANGE_KEY, COUNTER],
   enums: Object.keys(CONSTANT_ENUMS),
 };
 
@@ -56,6 +56,40 @@ export const TC_OBJECT: ObjectSpec = {
  * and attached nowhere.
  */
 export const DATAPATH_OBJECTS: readonly ObjectSpec[] = [SOCK_OBJECT, XDP_OBJECT, TC_OBJECT];
+
+/**
+ * A backend a sync removed from a service (struct bpx_sk_dead_key of
+ * bpf/sockdestroy.bpf.c, defined beside the one program that reads it).
+ */
+export const SK_DEAD_KEY: StructLayout<'addr' | 'port' | 'proto' | 'family' | 'svc_id'> = {
+  name: 'bpx_sk_dead_key',
+  size: 24,
+  fields: { addr: { offset: 0, size: 16 }, port: { offset: 16, size: 2 }, proto: { offset: 18, size: 1 }, family: { offset: 19, size: 1 }, svc_id: { offset: 20, size: 4 } },
+};
+
+/**
+ * The UDP socket iterator that destroys connected sockets whose backend a
+ * sync removed (bpf/sockdestroy.bpf.c). Optional: it needs kernel BTF and
+ * bpf_sock_destroy (6.5+), so sock-destroy.ts loads it on its own, after the
+ * datapath, and the proxy serves without it when it cannot load.
+ */
+export const SOCK_DESTROY_OBJECT: ObjectSpec = {
+  file: 'sockdestroy.bpf.o',
+  programs: { bpx_sock_destroy_udp: 'none' },
+  structs: [SK_RNAT_KEY, SK_RNAT_VAL, SK_DEAD_KEY],
+  enums: [],
+};
+
+/** The kernel-feature probes of the packet path (bpf/probe.bpf.c), test-run once at start by probe-xdp.ts; no maps. */
+export const PROBE_OBJECT: ObjectSpec = {
+  file: 'probe.bpf.o',
+  programs: { bpx_probe_fib_src: 'none', bpx_probe_selftest: 'none' },
+  structs: [],
+  enums: [],
+};
+
+/** Every object a build makes: the datapath's and the optional ones (for the checks that read BTF). */
+export const ALL_OBJECTS: readonly ObjectSpec[] = [...DATAPATH_OBJECTS, SOCK_DESTROY_OBJECT, PROBE_OBJECT];
 
 /** The hook of `program` under `spec`, or undefined when the declaration does not cover it. */
 export function hookOf(spec: ObjectSpec, program: string): Hook | undefined {

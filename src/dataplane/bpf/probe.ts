@@ -4,8 +4,10 @@
 // a probe that passes can still be followed by a load that fails, and that
 // failure is reported the same way.
 //
-// Kernel BTF is not probed: the programs read no kernel types (no CO-RE), and
-// the BTF that matters, the one of our own object, is checked at load.
+// Kernel BTF is not probed for the datapath: its programs read no kernel
+// types (no CO-RE), and the BTF that matters, the one of our own object, is
+// checked at load. The optional socket iterator (sockdestroy.bpf.c) is the
+// exception: probeSockDestroy() below.
 import { readFileSync, statfsSync } from 'node:fs';
 import { release } from 'node:os';
 import { dirname } from 'node:path';
@@ -60,11 +62,11 @@ function fsTypeOfNearest(path: string, host: BpfHost): number | null {
   }
 }
 
-function kernelTooOld(releaseText: string): boolean {
+function kernelTooOld(releaseText: string, min: readonly [number, number] = MIN_KERNEL): boolean {
   const m = /^(\d+)\.(\d+)/.exec(releaseText);
   if (!m) return false; // An unparsable release: let the load decide.
   const [major, minor] = [Number(m[1]), Number(m[2])];
-  return major < MIN_KERNEL[0] || (major === MIN_KERNEL[0] && minor < MIN_KERNEL[1]);
+  return major < min[0] || (major === min[0] && minor < min[1]);
 }
 
 /** Why the bpf dataplane cannot run with these directories, or null when nothing cheap says so. */
@@ -92,5 +94,21 @@ export function probeBpf(opts: { pinDir: string; cgroupRoot: string }, host: Bpf
   const cgroupFs = host.fsType(opts.cgroupRoot);
   if (cgroupFs === null) return `--cgroup-root ${opts.cgroupRoot} does not exist`;
   if (cgroupFs !== CGROUP2_SUPER_MAGIC) return `--cgroup-root ${opts.cgroupRoot} is not a cgroup v2 directory (the socket programs attach to cgroup v2)`;
+  return null;
+}
+
+/** bpf_sock_destroy, which the UDP socket iterator calls, came in 6.5. */
+export const SOCK_DESTROY_MIN_KERNEL: readonly [number, number] = [6, 5];
+const KERNEL_BTF = '/sys/kernel/btf/vmlinux';
+
+/**
+ * Why the socket iterator that moves connected UDP sockets off removed
+ * backends cannot load here, or null when nothing cheap says so (the load
+ * is still the real test).
+ */
+export function probeSockDestroy(host: BpfHost = processHost): string | null {
+  const kernel = host.kernelRelease();
+  if (kernelTooOld(kernel, SOCK_DESTROY_MIN_KERNEL)) return `kernel ${kernel} is older than ${SOCK_DESTROY_MIN_KERNEL.join('.')} (no bpf_sock_destroy)`;
+  if (host.fsType(KERNEL_BTF) === null) return `the kernel has no BTF (${KERNEL_BTF} is missing: CONFIG_DEBUG_INFO_BTF)`;
   return null;
 }
