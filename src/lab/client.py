@@ -3,13 +3,15 @@
 a node or the external client.
 
 argv[1] is JSON: {"proto": "tcp"|"udp"|"udp-connected"|"hold", "host", "port",
-"count", "timeoutMs", "payload"?}.
+"count", "timeoutMs", "payload"?, "intervalMs"?}.
 
 tcp, udp, udp-connected: `count` attempts, each on a new socket (so a new
-source port), each bounded by timeoutMs; prints one JSON array with a result
-per attempt: {"ok": true, "pod", "client", "local", "peer", "ms"} or
-{"ok": false, "error": ERRNO_NAME, "ms"}. "peer" is what getpeername() (tcp,
-udp-connected) or recvfrom() (udp) reported for the server side.
+source port), each bounded by timeoutMs; with "intervalMs", attempt i starts
+no earlier than i * intervalMs after the first (a steady rate). Prints one
+JSON array with a result per attempt: {"ok": true, "pod", "client", "local",
+"peer", "ms"} or {"ok": false, "error": ERRNO_NAME, "ms"}. "peer" is what
+getpeername() (tcp, udp-connected) or recvfrom() (udp) reported for the server
+side.
 
 hold: one TCP connection. Prints the first result as one JSON line, then for
 each line on stdin sends it and prints {"reply": LINE} or {"error": ERRNO_NAME};
@@ -119,7 +121,12 @@ def run_attempts(req):
         "udp-connected": lambda r, d: attempt_udp(r, d, True),
     }[req["proto"]]
     results = []
-    for _ in range(int(req["count"])):
+    interval = req.get("intervalMs", 0) / 1000
+    first = time.monotonic()
+    for i in range(int(req["count"])):
+        wait = first + i * interval - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
         start = time.monotonic()
         try:
             result = attempt(req, start + req["timeoutMs"] / 1000)

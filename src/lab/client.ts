@@ -21,7 +21,11 @@ export interface ClientRequest {
   timeoutMs: number;
   /** UDP datagram content (default "ping"). */
   payload?: string;
+  /** Attempt i starts no earlier than i * intervalMs after the first: a steady rate (load under a restart). Default 0: back to back. */
+  intervalMs?: number;
 }
+
+export const MAX_INTERVAL_MS = 10_000;
 
 export type ClientResult =
   | {
@@ -50,6 +54,10 @@ export function validateRequest(req: ClientRequest): void {
     throw new LabError(`client request: count ${req.count} must be an integer in 1..${MAX_ATTEMPTS}`);
   }
   checkTimeout(req.timeoutMs);
+  const every = req.intervalMs ?? 0;
+  if (!Number.isFinite(every) || every < 0 || every > MAX_INTERVAL_MS) {
+    throw new LabError(`client request: intervalMs ${every} must be in [0, ${MAX_INTERVAL_MS}]`);
+  }
 }
 
 function checkTarget(host: string, port: number): void {
@@ -69,7 +77,7 @@ export function clientArgv(req: ClientRequest | (Omit<ClientRequest, 'proto' | '
 
 /** Time the whole run may take: every attempt timing out, plus interpreter start. */
 export function runBudgetMs(req: ClientRequest): number {
-  return req.count * req.timeoutMs + 5_000;
+  return req.count * (req.timeoutMs + (req.intervalMs ?? 0)) + 5_000;
 }
 
 export function parseResults(stdout: string, expected: number): ClientResult[] {

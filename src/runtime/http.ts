@@ -127,6 +127,22 @@ function sendText(res: ServerResponse, status: number, text: string, contentType
   res.end(text);
 }
 
+/**
+ * Every endpoint here only reports. kube-proxy's own healthz handlers answer
+ * any method (they never look at it); here any other method gets 405, so that
+ * a POST or DELETE is never mistaken for something that acted.
+ */
+const READ_ONLY_METHODS = ['GET', 'HEAD'];
+
+function isReadOnly(method: string | undefined): boolean {
+  return method !== undefined && READ_ONLY_METHODS.includes(method);
+}
+
+function refuseMethod(res: ServerResponse): void {
+  res.writeHead(405, { 'Content-Type': 'text/plain; charset=utf-8', 'X-Content-Type-Options': 'nosniff', Allow: READ_ONLY_METHODS.join(', ') });
+  res.end('405 method not allowed\n');
+}
+
 function iso(ms: number | null): string {
   return ms === null ? NEVER : new Date(ms).toISOString();
 }
@@ -235,6 +251,7 @@ export class HttpServers {
           const path = (req.url ?? '/').split('?')[0]!;
           const handler = routes.get(path);
           if (!handler) { sendText(res, 404, '404 page not found\n'); return; }
+          if (!isReadOnly(req.method)) { refuseMethod(res); return; }
           Promise.resolve(handler(req, res)).catch((err: unknown) => {
             logger?.error({ err, path }, 'HTTP handler failed');
             if (!res.headersSent) sendText(res, 500, 'internal error\n');

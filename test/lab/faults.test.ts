@@ -17,6 +17,21 @@ if (!isRoot) console.log('fault lab tests skipped: they attach BPF programs, whi
 const wide = (n: number) => `apiVersion: v1\nkind: Service\nmetadata:\n  name: wide\n  labels:\n${Array.from({ length: n }, (_, i) => `    k${i}: v${i}`).join('\n')}\n`;
 const deep = (n: number) => `kind: Service\nx: ${'['.repeat(n)}${']'.repeat(n)}\n`;
 const long = (n: number) => `apiVersion: v1\nkind: Service\nmetadata:\n  name: "${'n'.repeat(n)}"\n`;
+/** GET /healthz on 127.0.0.1:PORT every 50 ms for at most SECONDS: one line per probe, its ms or "fail". */
+const PROBER = `import http.client, sys, time
+end = time.monotonic() + float(sys.argv[2])
+while time.monotonic() < end:
+    t = time.monotonic()
+    try:
+        c = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]), timeout=5)
+        c.request("GET", "/healthz")
+        ok = c.getresponse().status == 200
+        c.close()
+    except Exception:
+        ok = False
+    print(f"{(time.monotonic() - t) * 1000:.1f}" if ok else "fail", flush=True)
+    time.sleep(0.05)
+`;
 const huge = (n: number) => `apiVersion: v1\nkind: Service\nmetadata:\n  name: huge\n  annotations:\n    a: "${'x'.repeat(n)}"\n`;
 
 describe.skipIf(!isRoot)('faults and hostile input', () => {
@@ -42,17 +57,13 @@ describe.skipIf(!isRoot)('faults and hostile input', () => {
 
   it('refuses each hostile shape with the file, the limit and the flag, staying responsive and applying an unrelated change within 1 s', async () => {
     const since = proxy.logs.length;
-    const probes: number[] = [];
-    let polling = true;
-    // /healthz polled from inside the node while the files are read.
-    const poll = (async () => {
-      while (polling) {
-        const t = performance.now();
-        const r = await proxy.http('/healthz', 'healthz');
-        probes.push(r.status === 200 ? performance.now() - t : Infinity);
-        await new Promise((r) => setTimeout(r, 50));
-      }
-    })();
+    // /healthz polled from inside the node while the files are read, by one
+    // long-lived prober, so that each figure is the proxy's answer time and not
+    // the start of a curl process (seconds on a loaded 2-core machine).
+    const prober = lab.spawn(lab.node('node1').netns, ['/usr/bin/python3', '-c', PROBER, '10256', '20']);
+    let probeOut = '';
+    prober.child.stdout?.on('data', (d: Buffer) => (probeOut += d.toString()));
+    const probesOf = () => probeOut.split('\n').filter((l) => l !== '').map((l) => (l === 'fail' ? Infinity : Number(l)));
     put(dir, 'big.yaml', Buffer.alloc(50 << 20, 0x61));
     put(dir, 'wide.yaml', wide(54_000));
     put(dir, 'deep.yaml', deep(100_000));
@@ -72,9 +83,10 @@ describe.skipIf(!isRoot)('faults and hostile input', () => {
       expect(String(line.reason)).toMatch(/exceeds the limit of \d+/);
     }
     // Enough probes to say something, however fast the proxy got through the files (bounded).
-    for (let i = 0; i < 60 && probes.length < 5; i++) await new Promise((r) => setTimeout(r, 50));
-    polling = false;
-    await poll;
+    for (let i = 0; i < 60 && probesOf().length < 5; i++) await new Promise((r) => setTimeout(r, 50));
+    prober.child.kill('SIGTERM');
+    await prober.exited;
+    const probes = probesOf();
     expect(ok).toBe(true);
     expect(appliedMs).toBeLessThan(1000);
     expect((await reach('10.96.4.1')).ok).toBe(true);
@@ -100,7 +112,8 @@ describe.skipIf(!isRoot)('faults and hostile input', () => {
     const node = lab.node('node1');
     const since = proxy.logs.length;
     cleanupPins(node.bpffs);
-    expect((await reach('10.96.4.1')).ok).toBe(false);
+    // (The service is down until the next full sync, at most 2 s away; it may
+    // come before a probe could see the gap, so the gap is not asserted.)
     const line = await proxy.waitFor((l) => String(l.msg).includes('removed behind the proxy\'s back: restored'), 10_000, since);
     expect((line.restored as string[]).length).toBeGreaterThan(8);
     expect((await reach('10.96.4.1')).ok).toBe(true);
