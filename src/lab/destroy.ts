@@ -7,6 +7,7 @@ import { runSync, sleepSync, LabError } from './commands.js';
 import { BPFFS_MOUNT, cgroup2Mount, processStartTime } from './host.js';
 import { labDirName, netnsPath } from './plan.js';
 import { readRecords, removeRecord, type LabRecord } from './state.js';
+import { removeStateFilesUnder } from '../dataplane/state-file.js';
 
 const KILL_WAIT_MS = 3_000;
 const POLL_MS = 10;
@@ -39,6 +40,8 @@ export function destroyLabSync(record: LabRecord): void {
 
   step('killing lab processes', () => killLabProcesses(cgroupRoot, namespaces));
   if (bpffsRoot) step(`removing ${bpffsRoot}`, () => rmSync(bpffsRoot, { recursive: true, force: true }));
+  // The state files the proxies of its nodes wrote for `bpfproxy status` (keyed by their pin directories).
+  if (bpffsRoot) step('removing the state files of its pin directories', () => removeStateFilesUnder(bpffsRoot));
   if (cgroupRoot) step(`removing cgroup ${cgroupRoot}`, () => removeCgroupTree(cgroupRoot));
   const existing = namespaces.filter((ns) => existsSync(netnsPath(ns)));
   if (existing.length > 0) {
