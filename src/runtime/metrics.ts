@@ -4,6 +4,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { OBJECT_KINDS } from '../model/objects.js';
 import type { Logger } from '../util/log.js';
+import type { ProxyMode } from '../util/modes.js';
 
 export type TrafficPolicyScope = 'internal' | 'external';
 
@@ -21,6 +22,25 @@ const SYNC_BUCKETS = Array.from({ length: 15 }, (_, i) => 0.001 * 2 ** i);
  * so the low end is finer. The top (5 min) is kube-proxy's.
  */
 const NETWORK_PROGRAMMING_BUCKETS = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300];
+
+/**
+ * What a mode reports beyond the common set, registered only in that mode, as
+ * kube-proxy's RegisterMetrics(mode) does (pkg/proxy/metrics/metrics.go): a
+ * dashboard that finds kubeproxy_sync_proxy_rules_iptables_total knows the
+ * node runs iptables. Names, types and help texts are kube-proxy's (before
+ * 1.33 added an ip_family label to some of them). ipvs counts the
+ * iptables-restore that installs its masquerade rules, as kube-proxy's does.
+ */
+interface ModeMetrics {
+  restoreFailures?: Counter;
+  partialRestoreFailures?: Counter;
+  iptablesRules?: Gauge<'table'>;
+  iptablesLast?: Gauge<'table'>;
+  nftSyncFailures?: Counter;
+  nftCleanupFailures?: Counter;
+  conntrackDeleted?: Counter<'ip_family'>;
+  conntrackDuration?: Histogram<'ip_family'>;
+}
 
 export interface MetricsOptions {
   /** prom-client's process and Node.js metrics (process_cpu_seconds_total, nodejs_*). Default true. */
@@ -50,6 +70,8 @@ export class Metrics {
   private readonly rejectedObjects: Counter<'kind'>;
   private readonly mapEntries: Gauge<'map'>;
   private readonly mapCapacity: Gauge<'map'>;
+  private mode: ProxyMode | null = null;
+  private modeMetrics: ModeMetrics = {};
 
   constructor(opts: MetricsOptions = {}) {
     this.logger = opts.logger;
@@ -105,6 +127,69 @@ export class Metrics {
     // prom-client offers no way to stop these (an event-loop delay monitor and a GC
     // observer, neither keeps the process alive); unit tests turn them off.
     if (opts.processMetrics ?? true) collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** Registers the metrics of the mode in force (once: a proxy runs one mode). */
+  setMode(mode: ProxyMode): void {
+    if (this.mode !== null) {
+      if (this.mode !== mode) throw new Error(`metrics are registered for ${this.mode} mode already`);
+      return;
+    }
+    this.mode = mode;
+    const registers = [this.registry];
+    const counter = (name: string, help: string) => new Counter({ name: `kubeproxy_sync_proxy_rules_${name}`, help, registers });
+    const m: ModeMetrics = {};
+    if (mode === 'iptables' || mode === 'ipvs') m.restoreFailures = counter('iptables_restore_failures_total', 'Cumulative proxy iptables restore failures');
+    if (mode === 'iptables') {
+      m.partialRestoreFailures = counter('iptables_partial_restore_failures_total', 'Cumulative proxy iptables partial restore failures');
+      m.iptablesRules = new Gauge({ name: 'kubeproxy_sync_proxy_rules_iptables_total', help: 'Total number of iptables rules owned by kube-proxy', labelNames: ['table'], registers });
+      m.iptablesLast = new Gauge({ name: 'kubeproxy_sync_proxy_rules_iptables_last', help: 'Number of iptables rules written by kube-proxy in last sync', labelNames: ['table'], registers });
+    }
+    if (mode === 'nftables') {
+      m.nftSyncFailures = counter('nftables_sync_failures_total', 'Cumulative proxy nftables sync failures');
+      // kube-proxy deletes stale chains in a later transaction of its own; here they go in the sync's own transaction, so this stays 0 unless that cleanup is ever split out.
+      m.nftCleanupFailures = counter('nftables_cleanup_failures_total', 'Cumulative proxy nftables cleanup failures');
+    }
+    if (mode !== 'bpf') {
+      m.conntrackDeleted = new Counter({
+        name: 'kubeproxy_conntrack_reconciler_deleted_entries_total',
+        help: 'Cumulative conntrack flows deleted by conntrack reconciler',
+        labelNames: ['ip_family'],
+        registers,
+      });
+      m.conntrackDuration = new Histogram({
+        name: 'kubeproxy_conntrack_reconciler_sync_duration_seconds',
+        help: 'ReconcileConntrackFlowsLatency latency in seconds',
+        labelNames: ['ip_family'],
+        buckets: SYNC_BUCKETS,
+        registers,
+      });
+    }
+    this.modeMetrics = m;
+  }
+
+  /**
+   * A sync failed as a whole; `message` names the step ("iptables-restore failed: ...").
+   * As kube-proxy counts: a failed iptables-restore (iptables and ipvs modes),
+   * any failed partial sync (iptables), any failed sync (nftables).
+   */
+  countApplyFailure(partial: boolean, message: string): void {
+    const m = this.modeMetrics;
+    if (/^ip6?tables-restore\b/.test(message)) m.restoreFailures?.inc();
+    if (partial) m.partialRestoreFailures?.inc();
+    m.nftSyncFailures?.inc();
+  }
+
+  /** iptables rules we own in `table` (nat, filter), and how many the last sync wrote. */
+  setIptablesRules(table: string, total: number, written: number): void {
+    this.modeMetrics.iptablesRules?.set({ table }, total);
+    this.modeMetrics.iptablesLast?.set({ table }, written);
+  }
+
+  /** One family's conntrack clean-up after a sync (the netfilter modes' conntrack hygiene): how long, how many entries deleted. */
+  observeConntrackCleanup(family: 'IPv4' | 'IPv6', seconds: number, deleted: number): void {
+    this.modeMetrics.conntrackDuration?.observe({ ip_family: family }, seconds);
+    this.modeMetrics.conntrackDeleted?.inc({ ip_family: family }, deleted);
   }
 
   /** One sync of the dataplane took `seconds`. */
