@@ -23,6 +23,8 @@
 //   drop fields they do not know).
 // - ListWatch caches what it delivers; it is handed stubs (handover.ts), so
 //   the only full copy of an object is the one the model makes of it.
+// - Objects it or the model rejects get a Kubernetes Event (events.ts), as
+//   well as the log line and the metric.
 import { existsSync, readFileSync } from 'node:fs';
 import { Agent } from 'node:http';
 import { parse as parseYaml } from 'yaml';
@@ -30,6 +32,8 @@ import type * as K8s from '@kubernetes/client-node';
 import { clip } from '../util/clip.js';
 import { DEFAULT_INPUT_LIMITS, type InputLimits } from '../util/input-limits.js';
 import type { Logger } from '../util/log.js';
+import { EventRecorder, type EventRecorderOptions } from './events.js';
+import { ApiEventSink } from './event-sink.js';
 import { HandOver } from './handover.js';
 import { objectLimitProblem } from './limits.js';
 import { PROXY_LABEL_SELECTOR } from './selection.js';
@@ -49,7 +53,12 @@ export interface KubernetesSourceOptions {
   retry?: { initialMs: number; maxMs: number };
   /** The object limits (keys, depth, string length, endpoints per slice); default DEFAULT_INPUT_LIMITS. */
   limits?: InputLimits;
+  /** Events about rejected objects: false for none; recorder tuning (tests). Default on. */
+  events?: false | Pick<EventRecorderOptions, 'burst' | 'refillMs' | 'patchIntervalMs' | 'maxQueued'>;
 }
+
+/** Events about rejected objects: the reason and action a reader filters on (`kubectl get events --field-selector reason=...`). */
+export const REJECTED_EVENT = { reason: 'FailedToProgram', action: 'Program' } as const;
 
 const IN_CLUSTER_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
 const DEFAULT_RETRY = { initialMs: 1000, maxMs: 30_000 };
@@ -91,6 +100,7 @@ export class KubernetesSource implements Source {
   private readonly pendingAgents = new Set<Agent>();
   /** The objects behind the stubs given to ListWatch, until it delivers them. */
   private readonly handOver = new HandOver();
+  private events: EventRecorder | undefined;
 
   constructor(private readonly opts: KubernetesSourceOptions) {
     this.retry = opts.retry ?? DEFAULT_RETRY;
@@ -104,6 +114,15 @@ export class KubernetesSource implements Source {
     checkCluster(kc, this.opts.kubeconfig);
     if (this.stopped) return;
     this.listener = listener;
+    if (this.opts.events !== false) {
+      this.events = new EventRecorder({
+        controller: 'bpfproxy',
+        instance: this.opts.nodeName,
+        sink: new ApiEventSink(kc),
+        log: this.opts.log,
+        ...this.opts.events,
+      });
+    }
 
     const core = kc.makeApiClient(k8s.CoreV1Api);
     const discovery = kc.makeApiClient(k8s.DiscoveryV1Api);
@@ -143,6 +162,19 @@ export class KubernetesSource implements Source {
     for (const c of this.openWatches) c.abort();
     for (const a of this.pendingAgents) a.destroy();
     await settledWithin([...this.pendingWatches], STOP_WAIT_MS);
+    await this.events?.stop();
+  }
+
+  /**
+   * An object of ours was rejected (by the model, or here for its size): a
+   * Warning Event on it, deduplicated into a series. Never waits.
+   */
+  reportRejected(kind: ObjectKind, key: string, reason: string): void {
+    if (!this.events || this.stopped) return;
+    const slash = kind === 'Node' ? -1 : key.indexOf('/');
+    const obj = slash < 0 ? { kind, name: key } : { kind, namespace: key.slice(0, slash), name: key.slice(slash + 1) };
+    if (!obj.name) return;
+    this.events.record(obj, { type: 'Warning', ...REJECTED_EVENT, note: reason });
   }
 
   private makeInformer(k8s: typeof K8s, kc: K8s.KubeConfig, c: Collection): Informed {
@@ -302,7 +334,10 @@ export class KubernetesSource implements Source {
     // The same limits as a manifest's objects: an object over them never
     // reaches the model, so its last good version stays in force.
     const over = objectLimitProblem(object, this.opts.limits ?? DEFAULT_INPUT_LIMITS);
-    if (over) return this.emit({ type: 'invalid', origin: 'k8s', kind, key: clip(key), reason: `not read: ${over}` });
+    if (over) {
+      this.reportRejected(kind, key, `not read: ${over}`);
+      return this.emit({ type: 'invalid', origin: 'k8s', kind, key: clip(key), reason: `not read: ${over}` });
+    }
     this.emit({ type: 'upsert', kind, key, object, origin: 'k8s' });
   }
 

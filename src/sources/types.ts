@@ -38,6 +38,8 @@ export interface Source {
   start(listener: SourceListener): Promise<void>;
   /** Stops every watch, timer and connection the source holds. Idempotent. */
   stop(): Promise<void>;
+  /** Tells the source's origin that one of its objects was rejected (the k8s source posts an Event). Must not wait. */
+  reportRejected?(kind: ObjectKind, key: ObjectKey, reason: string): void;
 }
 
 export { objectKey } from '../model/objects.js';

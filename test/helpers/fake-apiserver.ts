@@ -9,6 +9,8 @@
 //   matching the selector shows up as ADDED or DELETED, as on a real server;
 //   a resourceVersion older than the compaction point gets an ERROR event
 //   carrying a 410 Status, then the stream ends.
+// - GET of one object, and events.k8s.io/v1 Events created and patched
+//   (fake-events.ts), for the recorder of rejected objects.
 // The test mutates objects, compacts, drops watch connections, holds lists,
 // makes the server fail, and counts open connections.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -16,6 +18,7 @@ import type { Socket } from 'node:net';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { objectKey, type KubeObject, type ObjectKind } from '../../src/sources/types.js';
+import { FakeEvents } from './fake-events.js';
 
 interface Resource {
   kind: ObjectKind;
@@ -59,6 +62,8 @@ const CLOSE_ITEMS = Buffer.from(']}');
 export class FakeApiServer {
   /** Every list and watch request, in arrival order. */
   readonly requests: RecordedRequest[] = [];
+  /** events.k8s.io/v1 Events posted and patched (fake-events.ts). */
+  readonly events = new FakeEvents();
   private rv = 100;
   private compactedRV = 0;
   private readonly objects = new Map<ObjectKind, Map<string, KubeObject>>();
@@ -239,8 +244,12 @@ export class FakeApiServer {
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://fake');
     const resource = RESOURCES.find((r) => r.path === url.pathname);
-    if (req.method !== 'GET' || !resource) return status(res, 404, 'NotFound', `no route for ${req.method} ${url.pathname}`);
     if (req.headers.authorization !== `Bearer ${TOKEN}`) return status(res, 401, 'Unauthorized', 'missing or wrong bearer token');
+    if (!resource && this.failStatus !== undefined) return status(res, this.failStatus, 'ServiceUnavailable', 'fake apiserver told to fail');
+    if (this.events.handles(req, url.pathname, res)) return;
+    const one = req.method === 'GET' && !resource ? this.getOne(url.pathname) : undefined;
+    if (one) return one === 'missing' ? status(res, 404, 'NotFound', `${url.pathname} not found`) : sendJson(res, one);
+    if (req.method !== 'GET' || !resource) return status(res, 404, 'NotFound', `no route for ${req.method} ${url.pathname}`);
     const query = Object.fromEntries(url.searchParams);
     const isWatch = query.watch === 'true' || query.watch === '1';
     this.requests.push({ kind: resource.kind, watch: isWatch, query });
@@ -269,6 +278,21 @@ export class FakeApiServer {
     body.push(CLOSE_ITEMS);
     res.writeHead(200, { 'content-type': 'application/json' });
     res.end(Buffer.concat(body));
+  }
+
+  /** GET of one object (/api/v1/namespaces/NS/services/NAME, ...): the object, 'missing', or undefined for another path. */
+  private getOne(path: string): KubeObject | 'missing' | undefined {
+    for (const r of RESOURCES) {
+      const base = r.path.slice(0, r.path.lastIndexOf('/'));
+      const plural = r.path.slice(r.path.lastIndexOf('/') + 1);
+      const m = r.kind === 'Node'
+        ? new RegExp(`^${base}/${plural}/([^/]+)$`).exec(path)
+        : new RegExp(`^${base}/namespaces/([^/]+)/${plural}/([^/]+)$`).exec(path);
+      if (!m) continue;
+      const key = r.kind === 'Node' ? decodeURIComponent(m[1]!) : `${decodeURIComponent(m[1]!)}/${decodeURIComponent(m[2]!)}`;
+      return this.objects.get(r.kind)!.get(key) ?? 'missing';
+    }
+    return undefined;
   }
 
   private watch(resource: Resource, query: Record<string, string>, matches: (o: KubeObject) => boolean, res: ServerResponse): void {
@@ -319,6 +343,11 @@ function resourceOf(kind: ObjectKind): Resource {
 
 function send(res: ServerResponse, event: unknown): void {
   if (!res.writableEnded && !res.destroyed) res.write(JSON.stringify(event) + '\n');
+}
+
+function sendJson(res: ServerResponse, body: unknown): void {
+  res.writeHead(200, { 'content-type': 'application/json' });
+  res.end(JSON.stringify(body));
 }
 
 function status(res: ServerResponse, code: number, reason: string, message: string): void {
