@@ -18,6 +18,8 @@ const TITLES: Record<string, string> = {
   'endpoint-change': 'Programming cost: one endpoint change, from the event to the dataplane holding it',
   'map-write': 'bpf map writes against the kernel\'s own batch syscalls for the same entries',
   'connect': 'Connection cost: TCP connections per second through a ClusterIP (connect, one request, close)',
+  'nodeport-connect': 'Connection cost: TCP connections per second to a NodePort from the external client, against the node\'s own address',
+  'nodeport-pps': 'Packet cost: UDP packets per second forwarded through a NodePort from a bounded generator in the lab',
   'packet': 'Packet cost: ns per packet through BPF_PROG_TEST_RUN',
   'maglev-build': 'Maglev: time to build one table',
   'maglev-move': 'Maglev: share of flows that move when one backend is removed or added',
