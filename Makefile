@@ -15,9 +15,10 @@ TS_SRC     := $(shell find src -name '*.ts' 2>/dev/null)
 TS_STAMP   := dist/.stamp
 
 APT_PACKAGES := clang llvm libbpf-dev bpftool linux-libc-dev gcc make iproute2 \
-                iptables nftables ipvsadm curl python3 util-linux kmod
+                iptables nftables ipvsadm ipset curl python3 util-linux kmod \
+                qemu-system-x86 busybox-static cpio xz-utils zstd python3-argcomplete python3-requests udev
 
-.PHONY: deps build bpf native ts test test-unit test-lab demo bench clean distclean lab-clean
+.PHONY: deps build bpf native ts test test-unit test-lab test-vm demo bench clean distclean lab-clean
 
 # Idempotent: installs only what is missing.
 deps: .cache/apt.stamp node_modules/.stamp
@@ -46,6 +47,22 @@ bpf: $(BPF_OBJ)
 $(BUILD)/bpf/%.bpf.o: bpf/%.bpf.c $(BPF_HDR) | .cache/apt.stamp
 	@mkdir -p $(dir $@)
 	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+# sockdestroy.bpf.c is the one program that reads kernel types (CO-RE): its
+# vmlinux.h is generated from the build host's BTF into build/ (never
+# committed). A kernel without BTF gets no such object, and the proxy runs
+# without it (connected UDP sockets keep a removed backend until they reconnect).
+KERNEL_BTF := /sys/kernel/btf/vmlinux
+VMLINUX_H  := $(BUILD)/vmlinux/vmlinux.h
+ifeq ($(wildcard $(KERNEL_BTF)),)
+BPF_OBJ := $(filter-out $(BUILD)/bpf/sockdestroy.bpf.o,$(BPF_OBJ))
+else
+$(VMLINUX_H): | .cache/apt.stamp
+	@mkdir -p $(dir $@)
+	bpftool btf dump file $(KERNEL_BTF) format c > $@.tmp && mv $@.tmp $@
+$(BUILD)/bpf/sockdestroy.bpf.o: $(VMLINUX_H)
+$(BUILD)/bpf/sockdestroy.bpf.o: BPF_CFLAGS += -I$(dir $(VMLINUX_H))
+endif
 
 # Test fixtures (test/bpf/objects): small programs the loader's lab tests attach.
 # count-v1/-v2 differ only in the generation they count as; count-wide pins the
@@ -80,6 +97,20 @@ $(TS_STAMP): $(TS_SRC) tsconfig.json tsconfig.build.json node_modules/.stamp
 test: build
 	npx tsc -p tsconfig.json --noEmit
 	npx vitest run
+	npx vite-node test/vm/main.ts auto --batch ci
+
+# Kernel-in-VM (docs/vm.md): Debian's 6.1 and 6.12 kernels, fetched through apt
+# and cached in .cache/vm, each booted once under qemu (software emulation)
+# with the host's root shared read-only; inside, the batch of
+# test/vm/vitest.guest.config.ts (lab files and kernel checks). Then one short
+# boot through vng, when virtme-ng is installed or beside the project.
+# `make test` boots both kernels with the kernel checks only (--batch ci: the
+# lab files cost too long under TCG for CI's budget) when this host can boot a
+# guest, and says in one line why when it cannot.
+# VM_ARGS: e.g. `--kernel 6.12`, `--batch ci`, `--kvm` (an operator's working KVM), `--vng PATH`.
+test-vm: build
+	npx vite-node test/vm/main.ts run $(VM_ARGS)
+	npx vite-node test/vm/main.ts vng-smoke $(VM_ARGS)
 
 test-unit: build
 	npx vitest run test/unit test/scenarios
@@ -93,13 +124,22 @@ demo: build
 # Speed and memory, each against a baseline measured in the same run (root: it builds a lab).
 # `make bench QUICK=1`: smaller sizes and fewer pairs, the whole run in under 3 minutes
 # (QUICK reaches each bench through the environment).
+# Each bench prints its figures as it goes and appends them to BENCH_RESULTS;
+# bench/report.ts then writes bench/results/latest.md and one SVG chart per measurement.
+BENCH_RESULTS := bench/results/raw.jsonl
 bench: export QUICK := $(QUICK)
+bench: export BENCH_RESULTS := $(abspath $(BENCH_RESULTS))
 bench: build
-	NODE_OPTIONS=--expose-gc npx vite-node bench/plan.ts
-	npx vite-node bench/sync.ts
-	npx vite-node bench/memory.ts
-	NODE_OPTIONS=--expose-gc npx vite-node bench/dataplane.ts
-	npx vite-node bench/packets.ts
+	@mkdir -p bench/results && : > $(BENCH_RESULTS)
+	@echo "== [1/9] planning cost" && NODE_OPTIONS=--expose-gc npx vite-node bench/plan.ts
+	@echo "== [2/9] Maglev tables" && npx vite-node bench/maglev.ts
+	@echo "== [3/9] every dataplane side by side: full sync, endpoint change, connections" && npx vite-node bench/modes.ts
+	@echo "== [4/9] bpf against kube-proxy's own nftables ruleset" && npx vite-node bench/sync.ts
+	@echo "== [5/9] bpf map writes against the kernel's batch syscalls" && NODE_OPTIONS=--expose-gc npx vite-node bench/dataplane.ts
+	@echo "== [6/9] packets through the XDP programs" && npx vite-node bench/packets.ts
+	@echo "== [7/9] NodePort from the external client: connections and packets per second, per dataplane" && npx vite-node bench/nodeport.ts
+	@echo "== [8/9] memory of the proxy with the Kubernetes source" && npx vite-node bench/memory.ts
+	@echo "== [9/9] report" && npx vite-node bench/report.ts $(BENCH_RESULTS) bench/results
 
 # Removes what crashed lab runs left behind (namespaces, cgroups, pins).
 lab-clean: ts

@@ -1,6 +1,7 @@
 // Running the host tools the lab is built with (ip, nsenter, sh), bounded in
 // time, with errors that name the command and carry its stderr.
 import { execFile, execFileSync } from 'node:child_process';
+import { labMs } from './time-scale.js';
 
 export class LabError extends Error {
   override readonly name = 'LabError';
@@ -20,7 +21,7 @@ export function run(argv: readonly string[], opts: RunOptions = {}): Promise<str
   if (!file) throw new LabError('run: empty argv');
   return new Promise((resolve, reject) => {
     const child = execFile(file, args, {
-      timeout: opts.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+      timeout: labMs(opts.timeoutMs ?? DEFAULT_TIMEOUT_MS),
       killSignal: 'SIGKILL',
       maxBuffer: MAX_OUTPUT,
       encoding: 'utf8',
@@ -41,7 +42,7 @@ export function runSync(argv: readonly string[], opts: RunOptions = {}): string 
   try {
     return execFileSync(file, args, {
       input: opts.input ?? '',
-      timeout: opts.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+      timeout: labMs(opts.timeoutMs ?? DEFAULT_TIMEOUT_MS),
       killSignal: 'SIGKILL',
       maxBuffer: MAX_OUTPUT,
       encoding: 'utf8',

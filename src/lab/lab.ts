@@ -7,6 +7,7 @@ import { silentLogger, type Logger } from '../util/log.js';
 import { buildNetwork } from './build.js';
 import { clientArgv, LabConnection, parseResults, runBudgetMs, validateRequest, type ClientRequest, type ClientResult } from './client.js';
 import { LabError } from './commands.js';
+import { labMs } from './time-scale.js';
 import { assertContainedSubject, containmentViolations } from './containment.js';
 import { destroyLabSync } from './destroy.js';
 import { guardLab, unguardLab } from './exit-guard.js';
@@ -167,7 +168,7 @@ export class Lab {
 
   /** Runs argv in a lab namespace and cgroup to completion, bounded by timeoutMs. */
   async exec(netns: string, argv: readonly string[], opts: ExecOptions = {}): Promise<ExecResult> {
-    const timeoutMs = opts.timeoutMs ?? DEFAULT_EXEC_TIMEOUT_MS;
+    const timeoutMs = labMs(opts.timeoutMs ?? DEFAULT_EXEC_TIMEOUT_MS);
     const proc = this.spawn(netns, argv, opts.cgroup ? { cgroup: opts.cgroup } : {});
     const out = collect(proc.child.stdout);
     const err = collect(proc.child.stderr);

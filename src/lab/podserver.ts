@@ -6,6 +6,7 @@ import { LabError } from './commands.js';
 import { netnsPath } from './plan.js';
 import { LineReader } from './lines.js';
 import { LabProcess } from './process.js';
+import { labMs } from './time-scale.js';
 import type { LabNode } from './topology.js';
 
 export const PYTHON = process.env.BPFPROXY_LAB_PYTHON ?? '/usr/bin/python3';
@@ -43,7 +44,7 @@ export class PodServer {
       pythonArgv('podserver.py', JSON.stringify({ ports, endpoints })));
     track(proc);
     const server = new PodServer(node.name, proc);
-    const first = await server.lines.next(READY_TIMEOUT_MS);
+    const first = await server.lines.next(labMs(READY_TIMEOUT_MS));
     if (first !== 'ready') {
       await proc.stop(500);
       throw new LabError(`pod server of node ${node.name}: expected "ready", got ${first === null ? 'nothing' : JSON.stringify(first)}: ${server.stderr.trim()}`);
@@ -56,7 +57,7 @@ export class PodServer {
     const next = this.queue.then(async () => {
       if (!this.process.running) throw new LabError(`pod server of node ${this.node}: not running: ${this.stderr.trim()}`);
       this.process.child.stdin?.write(`${up ? 'up' : 'down'} ${endpoint}\n`);
-      const reply = await this.lines.next(COMMAND_TIMEOUT_MS);
+      const reply = await this.lines.next(labMs(COMMAND_TIMEOUT_MS));
       if (reply !== 'ok') throw new LabError(`pod server of node ${this.node}: ${up ? 'up' : 'down'} ${endpoint}: ${reply ?? 'no answer'}`);
     });
     this.queue = next.catch(() => undefined);

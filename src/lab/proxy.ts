@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import type { Lab, LabNode } from './lab.js';
 import type { LabProcess } from './process.js';
 import { PACKAGE_ROOT } from '../util/paths.js';
+import { labMs } from './time-scale.js';
 
 export interface LogLine {
   level: number;
@@ -76,9 +77,9 @@ export class LabProxy {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.waiters = this.waiters.filter((w) => w.resolve !== done);
-        reject(new Error(`bpfproxy on ${this.node.name}: no matching log line within ${timeoutMs} ms; last lines:\n` +
+        reject(new Error(`bpfproxy on ${this.node.name}: no matching log line within ${labMs(timeoutMs)} ms; last lines:\n` +
           this.logs.slice(-15).map((l) => JSON.stringify(l)).join('\n')));
-      }, timeoutMs);
+      }, labMs(timeoutMs));
       const done = (l: LogLine) => {
         clearTimeout(timer);
         resolve(l);
