@@ -4,6 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { DEFAULT_INPUT_LIMITS, type InputLimits } from '../util/input-limits.js';
+import { DEFAULT_IPVS_SCHEDULER, type IpvsScheduler } from '../util/ipvs-schedulers.js';
 import { DEFAULT_MAGLEV_M } from '../util/maglev-size.js';
 import type { ProxyMode } from '../util/modes.js';
 import { ConfigError } from './errors.js';
@@ -75,13 +76,16 @@ export interface ProxyConfig {
   masqueradeAll: boolean;
   iptablesMasqueradeBit: number;
   iptablesLocalhostNodePorts: boolean;
+  /** The ipvs mode (kube-proxy's --ipvs-scheduler, --ipvs-strict-arp, --ipvs-tcp-timeout, --ipvs-tcpfin-timeout, --ipvs-udp-timeout; 0 ms: leave the kernel's). */
+  ipvs: { scheduler: IpvsScheduler; strictARP: boolean; tcpTimeoutMs: number; tcpFinTimeoutMs: number; udpTimeoutMs: number };
   /** What the sources accept (--manifest-max-bytes, --object-max-keys, ...): util/input-limits.ts. */
   inputLimits: InputLimits;
   bpf: BpfConfig;
 }
 
 /** A layer of configuration: what a file or the flags set. */
-export type ConfigOverrides = Partial<Omit<ProxyConfig, 'bpf' | 'detectLocal' | 'inputLimits'>> & {
+export type ConfigOverrides = Partial<Omit<ProxyConfig, 'bpf' | 'detectLocal' | 'inputLimits' | 'ipvs'>> & {
+  ipvs?: Partial<ProxyConfig['ipvs']>;
   inputLimits?: Partial<InputLimits>;
   bpf?: Partial<Omit<BpfConfig, 'mapSizes'>> & { mapSizes?: Partial<Record<MapName, number>> };
   detectLocal?: Partial<ProxyConfig['detectLocal']>;
@@ -205,6 +209,7 @@ export function defaultConfig(mode: ProxyMode = 'bpf', env: Environment = proces
     masqueradeAll: false,
     iptablesMasqueradeBit: 14,
     iptablesLocalhostNodePorts: true,
+    ipvs: { scheduler: DEFAULT_IPVS_SCHEDULER, strictARP: false, tcpTimeoutMs: 0, tcpFinTimeoutMs: 0, udpTimeoutMs: 0 },
     inputLimits: { ...DEFAULT_INPUT_LIMITS },
     bpf: {
       pinPath: DEFAULT_PIN_PATH,
@@ -221,9 +226,10 @@ function definedOnly<T extends object>(o: T): Partial<T> {
 }
 
 function applyLayer(c: ProxyConfig, layer: ConfigOverrides): void {
-  const { bpf, detectLocal, inputLimits, ...top } = layer;
+  const { bpf, detectLocal, inputLimits, ipvs, ...top } = layer;
   Object.assign(c, definedOnly(top));
   if (detectLocal) Object.assign(c.detectLocal, definedOnly(detectLocal));
+  if (ipvs) Object.assign(c.ipvs, definedOnly(ipvs));
   if (inputLimits) Object.assign(c.inputLimits, definedOnly(inputLimits));
   if (bpf) {
     const { mapSizes, ...bpfTop } = bpf;
@@ -234,12 +240,13 @@ function applyLayer(c: ProxyConfig, layer: ConfigOverrides): void {
 
 /** Dotted paths of every value a layer sets ("mode", "bpf.mapSizes.frontends"). */
 export function overridePaths(layer: ConfigOverrides): Set<string> {
-  const { bpf, detectLocal, inputLimits, ...top } = layer;
+  const { bpf, detectLocal, inputLimits, ipvs, ...top } = layer;
   const { mapSizes, ...bpfTop } = bpf ?? {};
   return new Set([
     ...Object.keys(definedOnly(top)),
     ...Object.keys(definedOnly(inputLimits ?? {})).map((k) => `inputLimits.${k}`),
     ...Object.keys(definedOnly(detectLocal ?? {})).map((k) => `detectLocal.${k}`),
+    ...Object.keys(definedOnly(ipvs ?? {})).map((k) => `ipvs.${k}`),
     ...Object.keys(definedOnly(bpfTop)).map((k) => `bpf.${k}`),
     ...Object.keys(definedOnly(mapSizes ?? {})).map((k) => `bpf.mapSizes.${k}`),
   ]);

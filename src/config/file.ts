@@ -15,6 +15,7 @@
 import { distance } from 'fastest-levenshtein';
 import { parseAllDocuments } from 'yaml';
 import { PROXY_MODES, type ProxyMode } from '../util/modes.js';
+import { IPVS_SCHEDULERS } from '../util/ipvs-schedulers.js';
 import {
   DEFAULT_HEALTHZ_PORT, DEFAULT_METRICS_PORT, DETECT_LOCAL_MODES, MAP_NAMES,
   type Environment, type FileLayer, type MapName,
@@ -163,12 +164,13 @@ const SCHEMA: Readonly<Record<string, Spec>> = {
   ipvs: obj({
     syncPeriod: modeSyncPeriod('ipvs', 'syncPeriodMs'),
     minSyncPeriod: modeSyncPeriod('ipvs', 'minSyncPeriodMs'),
-    scheduler: accept(asString),
+    scheduler: use(asString, (v, out, path) => { out.overrides.ipvs = { ...out.overrides.ipvs, scheduler: parseEnum(v, IPVS_SCHEDULERS, path) }; }),
+    // bpfproxy's ipvs mode never touches virtual servers it did not make: nothing to exclude.
     excludeCIDRs: accept(asStringList),
-    strictARP: accept(asBool),
-    tcpTimeout: accept(durationString),
-    tcpFinTimeout: accept(durationString),
-    udpTimeout: accept(durationString),
+    strictARP: use(asBool, (v, out) => { out.overrides.ipvs = { ...out.overrides.ipvs, strictARP: v }; }),
+    tcpTimeout: use(durationString, (v, out) => { out.overrides.ipvs = { ...out.overrides.ipvs, tcpTimeoutMs: v }; }),
+    tcpFinTimeout: use(durationString, (v, out) => { out.overrides.ipvs = { ...out.overrides.ipvs, tcpFinTimeoutMs: v }; }),
+    udpTimeout: use(durationString, (v, out) => { out.overrides.ipvs = { ...out.overrides.ipvs, udpTimeoutMs: v }; }),
   }),
   nftables: obj({
     masqueradeBit: accept(asInt),

@@ -1,7 +1,8 @@
-// What the two packet tracers (nftables/trace.ts, iptables/trace.ts) share:
+// What the packet tracers (nftables/trace.ts, iptables/trace.ts, ipvs/trace.ts) share:
 // a branch's state, the walk of one chain's rules, and the packet check and
 // outcome notes around a trace. Each tracer keeps its own rule evaluator and
-// hooks: those follow their own rule language.
+// hooks: those follow their own rule language (ipvs/trace.ts adds IPVS's
+// table lookup between the hooks, where the kernel runs it).
 import type { IPFamily } from '../model/types.js';
 import { canonicalIP, familyOf } from '../util/ip.js';
 import type { TracePacket, TraceResult } from './trace.js';

@@ -10,13 +10,41 @@
 // naming it in --proxy-mode is an error.
 import type { Logger } from '../util/log.js';
 import { PROXY_MODES, type ProxyMode } from '../util/modes.js';
+import { removeBpfLeftovers } from './bpf/leftovers.js';
 import { bpfMode } from './bpf/mode.js';
+import { ConntrackJanitor, usesNetfilterConntrack } from './conntrack/janitor.js';
+import type { ConntrackClearer } from './conntrack/netlink.js';
+import { removeIptablesLeftovers } from './iptables/cleanup.js';
+import { removeIpvsLeftovers } from './ipvs/leftovers.js';
+import { removeLeftovers, type LeftoverContext, type LeftoverRemover } from './mode-cleanup.js';
+import { removeNftablesLeftovers } from './nftables/cleanup.js';
 import { iptablesMode } from './iptables/mode.js';
+import { ipvsMode } from './ipvs/mode.js';
 import { nftablesMode } from './nftables/mode.js';
 import { NoFallbackError, type Dataplane, type DataplaneMode, type DataplaneOptions, type ModeCapabilities, type ModeLimits } from './types.js';
 
 /** The built modes. PROXY_MODES, not this list, gives the fallback order. */
-export const MODES: readonly DataplaneMode[] = [bpfMode, nftablesMode, iptablesMode];
+export const MODES: readonly DataplaneMode[] = [bpfMode, nftablesMode, iptablesMode, ipvsMode];
+
+/** How each mode's state is removed from a node when another mode took over (mode-cleanup.ts). */
+const LEFTOVER_REMOVERS: Readonly<Record<ProxyMode, LeftoverRemover>> = {
+  bpf: (ctx, log) => removeBpfLeftovers(ctx.pinDir, log),
+  nftables: () => removeNftablesLeftovers(),
+  iptables: () => removeIptablesLeftovers(),
+  ipvs: () => removeIpvsLeftovers(),
+};
+
+/** Removes what every mode but the one in force left on this node; logs what it removed. */
+export function removeOtherModes(inForce: ProxyMode, ctx: LeftoverContext, log: Logger): ReturnType<typeof removeLeftovers> {
+  return removeLeftovers(inForce, LEFTOVER_REMOVERS, ctx, log);
+}
+
+export type { ConntrackClearer } from './conntrack/netlink.js';
+
+/** Conntrack hygiene after each sync (conntrack/janitor.ts) for the modes whose service NAT is netfilter's; null for the others. */
+export function conntrackHygiene(mode: ProxyMode, log: Logger, clear?: ConntrackClearer): ConntrackJanitor | null {
+  return usesNetfilterConntrack(mode) ? new ConntrackJanitor(log, clear) : null;
+}
 
 export interface SelectOptions extends DataplaneOptions {
   /** Try the next mode when the one asked for cannot run (false: --no-fallback). */

@@ -1,5 +1,5 @@
 // What the packet tracers of the rule-based modes (nftables/trace.ts,
-// iptables/trace.ts) take and answer, so their answers compare directly.
+// iptables/trace.ts, ipvs/trace.ts) take and answer, so their answers compare directly.
 import type { Protocol } from '../model/types.js';
 
 export interface TracePacket {

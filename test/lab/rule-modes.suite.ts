@@ -11,15 +11,17 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { removeStateFilesUnder } from '../../src/dataplane/state-file.js';
 import { createLab, type Lab, type LabNode } from '../../src/lab/lab.js';
 import { LabProxy } from '../../src/lab/proxy.js';
 import { PACKAGE_ROOT } from '../../src/util/paths.js';
 import { expectRefusedAtOnce, expectUdpSpread } from '../helpers/lab-checks.js';
 import { endpointPods, TWO_NODES } from '../helpers/lab-cluster.js';
 import { DNS, HTTP, pods, put, service, slice } from '../helpers/lab-manifests.js';
+import { udpFlow } from '../helpers/udp-flow.js';
 
 export interface ModeCase {
-  mode: 'nftables' | 'iptables';
+  mode: 'nftables' | 'iptables' | 'ipvs';
   /** Why the mode cannot be tested here, or null. */
   unavailable(): string | null;
   /** How node1 is started so that it falls back into this mode (dir: the test's scratch directory). */
@@ -32,6 +34,14 @@ export interface ModeCase {
   rulesShow: RegExp;
   /** Everything of ours the node's kernel holds, as text that does not change when nothing does ("" when cleaned up). */
   leftovers(lab: Lab, node: LabNode): Promise<string>;
+  /** Cases only this mode has, run after the shared ones and before the restart and cleanup cases. */
+  moreCases?(ctx: SuiteContext): void;
+}
+
+/** The running suite, for moreCases: proxies()[1] is node2's (the client's node), started with --proxy-mode MODE --no-fallback. */
+export interface SuiteContext {
+  lab(): Lab;
+  proxies(): LabProxy[];
 }
 
 export function binaryRuns(file: string, args: string[]): boolean {
@@ -54,6 +64,9 @@ export function ruleModeSuite(mc: ModeCase): void {
     let proxies: LabProxy[] = [];
     const backends = () => endpointPods(lab);
     const client = () => lab.pod('client');
+    /** A UDP service on a ClusterIP and a NodePort, with the endpoint pods `keep` accepts. */
+    const flowService = (keep: (pod: string) => boolean) => `${service('flow', '10.96.2.70', [{ ...DNS[0]!, nodePort: 30053 }], ['type: NodePort'])}---\n` +
+      slice('flow', DNS, (['a1', 'a2', 'b1'] as const).filter(keep).map((p) => ({ ip: lab.pod(p).ipv4, node: lab.pod(p).node })));
 
     beforeAll(async () => {
       lab = await createLab({
@@ -70,6 +83,7 @@ export function ruleModeSuite(mc: ModeCase): void {
       put(dir, 'shrink.yaml', `${service('shrink', '10.96.2.20', HTTP)}---\n${slice('shrink', HTTP, backends())}`);
       put(dir, 'sticky.yaml', `${service('sticky', '10.96.2.30', HTTP, ['sessionAffinity: ClientIP'])}---\n${slice('sticky', HTTP, backends())}`);
       put(dir, 'np.yaml', `${service('np', '10.96.2.60', [{ ...HTTP[0]!, nodePort: 30080 }], ['type: NodePort'])}---\n${slice('np', HTTP, backends())}`);
+      put(dir, 'flow.yaml', flowService(() => true));
       put(dir, 'nplocal.yaml', `${service('nplocal', '10.96.2.61', [{ ...HTTP[0]!, nodePort: 30081 }], ['type: NodePort', 'externalTrafficPolicy: Local'])}---\n` +
         slice('nplocal', HTTP, backends().filter((b) => b.node === 'node1')));
       // node1 asks for an earlier mode that cannot run: it must fall back to this one.
@@ -86,6 +100,8 @@ export function ruleModeSuite(mc: ModeCase): void {
       for (const p of proxies) await p.stop().catch(() => undefined);
       await lab?.teardown();
       if (dir) rmSync(dir, { recursive: true, force: true });
+      // node1's fallback pins under dir: its state file for `bpfproxy status` is keyed by that path.
+      if (dir) removeStateFilesUnder(dir);
     });
 
     it(`runs in ${mc.mode} mode, asked for or as a fallback; its rules are in the node, nothing is attached to the node cgroup`, async () => {
@@ -161,6 +177,43 @@ export function ruleModeSuite(mc: ModeCase): void {
       const after = await lab.client(client(), { proto: 'tcp', host: '10.96.2.20', port: 80, count: 60, timeoutMs: 2000 });
       expect(pods(after)).toEqual(new Set(['a1', 'a2']));
     });
+
+    // kube-proxy's conntrack hygiene: a datagram matching a conntrack entry is
+    // NATed by the entry, not by the rules, so without it a client that keeps
+    // its source port keeps reaching the removed endpoint (whose pod still
+    // answers here) until the entry times out.
+    it.each([
+      { via: 'a ClusterIP, from a pod', host: () => '10.96.2.70', port: 53, from: () => client(), sport: 40053 },
+      { via: 'a NodePort, from outside the cluster', host: () => lab.node('node1').ipv4, port: 30053, from: () => 'external' as const, sport: 40054 },
+    ])('moves a UDP flow that keeps its source port off a removed endpoint within a second ($via)', async ({ host, port, from, sport }) => {
+      const first = await udpFlow(lab, from(), host(), port, sport, 0.5);
+      expect(first.length).toBeGreaterThan(0);
+      const chosen = first[0]!.pod;
+      // One conntrack entry: every datagram of the flow reaches the same endpoint.
+      expect(new Set(first.map((r) => r.pod))).toEqual(new Set([chosen]));
+      const marks = proxies.map((p) => p.logs.length);
+      try {
+        const flow = udpFlow(lab, from(), host(), port, sport, 4);
+        await new Promise((r) => setTimeout(r, 1000));
+        put(dir, 'flow.yaml', flowService((p) => p !== chosen));
+        const synced = await Promise.all(proxies.map((p, i) => p.waitSynced(marks[i])));
+        const changedAt = Math.max(...synced.map((l) => Date.parse(String(l.time))));
+        const replies = await flow;
+        expect(replies.filter((r) => r.t < changedAt).map((r) => r.pod)).toContain(chosen);
+        expect(replies.filter((r) => r.pod === chosen && r.t > changedAt + 1000)).toEqual([]);
+        // The flow goes on, to an endpoint that is still there.
+        const after = replies.filter((r) => r.t > changedAt + 1000);
+        expect(after.length).toBeGreaterThan(0);
+        expect(after.every((r) => r.pod !== chosen)).toBe(true);
+        expect(proxies.some((p, i) => p.logs.slice(marks[i]).some((l) => l.msg === 'deleted conntrack entries that pointed to removed endpoints'))).toBe(true);
+      } finally {
+        const back = proxies.map((p) => p.logs.length);
+        put(dir, 'flow.yaml', flowService(() => true));
+        await Promise.all(proxies.map((p, i) => p.waitSynced(back[i])));
+      }
+    });
+
+    mc.moreCases?.({ lab: () => lab, proxies: () => proxies });
 
     it('a restarted proxy converges on the same rules: nothing duplicated, nothing left behind', async () => {
       const before = await mc.leftovers(lab, lab.node('node2'));

@@ -17,7 +17,7 @@ const NO_NFT = join(tmp, 'no-such-nft');
 const NO_IPTABLES = join(tmp, 'no-such-iptables');
 
 function run(...args: string[]) {
-  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 30_000, env: { ...process.env, BPFPROXY_NFT: NO_NFT, BPFPROXY_IPTABLES_DIR: NO_IPTABLES } });
+  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 30_000, env: { ...process.env, BPFPROXY_NFT: NO_NFT, BPFPROXY_IPTABLES_DIR: NO_IPTABLES, BPFPROXY_IPVSADM: join(tmp, 'no-such-ipvsadm') } });
   return { code: r.status, out: r.stdout, err: r.stderr, lines: r.stderr.split('\n').filter(Boolean) };
 }
 
@@ -78,12 +78,12 @@ describe('bpfproxy command line', () => {
     expect(r.err).toContain('userspace');
   });
 
-  it('says in one line that a fallback mode is not built yet, and exits 1', () => {
+  it('says in one line that ipvs cannot run (no IPVS in this kernel; no ipvsadm where it has one), and exits 1', () => {
     const r = run('--proxy-mode', 'ipvs', '--manifests', tmp, '--healthz-bind-address', '', '--metrics-bind-address', '');
     expect(r.code).toBe(1);
     const fatal = r.lines.map((l) => JSON.parse(l) as { level: number; msg: string }).filter((l) => l.level >= 60);
     expect(fatal).toHaveLength(1);
-    expect(fatal[0]!.msg).toMatch(/--proxy-mode ipvs is not built yet; bpfproxy implements bpf, nftables and iptables/);
+    expect(fatal[0]!.msg).toMatch(/^the ipvs dataplane cannot run here: (the kernel has no IPVS|`.*no-such-ipvsadm -Ln` failed).*; no mode left to fall back to$/);
   });
 
   it('says why --proxy-mode nftables cannot run when nft does not', () => {
@@ -91,8 +91,8 @@ describe('bpfproxy command line', () => {
     expect(r.code).toBe(1);
     const fatal = r.lines.map((l) => JSON.parse(l) as { level: number; msg: string }).filter((l) => l.level >= 60);
     expect(fatal).toHaveLength(1);
-    // It falls back to iptables, which cannot run here either; the line says both.
-    expect(fatal[0]!.msg).toMatch(/the iptables dataplane cannot run here: `.*no-such-iptables\/iptables-restore --noflush` failed: .*ENOENT; no mode to fall back to: ipvs is not built yet \(earlier: the nftables dataplane cannot run here: `.*no-such-nft list tables` failed: .*ENOENT\)$/);
+    // It falls back to iptables and ipvs, which cannot run here either; the line says all three.
+    expect(fatal[0]!.msg).toMatch(/the ipvs dataplane cannot run here: .*; no mode left to fall back to \(earlier: the nftables dataplane cannot run here: `.*no-such-nft list tables` failed: .*ENOENT; the iptables dataplane cannot run here: `.*no-such-iptables\/iptables-restore --noflush` failed: .*ENOENT\)$/);
   });
 
   it('says why --proxy-mode iptables cannot run when iptables-restore does not', () => {
@@ -111,10 +111,11 @@ describe('bpfproxy command line', () => {
     expect(fatal[0]!.msg).toMatch(/the bpf dataplane cannot run here: --bpf-fs .*pins is not on a bpf filesystem/);
     // With fallback allowed (the default) it tries nftables, then iptables, which cannot run either here, and the line says so.
     expect(fatal[0]!.msg).toMatch(/the nftables dataplane cannot run here: .*no-such-nft/);
-    expect(fatal[0]!.msg).toMatch(/the iptables dataplane cannot run here: .*no-such-iptables.*; no mode to fall back to: ipvs is not built yet/);
-    // One warning per fallback (to nftables, to iptables) and the fatal line.
+    expect(fatal[0]!.msg).toMatch(/the iptables dataplane cannot run here: .*no-such-iptables.*/);
+    expect(fatal[0]!.msg).toMatch(/the ipvs dataplane cannot run here: .*; no mode left to fall back to/);
+    // One warning per fallback (to nftables, to iptables, to ipvs) and the fatal line.
     const warned = r.lines.map((l) => JSON.parse(l) as { level: number; msg: string }).filter((l) => l.level >= 40 && l.level < 60);
-    expect(warned.map((l) => l.msg.replace(/.*; /, ''))).toEqual(['falling back to nftables', 'falling back to iptables']);
+    expect(warned.map((l) => l.msg.replace(/.*; /, ''))).toEqual(['falling back to nftables', 'falling back to iptables', 'falling back to ipvs']);
   });
 
   it('with --no-fallback, says the failure is fatal by choice', () => {

@@ -66,6 +66,7 @@ describe('parseCommandLine', () => {
       masqueradeAll: false,
       iptablesMasqueradeBit: 14,
       iptablesLocalhostNodePorts: true,
+      ipvs: { scheduler: 'rr', strictARP: false, tcpTimeoutMs: 0, tcpFinTimeoutMs: 0, udpTimeoutMs: 0 },
       inputLimits: { manifestMaxBytes: 8388608, manifestMaxDocuments: 10000, objectMaxKeys: 4096, objectMaxDepth: 64, objectMaxStringLength: 262144, objectMaxEndpoints: 1000 },
       bpf: {
         pinPath: '/sys/fs/bpf/bpfproxy',
