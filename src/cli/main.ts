@@ -1,15 +1,21 @@
 // bpfproxy's command line: `bpfproxy [run] [flags]`, `bpfproxy cleanup`
-// (or --cleanup, as kube-proxy spells it), `bpfproxy version`.
-import { readFileSync, writeFileSync } from 'node:fs';
+// (or --cleanup, as kube-proxy spells it), `bpfproxy version`, and the node-side
+// views `bpfproxy status|services|trace|conntrack` (commands/node-view.ts).
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { ConfigError } from '../config/errors.js';
 import { DEFAULT_OOM_SCORE_ADJ } from '../config/config.js';
-import { parseCommandLine } from '../config/flags.js';
+import { nodeViewCommand, parseCommandLine } from '../config/flags.js';
 import { watchConfigFile } from '../config/watch.js';
 import { cleanupPins } from '../dataplane/bpf/loader.js';
+import { describeProcess, statePathFor } from '../dataplane/state-file.js';
 import { cleanupIptables } from '../dataplane/iptables/cleanup.js';
+import { cleanupIpvs } from '../dataplane/ipvs/cleanup.js';
+import { cleanupKubeProxy } from './kube-proxy-cleanup.js';
 import { cleanupNftables } from '../dataplane/nftables/cleanup.js';
 import { createLogger, type Logger } from '../util/log.js';
 import { Proxy } from '../runtime/proxy.js';
+import { datapathAfterFailedStart } from './failed-start.js';
+import { runNodeView } from './commands/node-view.js';
 import { versionInfo, versionLine } from './version.js';
 
 /** kube-proxy writes its oomScoreAdj at start; a failure is worth a warning only when the value was not the default. */
@@ -22,6 +28,11 @@ function setOomScoreAdj(value: number, log: Logger): void {
 }
 
 export async function main(argv: string[]): Promise<void> {
+  const view = nodeViewCommand(argv.slice(2));
+  if (view) {
+    process.exitCode = runNodeView(view.command, view.argv);
+    return;
+  }
   let cl;
   try {
     cl = parseCommandLine(argv.slice(2));
@@ -45,8 +56,15 @@ export async function main(argv: string[]): Promise<void> {
   for (const n of cl.notices) log.warn({ field: n.field || undefined, config: n.field.startsWith('-') ? undefined : cfg.configFile ?? undefined }, n.message);
   if (cl.ignoredFileFields.length > 0) log.warn({ fields: cl.ignoredFileFields, mode: cfg.mode }, `config file fields that have no effect in ${cfg.mode} mode`);
 
+  if (cl.command === 'cleanup' && cl.cleanupKubeProxy) {
+    // kube-proxy's leftovers only: this runs on a node that bpfproxy already
+    // serves (the migration's last step), so bpfproxy's own state stays.
+    if (!(await cleanupKubeProxy({ nodePorts: cfg.serviceNodePortRange }, log))) process.exitCode = 1;
+    return;
+  }
   if (cl.command === 'cleanup') {
     const removed = cleanupPins(cfg.bpf.pinPath);
+    rmSync(statePathFor(cfg.bpf.pinPath), { force: true });
     log.info({ pinPath: cfg.bpf.pinPath, removed: removed.length }, removed.length > 0 ? 'removed every attachment and pin' : 'nothing to clean up');
     const nft = await cleanupNftables();
     if (nft.ok) log.info('removed the nftables tables (ip and ip6 bpfproxy)');
@@ -54,10 +72,14 @@ export async function main(argv: string[]): Promise<void> {
     const xt = await cleanupIptables();
     if (xt.ok) log.info({ chains: xt.removed, kept: xt.kept.length > 0 ? xt.kept : undefined }, 'removed the iptables chains and jumps bpfproxy made');
     else log.warn({ error: xt.error }, 'could not remove the iptables chains');
+    const vs = await cleanupIpvs();
+    if (vs.ok) log.info({ virtualServers: vs.virtualServers, device: vs.device, chains: vs.chains, ipsets: vs.sets }, 'removed the ipvs state bpfproxy made');
+    else log.warn({ error: vs.error }, 'could not remove all of the ipvs state');
     return;
   }
 
   const { version, commit } = versionInfo();
+  describeProcess(version, commit);
   log.info({ version, commit, node: process.version, pid: process.pid }, `starting ${versionLine()}`);
   setOomScoreAdj(cfg.oomScoreAdj, log);
   // Read now, so that an edit made while starting is noticed too.
@@ -67,6 +89,7 @@ export async function main(argv: string[]): Promise<void> {
     proxy = await Proxy.start(cfg, { log });
   } catch (err) {
     log.fatal({ err }, err instanceof Error ? err.message : 'cannot start');
+    log.info({ pinPath: cfg.bpf.pinPath }, datapathAfterFailedStart(cfg.bpf.pinPath));
     process.exitCode = 1;
     return;
   }

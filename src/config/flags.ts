@@ -15,6 +15,7 @@ import {
 import { DEFAULT_INPUT_LIMITS, INPUT_LIMIT_FLAGS, type InputLimits } from '../util/input-limits.js';
 import { DEFAULT_MAGLEV_M, MAX_MAGLEV_M } from '../util/maglev-size.js';
 import { PROXY_MODES, type ProxyMode } from '../util/modes.js';
+import { IPVS_SCHEDULERS, type IpvsScheduler } from '../util/ipvs-schedulers.js';
 import { ConfigError } from './errors.js';
 import { loadConfigFile } from './file.js';
 import {
@@ -33,8 +34,29 @@ export type CommandLine =
     ignoredFileFields: string[];
     /** Unknown file fields and flags accepted without effect: one warning each. */
     notices: ConfigNotice[];
+    /** cleanup --kube-proxy: remove what kube-proxy left on this node (and not bpfproxy's own state). */
+    cleanupKubeProxy: boolean;
   }
   | { command: 'help'; text: string };
+
+/** The commands that read what is programmed on this node; they work while the proxy is down. */
+export const NODE_VIEW_COMMANDS = {
+  status: { args: '', description: 'mode and why, last sync, counts, map fill and attachments on this node (reads the pins)' },
+  services: { args: '', description: 'frontends, their type and flags, and their backends as the maps hold them (like ipvsadm -Ln)' },
+  trace: { args: '<src> <dst:port/proto>', description: 'which backend a connection from SRC to a service would reach, and why' },
+  conntrack: { args: '', description: 'flows the XDP datapath tracks: client, frontend, backend, NAT, age' },
+} as const;
+export type NodeViewCommand = keyof typeof NODE_VIEW_COMMANDS;
+
+/**
+ * `bpfproxy status|services|trace|conntrack ...`: the command and the
+ * arguments after it, whose options are the command's own (src/cli/commands);
+ * null for the proxy's commands, which parseCommandLine parses.
+ */
+export function nodeViewCommand(argv: readonly string[]): { command: NodeViewCommand; argv: string[] } | null {
+  const name = argv[0];
+  return name !== undefined && Object.hasOwn(NODE_VIEW_COMMANDS, name) ? { command: name as NodeViewCommand, argv: argv.slice(1) } : null;
+}
 
 /** What the flags contribute, before the file is read. */
 interface FlagLayer {
@@ -43,6 +65,7 @@ interface FlagLayer {
   /** Deprecated --healthz-port / --metrics-port: applied to the resolved bind address, as kube-proxy does. */
   ports: { healthz?: number; metrics?: number };
   cleanup: boolean;
+  kubeProxy: boolean;
   version: boolean;
 }
 
@@ -98,12 +121,18 @@ const FLAGS: FlagDef[] = [
   def({ flags: '--masquerade-all [bool]', help: 'iptables mode: masquerade every connection to a ClusterIP', parse: goBool, apply: (v, o) => { o.overrides.masqueradeAll = v; } }),
   def({ flags: '--iptables-masquerade-bit <bit>', help: 'iptables mode: the packet-mark bit, 0-31, that asks for masquerading (default 14)', parse: int(0, 31), apply: (v, o) => { o.overrides.iptablesMasqueradeBit = v; } }),
   def({ flags: '--iptables-localhost-nodeports [bool]', help: 'iptables mode: NodePorts answer on 127.0.0.1 too, when no --nodeport-addresses are given (default true)', parse: goBool, apply: (v, o) => { o.overrides.iptablesLocalhostNodePorts = v; } }),
+  def<IpvsScheduler>({ flags: '--ipvs-scheduler <name>', help: `ipvs mode: the scheduler of every virtual server: ${IPVS_SCHEDULERS.join(', ')} (default "rr"; mh gets the flags mh-fallback,mh-port)`, parse: oneOf(IPVS_SCHEDULERS), apply: (v, o) => { o.overrides.ipvs = { ...o.overrides.ipvs, scheduler: v }; } }),
+  def({ flags: '--ipvs-strict-arp [bool]', help: 'ipvs mode: arp_ignore=1 and arp_announce=2, so the node answers ARP only for addresses of the interface asked (not for those on kube-ipvs0)', parse: goBool, apply: (v, o) => { o.overrides.ipvs = { ...o.overrides.ipvs, strictARP: v }; } }),
+  def({ flags: '--ipvs-tcp-timeout <duration>', help: 'ipvs mode: idle timeout of IPVS TCP connections, e.g. "900s" (default "0s": leave the kernel\'s)', parse: duration, apply: (v, o) => { o.overrides.ipvs = { ...o.overrides.ipvs, tcpTimeoutMs: v }; } }),
+  def({ flags: '--ipvs-tcpfin-timeout <duration>', help: 'ipvs mode: timeout of IPVS TCP connections after a FIN (default "0s": leave the kernel\'s)', parse: duration, apply: (v, o) => { o.overrides.ipvs = { ...o.overrides.ipvs, tcpFinTimeoutMs: v }; } }),
+  def({ flags: '--ipvs-udp-timeout <duration>', help: 'ipvs mode: timeout of IPVS UDP flows (default "0s": leave the kernel\'s)', parse: duration, apply: (v, o) => { o.overrides.ipvs = { ...o.overrides.ipvs, udpTimeoutMs: v }; } }),
   def({ flags: '--cluster-cidr <cidrs>', help: 'pod CIDRs, at most one per family, comma-separated', parse: (s, f) => parseCidrList(s, f, true), apply: (v, o) => { o.overrides.clusterCIDRs = v; } }),
   def<DetectLocalMode>({ flags: '--detect-local-mode <mode>', help: `how traffic from local pods is recognized: ${DETECT_LOCAL_MODES.join(', ')} (default "ClusterCIDR")`, parse: oneOf(DETECT_LOCAL_MODES), apply: (v, o) => { o.overrides.detectLocalMode = v; } }),
   def({ flags: '--pod-bridge-interface <name>', help: 'bridge of local pods, for --detect-local-mode BridgeInterface', parse: text, apply: (v, o) => { o.overrides.detectLocal = { ...o.overrides.detectLocal, bridgeInterface: v }; } }),
   def({ flags: '--pod-interface-name-prefix <prefix>', help: 'interface name prefix of local pods, for --detect-local-mode InterfaceNamePrefix', parse: text, apply: (v, o) => { o.overrides.detectLocal = { ...o.overrides.detectLocal, interfaceNamePrefix: v }; } }),
   def({ flags: '--kubeconfig <file>', help: 'kubeconfig file (default: in-cluster configuration)', parse: text, apply: (v, o) => { o.overrides.kubeconfig = v; } }),
   def({ flags: '--master <url>', help: 'API server address, overriding the kubeconfig\'s', parse: text, apply: (v, o) => { o.overrides.master = v; } }),
+  def({ flags: '--kube-proxy [bool]', help: 'with cleanup (or --cleanup): remove what kube-proxy left on this node instead of what bpfproxy made: its KUBE-* iptables chains and the jumps to them, its nftables tables (ip and ip6 kube-proxy), its ipvs virtual servers, kube-ipvs0 and ipsets; bpfproxy keeps serving (in iptables mode its own chains, which carry kube-proxy\'s names, come back at the next full sync)', parse: goBool, apply: (v, o) => { o.kubeProxy = v; } }),
   def({ flags: '--cleanup [bool]', help: 'remove everything bpfproxy programmed, then exit (the same as the cleanup command)', parse: goBool, apply: (v, o) => { o.cleanup = v; } }),
   def({ flags: '--oom-score-adj <value>', help: 'the process\'s oom_score_adj, -1000 to 1000 (default -999)', parse: int(-1000, 1000), apply: (v, o) => { o.overrides.oomScoreAdj = v; } }),
   def({ flags: '--service-cluster-ip-range <cidrs>', help: 'service CIDRs, at most one per family: ClusterIPs outside are rejected', parse: (s, f) => parseCidrList(s, f, true), apply: (v, o) => { o.overrides.serviceClusterIPRanges = v; } }),
@@ -154,6 +183,7 @@ const NO_EFFECT_FLAGS: NoEffectFlag[] = [
   { flags: '--kube-api-content-type <type>', parse: text, why: 'bpfproxy\'s client speaks JSON' },
   { flags: '--profiling [bool]', parse: goBool, quiet: zero, why: 'bpfproxy serves no /debug/pprof' },
   { flags: '--bind-address <ip>', parse: text, quiet: (v) => v === '0.0.0.0' || v === '::' || v === '', why: 'bpfproxy takes the node\'s addresses from its Node object and interfaces' },
+  { flags: '--ipvs-exclude-cidrs <list>', parse: (s, f) => parseCidrList(s, f, false), quiet: (v) => (v as unknown[]).length === 0, why: 'bpfproxy\'s ipvs mode never touches virtual servers it did not make' },
   { flags: '--log-flush-frequency <duration>', parse: duration, why: 'bpfproxy writes each log line at once' },
   // Removed from kube-proxy in 1.26; older installs (charms) still pass them.
   { flags: '--logtostderr [bool]', parse: goBool, quiet: (v) => v === true, why: 'bpfproxy always logs to stderr' },
@@ -201,7 +231,7 @@ function attributeOf(flags: string): string {
 }
 
 function flagLayer(raw: RawOptions): FlagLayer {
-  const out: FlagLayer = { overrides: {}, notices: [], ports: {}, cleanup: false, version: false };
+  const out: FlagLayer = { overrides: {}, notices: [], ports: {}, cleanup: false, kubeProxy: false, version: false };
   // --log-level wins over --v whatever their order: apply it first, --v only fills in.
   const ordered = [...FLAGS].sort((a, b) => Number(b.flags.startsWith('--log-level')) - Number(a.flags.startsWith('--log-level')));
   for (const d of ordered) {
@@ -226,7 +256,7 @@ function applyDeprecatedPorts(c: ProxyConfig, ports: FlagLayer['ports']): void {
 /** A commander error (unknown option, missing value) as a ConfigError naming the option it quotes. */
 function fromCommander(err: CommanderError): ConfigError {
   if (err.code === 'commander.excessArguments' || err.code === 'commander.unknownCommand') {
-    return new ConfigError('', 'unexpected argument: the commands are run (the default), cleanup and version', { cause: err });
+    return new ConfigError('', `unexpected argument: the commands are run (the default), cleanup, version, ${Object.keys(NODE_VIEW_COMMANDS).join(', ')}`, { cause: err });
   }
   const message = err.message.replace(/^error: /, '');
   return new ConfigError(/'(-[^' ]+)/.exec(message)?.[1] ?? '', message.replace(/^option '[^']*' /, ''), { cause: err });
@@ -257,6 +287,8 @@ export function parseCommandLine(argv: readonly string[], env: Environment = pro
   const cleanup = configure(addProxyOptions(program.command('cleanup').description('remove everything bpfproxy programmed, then exit')));
   cleanup.action(() => { command = 'cleanup'; sub = cleanup; });
   configure(program.command('version').description('print the version and the commit, then exit')).action(() => { command = 'version'; });
+  // Listed for --help; nodeViewCommand() takes them before this parser runs.
+  for (const [name, d] of Object.entries(NODE_VIEW_COMMANDS)) program.command(`${name}${d.args ? ` ${d.args}` : ''}`).description(`${d.description} (--help for its options)`);
 
   try {
     program.parse([...argv], { from: 'user' });
@@ -272,10 +304,11 @@ export function parseCommandLine(argv: readonly string[], env: Environment = pro
   const flags = flagLayer(raw);
   if (flags.version) command = 'version';
   else if (flags.cleanup) command = 'cleanup';
+  if (flags.kubeProxy && command !== 'cleanup') flags.notices.push({ field: '--kube-proxy', message: '--kube-proxy has an effect only with cleanup (or --cleanup)' });
   const configFile = flags.overrides.configFile;
   const file = configFile ? loadConfigFile(configFile, env) : null;
   const config = resolveConfig(file, flags.overrides, env);
   applyDeprecatedPorts(config, flags.ports);
   const ignoredFileFields = file ? [...file.ignored, ...modeSectionPeriods(file, config.mode).unused] : [];
-  return { command, config, explicit: overridePaths(flags.overrides), ignoredFileFields, notices: [...(file?.unknown ?? []), ...flags.notices] };
+  return { command, config, explicit: overridePaths(flags.overrides), ignoredFileFields, notices: [...(file?.unknown ?? []), ...flags.notices], cleanupKubeProxy: command === 'cleanup' && flags.kubeProxy };
 }

@@ -1,10 +1,11 @@
-// What the rule-based dataplanes (nftables, iptables) share around their
+// What the rule-based dataplanes (nftables, iptables, ipvs) share around their
 // rendering: each service rendered once per planned object, the bookkeeping
 // of what was applied, and kube-proxy's rule that a failed apply forgets it,
 // so the next sync is full and re-reads the kernel's tables first.
 import type { IdHints, PlannedService } from '../planner/types.js';
 import { newIdHints } from '../planner/types.js';
 import type { Logger } from '../util/log.js';
+import type { NodeStateWriter } from './state-file.js';
 import type { SyncResult } from './types.js';
 
 export abstract class RuleDataplane<Owned extends object, Applied> {
@@ -14,6 +15,8 @@ export abstract class RuleDataplane<Owned extends object, Applied> {
   protected applied: Applied | null = null;
   /** Set when nothing is known about the kernel's tables: first sync, or after a failure. */
   protected mustList = true;
+  /** Records each successful sync for `bpfproxy status` and `trace` (state-file.ts). */
+  nodeState: NodeStateWriter | null = null;
 
   constructor(protected readonly log: Logger) {}
 

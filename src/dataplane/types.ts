@@ -2,6 +2,8 @@
 import type { DesiredDataplane, IdHints } from '../planner/types.js';
 import type { Logger } from '../util/log.js';
 import type { ProxyMode } from '../util/modes.js';
+import type { IpvsScheduler } from '../util/ipvs-schedulers.js';
+import type { NodeStateWriter } from './state-file.js';
 
 export interface SyncOptions {
   /**
@@ -54,6 +56,10 @@ export interface Dataplane {
   readCounters?(): DatapathCounters;
   /** Entries and capacity of each map or table, for metrics (modes that have them). */
   mapUsage?(): { name: string; entries: number; capacity: number }[];
+  /** Rules owned and rules written by the last sync, per table (the iptables mode, for kube-proxy's rule metrics). */
+  ruleCounts?(): { table: string; total: number; written: number }[];
+  /** Where each successful sync is recorded for `bpfproxy status` (state-file.ts); set by whoever owns the proxy. */
+  nodeState?: NodeStateWriter | null;
 }
 
 /** What each mode needs to open; each mode reads its own section. */
@@ -79,6 +85,14 @@ export interface DataplaneOptions {
     masqueradeBit: number;
     /** Serve NodePorts on 127.0.0.1 too: the flag, and NodePorts on every local address (no --nodeport-addresses). */
     localhostNodePorts: boolean;
+  };
+  /** The ipvs mode, kube-proxy's options (--ipvs-scheduler, --ipvs-strict-arp, the timeouts in ms, 0: leave the kernel's); it also reads the iptables masquerade options. */
+  ipvs?: {
+    scheduler: IpvsScheduler;
+    strictARP: boolean;
+    tcpTimeoutMs: number;
+    tcpFinTimeoutMs: number;
+    udpTimeoutMs: number;
   };
 }
 

@@ -4,8 +4,9 @@
 // datapath itself keeps serving after stop (that is the point of pinning).
 import { networkInterfaces } from 'node:os';
 import type { ProxyConfig } from '../config/config.js';
-import { openDataplane, type OpenedDataplane } from '../dataplane/select.js';
+import { conntrackHygiene, openDataplane, removeOtherModes, type ConntrackClearer, type OpenedDataplane } from '../dataplane/select.js';
 import type { Dataplane, SyncResult } from '../dataplane/types.js';
+import { NodeStateWriter, statePathFor } from '../dataplane/state-file.js';
 import { ClusterState, type Rejection, type Warning } from '../model/state.js';
 import type { ValidationConfig } from '../model/types.js';
 import { DEFAULT_PLANNER_LIMITS, Planner } from '../planner/planner.js';
@@ -28,6 +29,8 @@ export interface ProxyDeps {
   localAddresses?: () => string[];
   /** A dataplane to use instead of opening the one the config names (tests); the planner's own limits apply. */
   dataplane?: Dataplane;
+  /** Deletes conntrack entries; default: netlink in this process's namespace, and only for a dataplane this proxy opened (tests give a fake). */
+  conntrack?: ConntrackClearer;
 }
 
 export function systemAddresses(): string[] {
@@ -69,6 +72,7 @@ function openConfiguredDataplane(cfg: ProxyConfig, log: Logger): Promise<OpenedD
       // As kube-proxy: only where NodePorts are on every local address (loopback is one of them).
       localhostNodePorts: cfg.iptablesLocalhostNodePorts && cfg.nodePortAddresses.kind === 'all',
     },
+    ipvs: cfg.ipvs,
   }, log);
 }
 
@@ -100,6 +104,10 @@ export class Proxy {
   /** The mode in use: the one asked for, or the one fallen back to. */
   private mode!: OpenedDataplane['mode'];
   private runner!: BoundedFrequencyRunner;
+  /** Conntrack hygiene after each sync, in the modes whose service NAT is netfilter's. */
+  private conntrack: ReturnType<typeof conntrackHygiene> = null;
+  /** What other modes left is removed once this one has programmed the node (a dataplane this proxy opened only). */
+  private otherModesPending = false;
   private http: HttpServers | null = null;
   private healthServers: ServiceHealthServers | null = null;
   private sources: Source[] = [];
@@ -156,6 +164,10 @@ export class Proxy {
     this.dataplane = opened.dataplane;
     this.mode = opened.mode;
     log.info({ mode: opened.mode, reason: opened.reason, capabilities: opened.capabilities }, `dataplane: ${opened.mode}`);
+    this.metrics.setMode(opened.mode);
+    this.otherModesPending = !deps.dataplane;
+    if (!deps.dataplane || deps.conntrack) this.conntrack = conntrackHygiene(opened.mode, log.child({ component: 'conntrack' }), deps.conntrack);
+    if (!deps.dataplane) this.dataplane.nodeState = new NodeStateWriter(statePathFor(cfg.bpf.pinPath), { mode: opened.mode, reason: opened.reason, node: cfg.nodeName, pinDir: cfg.bpf.pinPath }, { onError: (err) => log.warn({ err }, 'cannot write the state file for `bpfproxy status`') });
     const hints = await this.dataplane.restore();
     this.planner = new Planner({
       nodeName: cfg.nodeName,
@@ -238,6 +250,9 @@ export class Proxy {
   private onRejected(r: Rejection): void {
     const k = `${r.kind}/${r.key}`;
     this.metrics.countRejected(r.kind);
+    // Every occurrence: the source counts repeats into one Event's series.
+    const note = `${r.reason} (${r.keptPrevious ? 'the last good version stays in force' : 'not programmed'})`;
+    for (const s of this.sources) if (s.name === r.origin) s.reportRejected?.(r.kind, r.key, note);
     if (this.logged.get(k) === r.reason) return;
     this.logged.set(k, r.reason);
     this.log.error({ kind: r.kind, object: clip(r.key), origin: clip(r.origin), reason: clip(r.reason, REASON_CLIP), keptPrevious: r.keptPrevious },
@@ -280,6 +295,7 @@ export class Proxy {
     }
     const now = this.clock.now();
     this.metrics.observeSync((now - started) / 1000, full);
+    for (const c of this.dataplane.ruleCounts?.() ?? []) this.metrics.setIptablesRules(c.table, c.total, c.written);
     this.metrics.setPendingChanges({ services: this.state.pendingServiceChanges, endpoints: this.state.pendingEndpointChanges });
     for (const u of res.unsupported) this.log.warn({ service: u.service }, `not supported by the ${this.mode} dataplane yet: ${u.feature}`);
     if (full) this.fullSyncExtras(plan.desired);
@@ -294,6 +310,7 @@ export class Proxy {
     // A failure not confined to one service: the runner retries with a full
     // sync after its backoff, and /healthz turns unhealthy if it persists.
     if (res.errors.some((e) => e.service === '')) {
+      this.metrics.countApplyFailure(!res.full, res.errors.find((e) => e.service === '')!.message);
       this.health.syncFailed();
       return { ok: false };
     }
@@ -301,7 +318,13 @@ export class Proxy {
     // retried on its own; the node stays healthy for everything else (load
     // balancers probe /healthz to decide whether this node gets traffic).
     this.scheduleServiceRetry(new Set(res.errors.map((e) => e.service)));
+    // After the rules are in: a flow deleted before would be re-created by the old rules.
+    for (const c of this.conntrack?.afterSync(plan.desired, full ? 'all' : changed) ?? []) this.metrics.observeConntrackCleanup(c.family, c.seconds, c.deleted);
     this.everSynced = true;
+    if (this.otherModesPending) {
+      this.otherModesPending = false;
+      await removeOtherModes(this.mode, { pinDir: this.cfg.bpf.pinPath }, this.log);
+    }
     this.health.updated();
     this.metrics.synced(now);
     if (this.pendingSince !== null) {
@@ -362,6 +385,7 @@ export class Proxy {
     await this.healthServers?.dispose();
     await this.http?.close();
     await this.dataplane?.dispose();
+    this.dataplane?.nodeState?.dispose();
     // Only a datapath this run programmed can be said to keep serving.
     this.log.info(this.everSynced ? 'bpfproxy stopped; the datapath keeps serving' : 'bpfproxy stopped before programming the datapath');
   }

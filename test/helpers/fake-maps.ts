@@ -6,7 +6,7 @@
 import { fingerprintOf } from '../../src/dataplane/bpf/fingerprint.js';
 import { FE_KEY, FE_VAL, MEMBER_KEY, SET_KEY, SET_VAL } from '../../src/dataplane/bpf/layout.js';
 import { encodeService, LB_TABLES, type LbTables } from '../../src/dataplane/bpf/lb-tables.js';
-import { TableSync, type CommitResult, type EntryFailure, type MapIO } from '../../src/dataplane/bpf/sync.js';
+import { TableSync, type CommitResult, type EntryFailure, type MapIO, type WriteFaults } from '../../src/dataplane/bpf/sync.js';
 import type { PlannedService } from '../../src/planner/types.js';
 
 const E2BIG = 7;
@@ -98,11 +98,11 @@ export class FakeLb {
   readonly sync: TableSync;
   readonly t: LbTables;
 
-  constructor(caps: Partial<Record<'fe' | 'set' | 'be' | 'member', number>> = {}) {
+  constructor(caps: Partial<Record<'fe' | 'set' | 'be' | 'member', number>> = {}, faults?: WriteFaults) {
     for (const [k, n] of Object.entries(caps)) this[k as 'fe'].capacity = n;
     this.sync = new TableSync(LB_TABLES, new Map(this.maps.map((m) => [m.name, m])), (map, setting, errno, service) => ({
       service, code: 'MAP_FULL', message: `map ${map.name} is full (errno ${errno}): raise bpf.mapSizes.${setting}`,
-    }));
+    }), faults);
     const tbl = (n: string) => this.sync.table(n);
     this.t = { backends: tbl('backends'), members: tbl('memberships'), slots: tbl('set slots'), headers: tbl('set headers'), frontends: tbl('frontends') };
   }

@@ -5,18 +5,26 @@
 // back is put right); a partial sync touches only the changed services and
 // trusts the mirror.
 import type { Logger } from '../../util/log.js';
+import { BPF_OBJECT_DIR } from '../../util/paths.js';
 import type { DesiredDataplane, IdHints, PlannedService } from '../../planner/types.js';
 import { hasExternalFrontends, newIdHints } from '../../planner/types.js';
 import type { FamilyNumber } from '../../planner/address-key.js';
 import type { Dataplane, DatapathCounters, SyncError, SyncOptions, SyncResult } from '../types.js';
+import type { NodeStateWriter } from '../state-file.js';
 import { BACKEND, FE_KEY, FE_VAL } from './layout.js';
 import { encodeService, LB_TABLES, reserveFor, tooLarge, type LbTables } from './lb-tables.js';
-import { cleanupPins, loadSockDatapath, type LoadOptions, type SockDatapath } from './loader.js';
+import { MaglevWriter, PACKET_LB_TABLES } from './maglev-tables.js';
+import { packetDevicesAfterProbe } from './probe-xdp.js';
+import { encodeRanges } from './range-tables.js';
+import type { Table } from './table.js';
+import { mapArrayWords, type MappedArray } from './mmap.js';
+import { cleanupPins, ensureBpffs, loadSockDatapath, type LoadOptions, type SockDatapath } from './loader.js';
 import type { BpfMap } from './map.js';
 import { strerror } from './native.js';
 import { cgroupRootProblem, holdsPins, lockPinDir, type PinDirLock } from './pindir.js';
 import { sumCounters } from './reasons.js';
-import { isFull, TableSync, type MapIO } from './sync.js';
+import { moveConnectedUdp, removedUdpBackends, SockDestroyer, udpServices } from './sock-destroy.js';
+import { isFull, TableSync, type MapIO, type WriteFaults } from './sync.js';
 
 export class BpfDataplane implements Dataplane {
   readonly mode = 'bpf' as const;
@@ -34,14 +42,28 @@ export class BpfDataplane implements Dataplane {
 
   /** The pin directory's lock and whether this start found it empty: only then does abandon() remove what it made. */
   private owner: { lock: PinDirLock; fresh: boolean; pinDir: string } | null = null;
+  /** Moves connected UDP sockets off removed backends; null where the kernel cannot (sock-destroy.ts). */
+  private destroyer: SockDestroyer | null = null;
   private closed = false;
 
-  private constructor(private readonly dp: SockDatapath, private readonly log: Logger, private readonly packetDevices: readonly string[]) {
+  /** The Maglev tables of the packet programs (maglev-tables.ts), when they are loaded. */
+  private readonly maglev: MaglevWriter | null = null;
+  private readonly maglevSlots: MappedArray | null = null;
+  /** loadBalancerSourceRanges (range-tables.ts), when the packet programs are loaded. */
+  private readonly ranges: Table | null = null;
+
+  private constructor(private readonly dp: SockDatapath, private readonly log: Logger, private readonly packetDevices: readonly string[], faults?: WriteFaults) {
     const { fe, set, be, member } = dp.maps;
-    const io = new Map<string, MapIO>([fe, set, be, member].map((m: BpfMap) => [m.name, m]));
-    this.sync_ = new TableSync(LB_TABLES, io, describeFailure);
+    const io = new Map<string, MapIO>([fe, set, be, member, ...(dp.packet ? [dp.packet.maglevRows, dp.packet.ranges] : [])].map((m: BpfMap) => [m.name, m]));
+    this.sync_ = new TableSync(dp.packet ? PACKET_LB_TABLES : LB_TABLES, io, describeFailure, faults);
     const tbl = (name: string) => this.sync_.table(name);
     this.t = { backends: tbl('backends'), members: tbl('memberships'), slots: tbl('set slots'), headers: tbl('set headers'), frontends: tbl('frontends') };
+    if (dp.packet) {
+      const slots = dp.packet.maglevSlots;
+      this.maglevSlots = mapArrayWords(slots.fd, slots.capacity, slots.valueSize, slots.name);
+      this.maglev = new MaglevWriter(tbl('maglev rows'), this.maglevSlots);
+      this.ranges = tbl('source ranges');
+    }
   }
 
   /**
@@ -50,21 +72,27 @@ export class BpfDataplane implements Dataplane {
    * removes what it pinned and attached, unless the directory held pins
    * before: those are an earlier healthy run's datapath, still serving.
    */
-  static open(opts: LoadOptions): BpfDataplane {
+  static open(opts: LoadOptions & { faults?: WriteFaults }): BpfDataplane {
     const problem = cgroupRootProblem(opts.cgroupRoot);
     if (problem) throw new Error(problem);
     const lock = lockPinDir(opts.pinDir);
     const fresh = !holdsPins(opts.pinDir);
     let dp: SockDatapath;
+    let devices: readonly string[] = opts.devices ?? [];
     try {
-      dp = loadSockDatapath(opts);
+      if (devices.length > 0) {
+        ensureBpffs(opts.pinDir, opts.log);
+        devices = packetDevicesAfterProbe(devices, opts.objectDir ?? BPF_OBJECT_DIR, opts.pinDir, opts.log);
+      }
+      dp = loadSockDatapath({ ...opts, devices });
     } catch (err) {
       if (fresh) undo(opts.pinDir, opts.log, err);
       lock.release();
       throw err;
     }
-    const plane = new BpfDataplane(dp, opts.log, opts.devices ?? []);
+    const plane = new BpfDataplane(dp, opts.log, devices, opts.faults);
     plane.owner = { lock, fresh, pinDir: opts.pinDir };
+    plane.destroyer = SockDestroyer.open({ pinDir: opts.pinDir, cgroupRoot: opts.cgroupRoot, objectDir: opts.objectDir ?? BPF_OBJECT_DIR, log: opts.log });
     return plane;
   }
 
@@ -95,7 +123,10 @@ export class BpfDataplane implements Dataplane {
     return hints;
   }
 
+  nodeState: NodeStateWriter | null = null;
+
   async sync(desired: DesiredDataplane, opts: SyncOptions): Promise<SyncResult> {
+    const started = performance.now();
     let full = opts.full;
     let changed: Iterable<string> = opts.changed;
     if (full) {
@@ -112,8 +143,13 @@ export class BpfDataplane implements Dataplane {
         this.log.warn({ tables: rebuilt }, 'pinned maps differ from what this proxy wrote: repairing them');
       }
     }
+    // A write that throws midway leaves `applied` behind the mirror: until a
+    // sync goes through, a full sync must not shrink to the services that differ.
+    const wasClean = this.clean;
+    this.clean = false;
     const result = this.write(desired, full, full ? desired.services.keys() : changed);
-    this.clean = result.errors.length === 0 && (full || this.clean);
+    this.clean = result.errors.length === 0 && (full || wasClean);
+    this.nodeState?.synced(desired, { ...result, full: opts.full }, started);
     return { ...result, full: opts.full };
   }
 
@@ -125,6 +161,7 @@ export class BpfDataplane implements Dataplane {
     const keep = new Set<number>();
     const touched: string[] = [];
     this.sync_.begin();
+    this.maglev?.begin();
     if (full) reserveFor(this.t, desired.services.values());
     const written: PlannedService[] = [];
     for (const key of keys) {
@@ -146,15 +183,20 @@ export class BpfDataplane implements Dataplane {
         continue;
       }
       owners.add(svc.id);
-      encodeService(this.t, svc);
+      const ext = encodeService(this.t, svc);
+      if (this.maglev && !this.maglev.encode(svc, ext)) this.warnMaglevFull(svc.key);
+      if (this.ranges) encodeRanges(this.ranges, svc);
       written.push(svc);
       for (const feature of this.unsupportedFeatures(svc)) unsupported.push({ service: key, feature });
     }
     const res = this.sync_.commit({ full, owners, keep, names });
+    this.maglev?.apply(res.failed);
     errors.push(...res.errors);
 
     // Next: untouched services as they were (partial), failed ones as their
     // entries still are, written ones as planned.
+    // What the touched UDP services held before this sync (`next` may be `applied` itself).
+    const before = this.destroyer ? udpServices(this.applied, touched) : null;
     const next = full ? new Map<string, PlannedService>() : this.applied;
     for (const key of touched) {
       const old = this.applied.get(key);
@@ -164,6 +206,7 @@ export class BpfDataplane implements Dataplane {
     }
     for (const svc of written) if (!res.failed.has(svc.id)) next.set(svc.key, svc);
     this.applied = next;
+    if (before) moveConnectedUdp(this.destroyer, removedUdpBackends(before, next, touched), this.log);
     return { full, upserts: res.upserts, deletes: res.deletes, errors, unsupported };
   }
 
@@ -180,6 +223,8 @@ export class BpfDataplane implements Dataplane {
   async dispose(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.maglevSlots?.unmap();
+    this.destroyer?.close();
     this.dp.close();
     this.owner?.lock.release();
     this.owner = null;
@@ -190,6 +235,8 @@ export class BpfDataplane implements Dataplane {
     if (this.closed) return;
     this.closed = true;
     const owner = this.owner;
+    this.maglevSlots?.unmap();
+    this.destroyer?.close();
     this.dp.close();
     this.owner = null;
     if (!owner) return;
@@ -211,6 +258,14 @@ export class BpfDataplane implements Dataplane {
     return { service: '', code: 'PINS_MISSING', message };
   }
 
+  /** Once per service: its external set found no free Maglev row, so its new flows pick backends at random. */
+  private warnMaglevFull(key: string): void {
+    const k = `${key}\0maglev`;
+    if (this.reported.has(k)) return;
+    this.reported.add(k);
+    this.log.warn({ service: key }, 'no free Maglev row (bpx_maglev_v1 holds a fixed number of tables, bpf/lib/maglev.h): new flows of this service pick a random backend, which differs from node to node');
+  }
+
   private unsupportedFeatures(svc: PlannedService): string[] {
     const out: string[] = [];
     const note = (feature: string) => {
@@ -221,11 +276,11 @@ export class BpfDataplane implements Dataplane {
     };
     if (svc.protocol === 'SCTP') note('SCTP: the socket hooks translate TCP and UDP only');
     if (hasExternalFrontends(svc.frontends) && this.packetDevices.length === 0) {
-      note('NodePort/ExternalIP/LoadBalancer traffic from outside the node (no --devices given: the XDP/TC programs are not attached); connections from this node and its pods work');
+      note('NodePort/ExternalIP/LoadBalancer traffic from outside the node (no --devices given, or the kernel probe refused them: the XDP/TC programs are not attached); connections from this node and its pods work');
     } else if (hasExternalFrontends(svc.frontends) && (svc.family === 'IPv6' || svc.protocol === 'SCTP')) {
       note(`${svc.family} ${svc.protocol} NodePort/ExternalIP/LoadBalancer traffic from outside the node (the XDP datapath translates IPv4 TCP and UDP so far)`);
     }
-    if (svc.sourceRanges.length > 0) note('loadBalancerSourceRanges (enforced at XDP, not built yet)');
+    if (svc.sourceRanges.length > 0 && !this.ranges) note('loadBalancerSourceRanges (enforced at XDP: no --devices given, so LoadBalancer IPs are not served from outside the node)');
     return out;
   }
 }

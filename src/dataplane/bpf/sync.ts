@@ -31,6 +31,16 @@ export interface MapIO {
   dumpWords(expected: number): { keys: Uint32Array; values: Uint32Array; count: number; fp?: [number, number] };
 }
 
+/**
+ * A test seam (issue 12, item 8): called before every batch write and delete
+ * with the table's name and how many entries go in that one syscall; a throw
+ * stands for a failure midway through a sync, after the tables before it were
+ * written. Absent in production.
+ */
+export interface WriteFaults {
+  beforeWrite(table: string, op: 'upsert' | 'delete', entries: number): void;
+}
+
 export interface CommitScope {
   full: boolean;
   /** Partial syncs: the owners (service IDs) whose entries are compared and pruned. */
@@ -70,7 +80,10 @@ export class TableSync {
   /** Entries compared one by one by reload(), since this sync engine started: a resync that finds the fingerprints equal compares none. */
   compared = 0;
 
-  constructor(specs: readonly TableSpec[], private readonly io: ReadonlyMap<string, MapIO>, private readonly describe: DescribeFailure) {
+  constructor(
+    specs: readonly TableSpec[], private readonly io: ReadonlyMap<string, MapIO>, private readonly describe: DescribeFailure,
+    private readonly faults?: WriteFaults,
+  ) {
     this.tables = specs.map((s) => new Table(s));
     for (const t of this.tables) {
       this.byName.set(t.name, t);
@@ -286,6 +299,7 @@ export class TableSync {
     // refer to it, so the batch may be rearranged: written from in place.
     t.compact(pick, n);
     const bad = new Set<number>();
+    this.faults?.beforeWrite(t.name, 'upsert', n);
     for (const f of io.write(u8(t.dk, n * kw), u8(t.dv, n * vw), n)) {
       bad.add(f.index);
       const owners = t.spec.shared ? this.ownersReferring(t, t.dk, f.index * kw) : [t.downer[f.index]!];
@@ -343,6 +357,7 @@ export class TableSync {
       for (let w = 0; w < kw; w++) keys[j * kw + w] = tk[from + w]!;
     }
     const bad = new Set<number>();
+    this.faults?.beforeWrite(t.name, 'delete', victims.length);
     for (const f of io.remove(u8(keys, keys.length), victims.length)) {
       bad.add(f.index);
       this.fail(io, t, f.errno, t.spec.shared ? [] : [t.owner[victims[f.index]!]!], failed, errors);

@@ -12,6 +12,7 @@ import { RuleDataplane } from '../rule-dataplane.js';
 import type { Dataplane, SyncOptions, SyncResult } from '../types.js';
 import { XT_TABLES, type XtTable } from './names.js';
 import { sameOwned, type Owned, type XtConfig } from './objects.js';
+import { addOwned, addWritten, zeroCounts, type RuleCounts } from './counts.js';
 import { builtinJumps, renderBase } from './render-base.js';
 import { renderService } from './render-service.js';
 import { emptyExisting, fullRestore, indexRules, parseSave, partialRestore, type Existing } from './restore.js';
@@ -37,6 +38,8 @@ export class IptablesDataplane extends RuleDataplane<Owned, Partial<Record<IPFam
   private readonly run: XtRunner;
   private readonly config: XtConfig;
   private readonly families: readonly IPFamily[];
+  /** Rules written by the sync in progress or last done, per table. */
+  private written: RuleCounts = zeroCounts();
 
   constructor(opts: IptablesDataplaneOptions) {
     super(opts.log);
@@ -50,10 +53,14 @@ export class IptablesDataplane extends RuleDataplane<Owned, Partial<Record<IPFam
   }
 
   async sync(desired: DesiredDataplane, opts: SyncOptions): Promise<SyncResult> {
+    const started = performance.now();
+    this.written = zeroCounts();
     const base = new Map(this.families.map((f) => [f, renderBase(f, desired, this.config)] as const));
     const applied = this.applied;
     const full = opts.full || applied === null || this.families.some((f) => !sameOwned(base.get(f)!, applied[f]!.base));
-    return full ? this.syncFull(desired, base) : this.syncPartial(desired, opts.changed);
+    const r = await (full ? this.syncFull(desired, base) : this.syncPartial(desired, opts.changed));
+    this.nodeState?.synced(desired, r, started, { config: this.config });
+    return r;
   }
 
   private async syncFull(desired: DesiredDataplane, base: Map<IPFamily, Owned>): Promise<SyncResult> {
@@ -75,6 +82,7 @@ export class IptablesDataplane extends RuleDataplane<Owned, Partial<Record<IPFam
       const t = fullRestore(a.base, a.services, builtinJumps(), existing);
       const r = await restore(this.run, f, t.text);
       if (!r.ok) return this.xtFailed(true, f, 'restore', r.stderr);
+      addWritten(this.written, t.text);
       for (const table of XT_TABLES) a.index[table] = indexRules(table, a.base, a.services);
       upserts += t.upserts;
       deletes += t.deletes;
@@ -106,6 +114,7 @@ export class IptablesDataplane extends RuleDataplane<Owned, Partial<Record<IPFam
       if (t.text !== '') {
         const r = await restore(this.run, f, t.text);
         if (!r.ok) return this.xtFailed(false, f, 'restore', r.stderr);
+        addWritten(this.written, t.text);
       }
       a.services = services;
       a.index = index;
@@ -113,6 +122,13 @@ export class IptablesDataplane extends RuleDataplane<Owned, Partial<Record<IPFam
       deletes += t.deletes;
     }
     return this.synced(false, applied, upserts, deletes);
+  }
+
+  /** Rules we own and rules the last sync wrote, per table, both families (kube-proxy's iptables metrics). */
+  ruleCounts(): { table: string; total: number; written: number }[] {
+    const total = zeroCounts();
+    for (const a of Object.values(this.applied ?? {})) if (a) addOwned(total, [a.base, ...a.services.values()], builtinJumps());
+    return XT_TABLES.map((table) => ({ table, total: total[table], written: this.written[table] }));
   }
 
   /** What our last successful sync left: our chains, and the jumps exactly as we wrote them. */

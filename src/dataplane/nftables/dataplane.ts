@@ -60,9 +60,12 @@ export class NftablesDataplane extends RuleDataplane<Owned, Record<NftFamily, Ap
   }
 
   async sync(desired: DesiredDataplane, opts: SyncOptions): Promise<SyncResult> {
+    const started = performance.now();
     const base = { ip: renderBase('ip', desired), ip6: renderBase('ip6', desired) };
     const full = opts.full || this.applied === null || !NFT_FAMILIES.every((f) => sameOwned(base[f], this.applied![f].base));
-    return full ? this.syncFull(desired, base) : this.syncPartial(desired, opts.changed);
+    const r = await (full ? this.syncFull(desired, base) : this.syncPartial(desired, opts.changed));
+    this.nodeState?.synced(desired, r, started, { config: this.config });
+    return r;
   }
 
   private async syncFull(desired: DesiredDataplane, base: Record<NftFamily, Owned>): Promise<SyncResult> {

@@ -99,4 +99,35 @@ describe('proxy sync loop', () => {
     proxy = await Proxy.start(cl.config, { log: silentLogger(), clock: new FakeClock(), sources: [new DrivenSource()], dataplane: dp, localAddresses: () => [] });
     expect(await get(proxy.httpAddress('metrics')!.port, '/proxyMode')).toMatchObject({ status: 200, body: 'nftables' });
   });
+
+  it('a sync that throws midway (issue 12, item 8) is retried after 1 s as a full sync carrying the change', async () => {
+    const clock = new FakeClock();
+    const src = new DrivenSource();
+    const dp = new RecordingDataplane('');
+    let failNext = false;
+    const sync = dp.sync.bind(dp);
+    dp.sync = async (d, o) => {
+      const r = await sync(d, o);
+      if (failNext) {
+        failNext = false;
+        throw new Error('injected failure: upsert of 1 in set headers');
+      }
+      return r;
+    };
+    await start(dp, src, clock);
+    src.upsert('Service', service('a', '10.96.0.1'));
+    src.upsert('Service', service('b', '10.96.0.2'));
+    src.listener!({ type: 'synced', source: 'driven' });
+    await clock.advance(0);
+    const n = dp.calls.length;
+    failNext = true;
+    src.upsert('EndpointSlice', slice('a', '10.244.0.9'));
+    await clock.advance(0);
+    expect(dp.calls.slice(n)).toEqual([{ full: false, changed: ['t/a:http/IPv4'] }]);
+    await clock.advance(999);
+    expect(dp.calls.length).toBe(n + 1);
+    await clock.advance(1);
+    await settle();
+    expect(dp.calls.slice(n + 1)).toEqual([{ full: true, changed: ['t/a:http/IPv4', 't/b:http/IPv4'] }]);
+  });
 });
