@@ -21,6 +21,7 @@ import { removeFamily, type RemovalSpec } from '../dataplane/iptables/cleanup.js
 import { jumpTarget } from '../dataplane/iptables/model.js';
 import { runXtables, type XtRunner } from '../dataplane/iptables/xtables.js';
 import { runCommand } from '../dataplane/ipvs/exec.js';
+import { OUR_SET_RE } from '../dataplane/ipvs/names.js';
 import { runNft, type NftRunner } from '../dataplane/nftables/nft.js';
 
 /** kube-proxy's fixed chains, every mode and version since iptables mode's KUBE-XLB- days. */
@@ -95,9 +96,15 @@ export async function cleanupKubeProxy(deps: KubeProxyCleanupDeps, log: Logger):
   for (const family of ['IPv4', 'IPv6'] as IPFamily[]) ok = (await removeIptables(deps.xt ?? runXtables, family, log)) && ok;
   ok = (await removeNftTables(deps.nft ?? runNft, log)) && ok;
   const run = deps.run ?? runCommand;
-  if ((deps.hasIpvs ?? (() => existsSync('/proc/net/ip_vs')))()) ok = (await removeIpvs(run, deps.nodePorts, log)) && ok;
-  else log.debug('the kernel has no IPVS: no kube-proxy virtual servers to look for');
-  ok = (await removeIpvsDevice(run, log)) && ok;
+  if (await bpfproxyIpvsInUse(run)) {
+    // bpfproxy's own ipvs mode puts its virtual servers on kube-ipvs0 too: removing
+    // "kube-proxy's" there would take bpfproxy's with them. Say so instead.
+    log.warn("bpfproxy's ipvs mode is in use on this node (its BPX- ipsets exist) and shares kube-ipvs0: kube-proxy's ipvs virtual servers and kube-ipvs0 are left; run kube-proxy --cleanup before switching bpfproxy to ipvs mode");
+  } else {
+    if ((deps.hasIpvs ?? (() => existsSync('/proc/net/ip_vs')))()) ok = (await removeIpvs(run, deps.nodePorts, log)) && ok;
+    else log.debug('the kernel has no IPVS: no kube-proxy virtual servers to look for');
+    ok = (await removeIpvsDevice(run, log)) && ok;
+  }
   ok = (await removeIpsets(run, log)) && ok;
   return ok;
 }
@@ -170,6 +177,12 @@ async function removeIpvsDevice(run: XtRunner, log: Logger): Promise<boolean> {
   if (r.ok) log.info({ device: KUBE_IPVS_DEVICE }, `removed kube-proxy's dummy device ${KUBE_IPVS_DEVICE}`);
   else log.warn({ device: KUBE_IPVS_DEVICE, error: r.stderr.trim() }, `could not remove ${KUBE_IPVS_DEVICE}`);
   return r.ok;
+}
+
+/** Whether bpfproxy's ipvs mode has state here: its ipsets (named BPX-/BPX6-) are its record. */
+async function bpfproxyIpvsInUse(run: XtRunner): Promise<boolean> {
+  const listed = await run('ipset', ['list', '-n']);
+  return listed.ok && listed.stdout.split('\n').some((l) => OUR_SET_RE.test(l.trim()));
 }
 
 /** kube-proxy's ipsets (ipvs mode), once no rule matches them any more. */

@@ -3,9 +3,10 @@
 // chains' jumps to them; never a chain of other software or kubelet.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { removalRestore } from '../../src/dataplane/iptables/cleanup.js';
-import { KUBE_PROXY_REMOVAL, isKubeProxyChain, kubeProxyVirtualServers, parseAddresses, parseVirtualServers } from '../../src/cli/kube-proxy-cleanup.js';
+import { cleanupKubeProxy, KUBE_PROXY_REMOVAL, isKubeProxyChain, kubeProxyVirtualServers, parseAddresses, parseVirtualServers } from '../../src/cli/kube-proxy-cleanup.js';
+import type { Logger } from '../../src/util/log.js';
 import { PACKAGE_ROOT } from '../../src/util/paths.js';
 
 const fixture = readFileSync(join(PACKAGE_ROOT, 'test', 'fixtures', 'kube-proxy', 'iptables-v4.rules'), 'utf8');
@@ -79,5 +80,39 @@ describe('kube-proxy ipvs leftovers', () => {
     const text = '7: kube-ipvs0    inet 10.96.0.1/32 scope global kube-ipvs0\\       valid_lft forever preferred_lft forever\n' +
       '7: kube-ipvs0    inet6 fd00:96::1/128 scope global \\       valid_lft forever preferred_lft forever\n';
     expect(parseAddresses(text)).toEqual(['10.96.0.1', 'fd00:96::1']);
+  });
+});
+
+describe('kube-proxy ipvs leftovers beside bpfproxy\'s own ipvs mode', () => {
+  /** A node where both left ipvs state: every command recorded, answers from `ipset`, `ipvsadm` and `ip` canned. */
+  const node = (sets: string[]) => {
+    const calls: string[] = [];
+    const run = async (command: string, args: readonly string[]) => {
+      calls.push(`${command} ${args.join(' ')}`);
+      if (command === 'ipset' && args[0] === 'list') return { ok: true, stdout: sets.join('\n') + '\n', stderr: '' };
+      if (command === 'ipvsadm' && args[0] === '-Sn') return { ok: true, stdout: '-A -t 10.96.0.1:443 -s rr\n', stderr: '' };
+      if (command === 'ip' && args.includes('kube-ipvs0')) return { ok: true, stdout: '5: kube-ipvs0    inet 10.96.0.1/32 scope global kube-ipvs0\\       valid_lft forever preferred_lft forever\n', stderr: '' };
+      return { ok: true, stdout: '', stderr: '' };
+    };
+    const quiet = async () => ({ ok: false, stdout: '', stderr: 'not here' });
+    return { calls, deps: { run, xt: quiet, nft: quiet, hasIpvs: () => true, nodePorts: { min: 30000, max: 32767 } } };
+  };
+  const log = { info: () => undefined, warn: vi.fn(), debug: () => undefined, error: () => undefined } as unknown as Logger;
+
+  it('leaves every virtual server and kube-ipvs0 when bpfproxy\'s ipvs mode has state here, and says why', async () => {
+    const { calls, deps } = node(['BPX-CLUSTER-IP', 'KUBE-CLUSTER-IP']);
+    await cleanupKubeProxy(deps, log);
+    expect(calls.filter((c) => c.startsWith('ipvsadm -D') || c.startsWith('ip link delete'))).toEqual([]);
+    expect((log.warn as ReturnType<typeof vi.fn>).mock.calls.some((args: unknown[]) => args.some((a) => String(a).includes('shares kube-ipvs0')))).toBe(true);
+    // kube-proxy's own ipsets are still removed: bpfproxy's are named BPX-.
+    expect(calls).toContain('ipset destroy KUBE-CLUSTER-IP');
+    expect(calls).not.toContain('ipset destroy BPX-CLUSTER-IP');
+  });
+
+  it('removes kube-proxy\'s virtual servers and kube-ipvs0 when only kube-proxy left ipvs state', async () => {
+    const { calls, deps } = node(['KUBE-CLUSTER-IP']);
+    await cleanupKubeProxy(deps, log);
+    expect(calls).toContain('ipvsadm -D -t 10.96.0.1:443');
+    expect(calls).toContain('ip link delete kube-ipvs0');
   });
 });
