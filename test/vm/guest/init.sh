@@ -38,8 +38,9 @@ mkdir -p /newroot/usr/lib/modules
 mount -t 9p -o "$P9,ro" bpxmods /newroot/usr/lib/modules || fail "mount the module tree"
 [ -d "/newroot/usr/lib/modules/$KVER" ] || fail "no modules for $KVER in the module share"
 
-for d in run tmp; do mount -t tmpfs -o mode=1777 tmpfs "/newroot/$d"; done
-chmod 0755 /newroot/run
+# A fresh /run; /tmp stays the overlay's (writes land in its tmpfs upper layer):
+# a tmpfs over /tmp would hide a checkout that lives there, as CI's clones may.
+mount -t tmpfs -o mode=0755 tmpfs /newroot/run
 mkdir -p /newroot/run/bpxvm
 mount -t 9p -o "$P9" bpxresults /newroot/run/bpxvm || fail "mount the results share"
 
