@@ -104,9 +104,9 @@ test: build
 # with the host's root shared read-only; inside, the batch of
 # test/vm/vitest.guest.config.ts (lab files and kernel checks). Then one short
 # boot through vng, when virtme-ng is installed or beside the project.
-# `make test` boots both kernels with the kernel checks only (--batch ci: the
-# lab files cost too long under TCG for CI's budget) when this host can boot a
-# guest, and says in one line why when it cannot.
+# `make test` boots both kernels with the kernel checks and the socket-level
+# ClusterIP lab file (--batch ci: the other lab files cost minutes each under
+# TCG) when this host can boot a guest, and says in one line why when it cannot.
 # VM_ARGS: e.g. `--kernel 6.12`, `--batch ci`, `--kvm` (an operator's working KVM), `--vng PATH`.
 test-vm: build
 	npx vite-node test/vm/main.ts run $(VM_ARGS)
