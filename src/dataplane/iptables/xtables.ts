@@ -7,9 +7,9 @@
 // (iptables-nft, "iptables v1.8.9 (nf_tables)"); iptables-legacy exists too,
 // and a node whose other software (kubelet, CNI) uses legacy should have
 // `iptables` point there (update-alternatives), as it must for kube-proxy.
-import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import type { IPFamily } from '../../model/types.js';
+import { runTool } from '../run-tool.js';
 import { restoreCommand, saveCommand } from './names.js';
 
 export interface XtResult {
@@ -34,19 +34,7 @@ export function binPath(command: string): string {
 /** Seconds to wait for the xtables lock (-w), held by kubelet or a CNI plugin now and then. */
 export const XTABLES_LOCK_WAIT_S = 5;
 
-export const runXtables: XtRunner = (command, args, input) =>
-  new Promise((resolve) => {
-    const bin = binPath(command);
-    const child = spawn(bin, [...args], { stdio: ['pipe', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout.on('data', (b: Buffer) => out.push(b));
-    child.stderr.on('data', (b: Buffer) => err.push(b));
-    child.on('error', (e) => resolve({ ok: false, stdout: '', stderr: `${bin}: ${e.message}` }));
-    child.on('close', (code) => resolve({ ok: code === 0, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() }));
-    child.stdin.on('error', () => undefined); // an early exit closes the pipe; the exit code tells.
-    child.stdin.end(input ?? '');
-  });
+export const runXtables: XtRunner = (command, args, input) => runTool(binPath(command), args, input);
 
 /** One restore of `text` for the family: --noflush keeps everything we do not name, -w waits for the lock. */
 export function restore(run: XtRunner, family: IPFamily, text: string): Promise<XtResult> {

@@ -6,9 +6,9 @@
 // BPFPROXY_IPTABLES_DIR: that variable exists to make the iptables mode fail
 // (so a test can provoke a fallback into this mode), and this mode needs the
 // real iptables-restore for its masquerade rules.
-import { spawn } from 'node:child_process';
 import type { IPFamily } from '../../model/types.js';
 import { isLinkLocal } from '../../util/ip.js';
+import { runTool } from '../run-tool.js';
 import { DUMMY_ALIAS, DUMMY_DEVICE } from './names.js';
 
 export interface RunResult {
@@ -22,19 +22,7 @@ export type Runner = (command: string, args: readonly string[], input?: string) 
 
 export const IPVSADM = process.env.BPFPROXY_IPVSADM ?? 'ipvsadm';
 
-export const runCommand: Runner = (command, args, input) =>
-  new Promise((resolve) => {
-    const bin = command === 'ipvsadm' ? IPVSADM : command;
-    const child = spawn(bin, [...args], { stdio: ['pipe', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout.on('data', (b: Buffer) => out.push(b));
-    child.stderr.on('data', (b: Buffer) => err.push(b));
-    child.on('error', (e) => resolve({ ok: false, stdout: '', stderr: `${bin}: ${e.message}` }));
-    child.on('close', (code) => resolve({ ok: code === 0, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() }));
-    child.stdin.on('error', () => undefined); // an early exit closes the pipe; the exit code tells.
-    child.stdin.end(input ?? '');
-  });
+export const runCommand: Runner = (command, args, input) => runTool(command === 'ipvsadm' ? IPVSADM : command, args, input);
 
 /** Seconds to wait for the xtables lock (-w), which kubelet or a CNI plugin holds now and then. */
 const XTABLES_LOCK_WAIT_S = 5;

@@ -1,6 +1,6 @@
 // The thin edge: runs `nft` in the proxy's own network namespace (the proxy
 // runs in the node's namespace already). Everything else in this folder is pure.
-import { spawn } from 'node:child_process';
+import { runTool } from '../run-tool.js';
 import { NFT_FAMILIES, TABLE, type NftFamily } from './names.js';
 import type { Existing } from './transaction.js';
 
@@ -15,18 +15,7 @@ export type NftRunner = (args: readonly string[], input?: string) => Promise<Nft
 
 export const NFT_BIN = process.env.BPFPROXY_NFT ?? 'nft';
 
-export const runNft: NftRunner = (args, input) =>
-  new Promise((resolve) => {
-    const child = spawn(NFT_BIN, [...args], { stdio: ['pipe', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout.on('data', (b: Buffer) => out.push(b));
-    child.stderr.on('data', (b: Buffer) => err.push(b));
-    child.on('error', (e) => resolve({ ok: false, stdout: '', stderr: `${NFT_BIN}: ${e.message}` }));
-    child.on('close', (code) => resolve({ ok: code === 0, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() }));
-    child.stdin.on('error', () => undefined); // nft exiting early closes the pipe; the exit code tells.
-    child.stdin.end(input ?? '');
-  });
+export const runNft: NftRunner = (args, input) => runTool(NFT_BIN, args, input);
 
 /** The names in our table as the kernel has them (`nft -t`: no set elements). An absent table is empty. */
 export async function listExisting(nft: NftRunner, family: NftFamily): Promise<Existing> {
