@@ -7,7 +7,9 @@
  *  - ingress: a frame XDP translated but could not address (the next hop's
  *    MAC unknown, fib.h) is sent with bpf_redirect_neigh, which resolves it.
  * Checksums go through bpf_l3/l4_csum_replace, which handle CHECKSUM_PARTIAL
- * skbs (platform-notes.md). Shares bpx_ct_v1 with xdp.bpf.o (pinned by name).
+ * skbs (platform-notes.md); over IPv6 (no header checksum) the L4 checksum
+ * takes the 128-bit address change as one bpf_csum_diff. Shares bpx_ct_v1
+ * with xdp.bpf.o (pinned by name). Both families, TCP and UDP.
  */
 #include <linux/pkt_cls.h>
 #include "lib/parse.h"
@@ -16,6 +18,9 @@
 
 #define IP_OFF sizeof(struct ethhdr)
 #define L4_OFF (IP_OFF + sizeof(struct iphdr))
+/* What egress makes linear before parsing an IPv6 packet: the fixed header,
+ * the extension headers parse6.h steps over, a TCP header. */
+#define TC_PULL_V6 (IP_OFF + sizeof(struct ipv6hdr) + BPX_IPV6_EXT_BYTES_MAX + sizeof(struct tcphdr))
 
 /* Where a TCP or UDP checksum sits in the frame. */
 static __always_inline __u32 l4_csum_off(__u8 proto)
@@ -39,27 +44,71 @@ static __always_inline int tc_snat_src(struct __sk_buff *skb, __u8 proto, __be32
 	return pass(BPX_EVENT_TC_REPLY_RNAT);
 }
 
+/* Rewrites the source address and port of an IPv6 TCP/UDP packet (its L4
+ * header at p->l4_off, after any extension headers parse6.h stepped over). */
+static __always_inline int tc_snat_src6(struct __sk_buff *skb, const struct bpx_pkt *p, const union bpx_addr *addr,
+					__be16 port)
+{
+	__u64 mangled = p->proto == IPPROTO_UDP ? BPF_F_MARK_MANGLED_0 : 0;
+	__u32 csum_off = p->l4_off + (p->proto == IPPROTO_TCP ? offsetof(struct tcphdr, check) : offsetof(struct udphdr, check));
+	__be32 old[4], new[4];
+	__s64 diff;
+
+	__builtin_memcpy(old, p->src.v6, sizeof(old));
+	__builtin_memcpy(new, addr->v6, sizeof(new));
+	diff = bpf_csum_diff(old, sizeof(old), new, sizeof(new), 0);
+	/* Size 0 in the flags: `to` is a checksum difference, not a field. */
+	if (diff < 0 || bpf_l4_csum_replace(skb, csum_off, 0, diff, BPF_F_PSEUDO_HDR | mangled) ||
+	    bpf_skb_store_bytes(skb, IP_OFF + offsetof(struct ipv6hdr, saddr), new, sizeof(new), 0) ||
+	    bpf_l4_csum_replace(skb, csum_off, p->sport, port, sizeof(port) | mangled) ||
+	    bpf_skb_store_bytes(skb, p->l4_off, &port, sizeof(port), 0))
+		return drop(BPX_DROP_TRUNCATED_L4);
+	return pass(BPX_EVENT_TC_REPLY_RNAT);
+}
+
 /* The reverse-NAT stage of egress: a local backend's reply to a DNATed flow. */
 static __always_inline int stage_reply_local(struct __sk_buff *skb, const struct bpx_pkt *p)
 {
 	struct bpx_ct_key k;
 	struct bpx_ct_val *v;
 
-	/* Zeroed whole: a designated initializer leaves the unions' other 12
-	 * bytes unspecified (docs/findings.md), and a key with stack garbage
-	 * misses, now and then. */
-	__builtin_memset(&k, 0, sizeof(k));
-	k.sport = p->sport;
-	k.dport = p->dport;
-	k.proto = p->proto;
-	k.family = BPX_FAMILY_V4;
-	k.dir = BPX_CT_REPLY;
-	k.saddr.v4 = p->src.v4;
-	k.daddr.v4 = p->dst.v4;
+	/* Zeroed whole by ct_key_of: a designated initializer leaves the
+	 * unions' other 12 bytes unspecified (docs/findings.md), and a key
+	 * with stack garbage misses, now and then. */
+	ct_key_of(&k, p->family, &p->src, p->sport, &p->dst, p->dport, p->proto, BPX_CT_REPLY);
 	v = ct_lookup(&k, bpf_ktime_get_ns());
 	if (!v || !(v->flags & BPX_CTF_LOCAL))
 		return pass(BPX_EVENT_PKT_PASS_NO_FRONTEND);
+	if (p->family == BPX_FAMILY_V6)
+		return tc_snat_src6(skb, p, &v->addr, v->port);
 	return tc_snat_src(skb, p->proto, p->src.v4, v->addr.v4, p->sport, v->port);
+}
+
+static __always_inline __u32 min_u32(__u32 a, __u32 b)
+{
+	return a < b ? a : b;
+}
+
+/*
+ * Makes the headers linear for parsing; false when the packet is too short
+ * to be a reply we translate. IPv6: the fixed header and a TCP header first
+ * (what nearly every reply has), the extension headers' bound only when one
+ * follows, so a reply's payload is not pulled into the head for nothing.
+ */
+static __always_inline bool tc_pull_headers(struct __sk_buff *skb)
+{
+	struct ipv6hdr *ip6;
+
+	if (skb->protocol != bpf_htons(ETH_P_IPV6))
+		return !(bpf_skb_pull_data(skb, L4_OFF + sizeof(struct tcphdr)) && bpf_skb_pull_data(skb, L4_OFF + sizeof(struct udphdr)));
+	if (bpf_skb_pull_data(skb, min_u32(skb->len, IP_OFF + sizeof(struct ipv6hdr) + sizeof(struct tcphdr))))
+		return false;
+	ip6 = (void *)(long)skb->data + IP_OFF;
+	if ((void *)(ip6 + 1) > (void *)(long)skb->data_end)
+		return false;
+	if (!ipv6_is_ext(ip6->nexthdr))
+		return true;
+	return bpf_skb_pull_data(skb, min_u32(skb->len, TC_PULL_V6)) == 0;
 }
 
 /* The program's one exit, for TC: counts, and turns the verdict into a TC action. */
@@ -80,10 +129,10 @@ int bpx_tc_egress(struct __sk_buff *skb)
 
 	/* Only replies matter here: leave everything else uncounted (every
 	 * packet the node sends passes this hook). */
-	if (bpf_skb_pull_data(skb, L4_OFF + sizeof(struct tcphdr)) && bpf_skb_pull_data(skb, L4_OFF + sizeof(struct udphdr)))
+	if (!tc_pull_headers(skb))
 		return TC_ACT_OK;
 	v = parse_packet((void *)(long)skb->data, (void *)(long)skb->data_end, skb->len, &p);
-	if (v != BPX_CONTINUE || p.family != BPX_FAMILY_V4 || (p.proto != IPPROTO_TCP && p.proto != IPPROTO_UDP))
+	if (v != BPX_CONTINUE || (p.proto != IPPROTO_TCP && p.proto != IPPROTO_UDP))
 		return TC_ACT_OK;
 	v = stage_reply_local(skb, &p);
 	if (v == pass(BPX_EVENT_PKT_PASS_NO_FRONTEND))

@@ -10,8 +10,12 @@
  *   -> transmit (XDP_PASS to the stack for a local backend; bpf_fib_lookup
  *      and XDP_TX / redirect toward a remote one) -> one counted exit.
  *
- * This slice translates IPv4 TCP and UDP; IPv6 and SCTP frontends still go to
- * the stack untranslated (counted as pkt_frontend_untranslated).
+ * Both families, TCP and UDP: the stages are family-generic (addresses as
+ * union bpx_addr, IPv4 zero past its 4 bytes), and only the leaves differ
+ * per family: the header rewrite (nat.h, nat6.h), the route lookup (fib.h,
+ * fib6.h), the refusal (refuse.h, refuse6.h), the Maglev hash (maglev.h).
+ * SCTP frontends still go to the stack untranslated (counted as
+ * pkt_frontend_untranslated).
  *
  * It shares the frontend, set and backend maps with sock.bpf.o (pinned by
  * name) and bpx_ct_v1 with tc.bpf.o, whose egress program restores the
@@ -20,41 +24,57 @@
 #include "lib/lb.h"
 #include "lib/maglev.h"
 #include "lib/ranges.h"
-#include "lib/refuse.h"
+#include "lib/refuse6.h"
 #include "lib/parse.h"
 #include "lib/conntrack.h"
 #include "lib/nat.h"
+#include "lib/nat6.h"
 #include "lib/fib.h"
+#include "lib/fib6.h"
 
 /* What the later stages know about a flow. */
 struct bpx_flow {
-	struct bpx_tuple4 out;	/* the packet as it leaves */
+	struct bpx_tuple out;	/* the packet as it leaves */
 	__u32 backend;
 	__u8 flags;		/* BPX_CTF_* */
 	bool is_new;
 };
 
-static __always_inline bool pkt_is_v4_tcp_udp(const struct bpx_pkt *p)
+static __always_inline bool pkt_is_tcp_udp(const struct bpx_pkt *p)
 {
-	return p->family == BPX_FAMILY_V4 && (p->proto == IPPROTO_TCP || p->proto == IPPROTO_UDP);
+	return p->proto == IPPROTO_TCP || p->proto == IPPROTO_UDP;
 }
 
+/* The IP packet's length, header (and IPv6 extension headers) included. */
 static __always_inline __u16 pkt_ip_len(const struct bpx_pkt *p)
 {
-	return p->l4_len + sizeof(struct iphdr);
+	return p->l4_off - sizeof(struct ethhdr) + p->l4_len;
 }
 
-static __always_inline void ct_key_of(struct bpx_ct_key *k, __be32 saddr, __be16 sport,
-				      __be32 daddr, __be16 dport, __u8 proto, __u8 dir)
+/* A backend's address as conntrack and NAT keep it: IPv4 zero past its 4 bytes, whatever the map holds there. */
+static __always_inline union bpx_addr backend_addr(const struct bpx_backend *be)
 {
-	__builtin_memset(k, 0, sizeof(*k));
-	k->saddr.v4 = saddr;
-	k->daddr.v4 = daddr;
-	k->sport = sport;
-	k->dport = dport;
-	k->proto = proto;
-	k->family = BPX_FAMILY_V4;
-	k->dir = dir;
+	return be->family == BPX_FAMILY_V6 ? be->addr : addr_v4(be->addr.v4);
+}
+
+/* The route toward `dst` for the packet's family, as if it arrived where it did. */
+static __always_inline long flow_fib_lookup(struct xdp_md *ctx, const struct bpx_pkt *p, struct bpf_fib_lookup *fib,
+					    const union bpx_addr *dst, bool want_src)
+{
+	if (p->family == BPX_FAMILY_V6)
+		return fib_lookup_v6(ctx, fib, ctx->ingress_ifindex, dst, p->proto, pkt_ip_len(p), want_src);
+	return fib_lookup_v4(ctx, fib, ctx->ingress_ifindex, dst->v4, p->proto, pkt_ip_len(p), want_src);
+}
+
+/* The source address the route lookup chose (BPF_FIB_LOOKUP_SRC): the node address SNAT uses. */
+static __always_inline union bpx_addr fib_src(const struct bpf_fib_lookup *fib, __u8 family)
+{
+	union bpx_addr a;
+
+	if (family != BPX_FAMILY_V6)
+		return addr_v4(fib->ipv4_src);
+	__builtin_memcpy(a.v6, fib->ipv6_src, sizeof(a.v6));
+	return a;
 }
 
 /*
@@ -95,11 +115,23 @@ static __always_inline int stage_transmit(struct xdp_md *ctx, struct bpf_fib_loo
 	return redirected(e);
 }
 
-static __always_inline int rewrite(struct xdp_md *ctx, __u8 proto, const struct bpx_tuple4 *t)
+static __always_inline int rewrite(struct xdp_md *ctx, const struct bpx_pkt *p, const struct bpx_tuple *t)
 {
-	if (!nat_rewrite_v4((void *)(long)ctx->data, (void *)(long)ctx->data_end, proto, t))
-		return drop(BPX_DROP_TRUNCATED_L4);
-	return BPX_CONTINUE;
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct bpx_tuple4 t4;
+	bool ok;
+
+	if (p->family == BPX_FAMILY_V6) {
+		ok = nat_rewrite_v6(data, data_end, p->l4_off, p->proto, t);
+	} else {
+		t4.saddr = t->saddr.v4;
+		t4.daddr = t->daddr.v4;
+		t4.sport = t->sport;
+		t4.dport = t->dport;
+		ok = nat_rewrite_v4(data, data_end, p->proto, &t4);
+	}
+	return ok ? BPX_CONTINUE : drop(BPX_DROP_TRUNCATED_L4);
 }
 
 /*
@@ -110,24 +142,24 @@ static __always_inline int rewrite(struct xdp_md *ctx, __u8 proto, const struct 
 static __always_inline int stage_reply(struct xdp_md *ctx, const struct bpx_pkt *p, __u64 now)
 {
 	struct bpf_fib_lookup fib;
-	struct bpx_tuple4 t;
+	struct bpx_tuple t;
 	struct bpx_ct_key k;
 	struct bpx_ct_val *v;
 	long rc;
 	int r;
 
-	ct_key_of(&k, p->src.v4, p->sport, p->dst.v4, p->dport, p->proto, BPX_CT_REPLY);
+	ct_key_of(&k, p->family, &p->src, p->sport, &p->dst, p->dport, p->proto, BPX_CT_REPLY);
 	v = ct_lookup(&k, now);
 	if (!v || !(v->flags & BPX_CTF_SNAT))
 		return BPX_CONTINUE;
-	t.saddr = v->addr.v4;
+	t.saddr = v->addr;
 	t.sport = v->port;
-	t.daddr = v->nat_addr.v4;
+	t.daddr = v->nat_addr;
 	t.dport = v->nat_port;
-	rc = fib_lookup_v4(ctx, &fib, ctx->ingress_ifindex, t.daddr, p->proto, pkt_ip_len(p), false);
+	rc = flow_fib_lookup(ctx, p, &fib, &t.daddr, false);
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH)
 		return drop(BPX_DROP_FIB_FAILED);
-	r = rewrite(ctx, p->proto, &t);
+	r = rewrite(ctx, p, &t);
 	if (r != BPX_CONTINUE)
 		return r;
 	return stage_transmit(ctx, &fib, rc, BPX_EVENT_PKT_REPLY_RNAT);
@@ -146,8 +178,9 @@ static __always_inline int stage_frontend(const struct bpx_pkt *p, struct bpx_fe
 	*out = lb_lookup_frontend(&key);
 	if (!*out)
 		return pass(BPX_EVENT_PKT_PASS_NO_FRONTEND);
-	/* ClusterIPs reached from outside, IPv6 and SCTP: next steps of issue 7. */
-	if (!fe_is_external(*out) || !pkt_is_v4_tcp_udp(p))
+	/* A ClusterIP too: on a node device it was routed here from elsewhere
+	 * (lb.h: fe_is_served_at_xdp). SCTP: not yet. */
+	if (!fe_is_served_at_xdp(*out) || !pkt_is_tcp_udp(p))
 		return pass(BPX_EVENT_PKT_FRONTEND_UNTRANSLATED);
 	return BPX_CONTINUE;
 }
@@ -183,28 +216,28 @@ static __always_inline int stage_conntrack(const struct bpx_fe_val *fe, const st
 	struct bpx_ct_key k;
 	struct bpx_ct_val *v;
 
-	ct_key_of(&k, p->src.v4, p->sport, p->dst.v4, p->dport, p->proto, BPX_CT_ORIG);
+	ct_key_of(&k, p->family, &p->src, p->sport, &p->dst, p->dport, p->proto, BPX_CT_ORIG);
 	v = ct_lookup(&k, now);
 	f->is_new = !v;
 	if (!v)
 		return BPX_CONTINUE;
 	if (!ct_backend_is_live(v, fe)) {
 		if (v->flags & BPX_CTF_SNAT)
-			nat_release(v->nat_addr.v4, v->nat_port, p->proto);
+			nat_release(p->family, &v->nat_addr, v->nat_port, p->proto);
 		count_event(BPX_EVENT_PKT_CT_RESELECT);
 		f->is_new = true;
 		return BPX_CONTINUE;
 	}
 	f->backend = v->backend;
 	f->flags = v->flags;
-	f->out.daddr = v->addr.v4;
+	f->out.daddr = v->addr;
 	f->out.dport = v->port;
 	if (v->flags & BPX_CTF_SNAT) {
-		f->out.saddr = v->nat_addr.v4;
+		f->out.saddr = v->nat_addr;
 		f->out.sport = v->nat_port;
-		nat_touch(f->out.saddr, f->out.sport, p->proto, now);
+		nat_touch(p->family, &f->out.saddr, f->out.sport, p->proto, now);
 	} else {
-		f->out.saddr = p->src.v4;
+		f->out.saddr = p->src;
 		f->out.sport = p->sport;
 	}
 	return BPX_CONTINUE;
@@ -233,12 +266,12 @@ static __always_inline struct bpx_backend *pick_new_backend(__u32 set, const str
 }
 
 /* sessionAffinity ClientIP: keyed by the client's address and the set (one per service and traffic policy). */
-static __always_inline void aff_key_of(struct bpx_aff_key *k, __be32 client, __u32 set)
+static __always_inline void aff_key_of(struct bpx_aff_key *k, const struct bpx_pkt *p, __u32 set)
 {
-	__builtin_memset(k, 0, sizeof(*k));	/* the union's other 12 bytes: no stack garbage in a key */
-	k->client.v4 = client;
+	__builtin_memset(k, 0, sizeof(*k));	/* padding included: no stack garbage in a key */
+	k->client = p->src;			/* zero past an IPv4 address (parse stage) */
 	k->set = set;
-	k->family = BPX_FAMILY_V4;
+	k->family = p->family;
 }
 
 /*
@@ -287,21 +320,22 @@ static __always_inline int stage_pick(const struct bpx_fe_val *fe, const struct 
 	if (count == 0)
 		return hdr->empty == BPX_EMPTY_DROP ? drop(BPX_DROP_NO_LOCAL_BACKEND) : BPX_REFUSE;
 	if (affinity) {
-		aff_key_of(&ak, p->src.v4, fe->ext_set);
+		aff_key_of(&ak, p, fe->ext_set);
 		be = pick_affinity_backend(&ak, affinity, now, &f->backend);
 	}
 	if (!be)
 		be = pick_new_backend(fe->ext_set, p, count, gen, &f->backend);
-	if (!be || be->family != BPX_FAMILY_V4)
+	if (!be || be->family != p->family)
 		return drop(BPX_DROP_NO_BACKEND);
 	if (fe_preserves_src(fe) && !backend_is_local(be))
 		return drop(BPX_DROP_NO_LOCAL_BACKEND);
 	if (affinity)
 		lb_affinity_put(&ak, f->backend, now);
-	f->flags = backend_is_local(be) ? BPX_CTF_LOCAL : BPX_CTF_SNAT;
-	f->out.saddr = p->src.v4;
+	/* A hairpin flow leaves SNATed like a remote one (nat.h: flow_is_hairpin). */
+	f->flags = backend_is_local(be) && !flow_is_hairpin(p, be) ? BPX_CTF_LOCAL : BPX_CTF_SNAT;
+	f->out.saddr = p->src;
 	f->out.sport = p->sport;
-	f->out.daddr = be->addr.v4;
+	f->out.daddr = backend_addr(be);
 	f->out.dport = be->port;
 	return BPX_CONTINUE;
 }
@@ -317,22 +351,22 @@ static __always_inline void ct_create(const struct bpx_pkt *p, const struct bpx_
 	v.backend = f->backend;
 	v.flags = f->flags;
 
-	ct_key_of(&k, p->src.v4, p->sport, p->dst.v4, p->dport, p->proto, BPX_CT_ORIG);
-	v.addr.v4 = f->out.daddr;
+	ct_key_of(&k, p->family, &p->src, p->sport, &p->dst, p->dport, p->proto, BPX_CT_ORIG);
+	v.addr = f->out.daddr;
 	v.port = f->out.dport;
 	if (f->flags & BPX_CTF_SNAT) {
-		v.nat_addr.v4 = f->out.saddr;
+		v.nat_addr = f->out.saddr;
 		v.nat_port = f->out.sport;
 	}
 	ct_put(&k, &v);
 
 	/* The reply arrives from the backend, to the client (DNAT only) or to
 	 * the node's NAT port (SNAT). */
-	ct_key_of(&k, f->out.daddr, f->out.dport, f->out.saddr, f->out.sport, p->proto, BPX_CT_REPLY);
-	v.addr.v4 = p->dst.v4;
+	ct_key_of(&k, p->family, &f->out.daddr, f->out.dport, &f->out.saddr, f->out.sport, p->proto, BPX_CT_REPLY);
+	v.addr = p->dst;
 	v.port = p->dport;
 	if (f->flags & BPX_CTF_SNAT) {
-		v.nat_addr.v4 = p->src.v4;
+		v.nat_addr = p->src;
 		v.nat_port = p->sport;
 	}
 	ct_put(&k, &v);
@@ -345,7 +379,7 @@ static __always_inline int stage_local(struct xdp_md *ctx, const struct bpx_pkt 
 
 	if (f->is_new)
 		ct_create(p, f, now);
-	r = rewrite(ctx, p->proto, &f->out);
+	r = rewrite(ctx, p, &f->out);
 	if (r != BPX_CONTINUE)
 		return r;
 	return pass(f->is_new ? BPX_EVENT_PKT_LOCAL_NEW : BPX_EVENT_PKT_LOCAL_CT);
@@ -359,17 +393,17 @@ static __always_inline int stage_remote(struct xdp_md *ctx, const struct bpx_pkt
 	long rc;
 	int r;
 
-	rc = fib_lookup_v4(ctx, &fib, ctx->ingress_ifindex, f->out.daddr, p->proto, pkt_ip_len(p), f->is_new);
+	rc = flow_fib_lookup(ctx, p, &fib, &f->out.daddr, f->is_new);
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH)
 		return drop(BPX_DROP_FIB_FAILED);
 	if (f->is_new) {
-		f->out.saddr = fib.ipv4_src;
-		f->out.sport = nat_alloc_port(fib.ipv4_src, p->proto, p->src.v4, p->sport, now);
+		f->out.saddr = fib_src(&fib, p->family);
+		f->out.sport = nat_alloc_port(p->family, &f->out.saddr, p->proto, &p->src, p->sport, now);
 		if (!f->out.sport)
 			return drop(BPX_DROP_NAT_PORTS_EXHAUSTED);
 		ct_create(p, f, now);
 	}
-	r = rewrite(ctx, p->proto, &f->out);
+	r = rewrite(ctx, p, &f->out);
 	if (r != BPX_CONTINUE)
 		return r;
 	return stage_transmit(ctx, &fib, rc, f->is_new ? BPX_EVENT_PKT_REMOTE_NEW : BPX_EVENT_PKT_REMOTE_CT);
@@ -404,7 +438,7 @@ int bpx_xdp(struct xdp_md *ctx)
 	if (v != BPX_CONTINUE)
 		return xdp_exit(v);
 	now = bpf_ktime_get_ns();
-	if (pkt_is_v4_tcp_udp(&p)) {
+	if (pkt_is_tcp_udp(&p)) {
 		v = stage_reply(ctx, &p, now);
 		if (v != BPX_CONTINUE)
 			return xdp_exit(v);
@@ -417,7 +451,7 @@ int bpx_xdp(struct xdp_md *ctx)
 	if (v == BPX_CONTINUE && f.is_new)
 		v = stage_pick(fe, &p, now, &f);
 	if (v == BPX_REFUSE)
-		v = refuse(ctx, &p);
+		v = refuse_flow(ctx, &p);
 	if (v == BPX_CONTINUE)
 		v = (f.flags & BPX_CTF_LOCAL) ? stage_local(ctx, &p, &f, now) : stage_remote(ctx, &p, &f, now);
 	return xdp_exit(v);

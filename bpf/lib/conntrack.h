@@ -58,6 +58,34 @@ static __always_inline struct bpx_ct_val *ct_lookup(const struct bpx_ct_key *key
 	return v;
 }
 
+/*
+ * A conntrack key, family-generic: the addresses are copied whole (an IPv4
+ * one is zero past its first 4 bytes wherever it comes from: the parse
+ * stage, the maps, addr_v4()), so no stack bytes land in a key.
+ */
+static __always_inline void ct_key_of(struct bpx_ct_key *k, __u8 family, const union bpx_addr *saddr, __be16 sport,
+				      const union bpx_addr *daddr, __be16 dport, __u8 proto, __u8 dir)
+{
+	__builtin_memset(k, 0, sizeof(*k));
+	__builtin_memcpy(&k->saddr, saddr, sizeof(k->saddr));
+	__builtin_memcpy(&k->daddr, daddr, sizeof(k->daddr));
+	k->sport = sport;
+	k->dport = dport;
+	k->proto = proto;
+	k->family = family;
+	k->dir = dir;
+}
+
+/* An IPv4 address as a union bpx_addr, zero past its 4 bytes. */
+static __always_inline union bpx_addr addr_v4(__be32 a)
+{
+	union bpx_addr u;
+
+	__builtin_memset(&u, 0, sizeof(u));
+	u.v4 = a;
+	return u;
+}
+
 static __always_inline int ct_put(const struct bpx_ct_key *key, const struct bpx_ct_val *val)
 {
 	return bpf_map_update_elem(&bpx_ct_v1, key, val, BPF_ANY);

@@ -48,4 +48,20 @@ static __always_inline void csum_replace4(__u16 *sum, __u32 from, __u32 to)
 	*sum = ~csum_fold64(s);
 }
 
+/* A 128-bit word (an IPv6 address) changed: the L4 checksums' pseudo
+ * header covers both addresses (RFC 8200 8.1); IPv6 has no header checksum. */
+static __always_inline void csum_replace16(__u16 *sum, const __be32 *from, const __be32 *to)
+{
+	__u64 s = (__u16)~*sum;
+
+#pragma unroll
+	for (int i = 0; i < 4; i++) {
+		s += (__u16)~(from[i] & 0xffff);
+		s += (__u16)~(from[i] >> 16);
+		s += to[i] & 0xffff;
+		s += to[i] >> 16;
+	}
+	*sum = ~csum_fold64(s);
+}
+
 #endif

@@ -123,6 +123,26 @@ static __always_inline bool fe_is_external(const struct bpx_fe_val *fe)
 	return fe->flags & (BPX_FE_NODE_PORT | BPX_FE_EXTERNAL_IP | BPX_FE_LOAD_BALANCER);
 }
 
+static __always_inline bool fe_is_cluster_ip(const struct bpx_fe_val *fe)
+{
+	return fe->flags & BPX_FE_CLUSTER_IP;
+}
+
+/*
+ * Frontends the packet programs serve on a node device. A ClusterIP arriving
+ * there was routed to the node from elsewhere (a router with a route for the
+ * service CIDR via this node; the node's own and its pods' connections are
+ * translated at the socket or never cross a node device inbound). It is
+ * served as a NodePort with externalTrafficPolicy Cluster: any backend of
+ * its ext_set, which for a ClusterIP is the set that honours
+ * internalTrafficPolicy (lb-tables.ts), so Local keeps to local endpoints
+ * and drops without one, as kube-proxy does; SNAT to a remote backend.
+ */
+static __always_inline bool fe_is_served_at_xdp(const struct bpx_fe_val *fe)
+{
+	return fe_is_external(fe) || fe_is_cluster_ip(fe);
+}
+
 /* externalTrafficPolicy: Local: local backends only, the client's address kept. */
 static __always_inline bool fe_preserves_src(const struct bpx_fe_val *fe)
 {

@@ -25,15 +25,17 @@
 #include "lb.h"
 #include "parse.h"
 
-/* Slots of all tables together: 16 MiB, 256 rows of the default M (16381).
- * A set beyond that gets no row and random picks (logged by the proxy). */
+/* Slots of all tables together as compiled: 16 MiB, 256 rows of the default
+ * M (16381). The proxy sets both maps' max_entries at load from
+ * --bpf-lb-maglev-map-max x M (maglev-tables.ts: maglevMapSizes); a pinned
+ * map keeps its size. A set beyond the rows gets random picks (logged). */
 #define BPX_MAGLEV_SLOTS (256 * 16384)
 #define BPX_MAGLEV_SEED 0x6d616776	/* "magv": any constant, the same on every node */
 
-/* Maglev rows: external backend set -> its row in bpx_maglev_v1 and M */
+/* Maglev rows: external backend set -> its row in bpx_maglev_v1 and M (one entry per table) */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384);
+	__uint(max_entries, 256);
 	__type(key, __u32);
 	__type(value, struct bpx_maglev_row);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
@@ -80,6 +82,26 @@ static __always_inline __u32 maglev_hash_v4(__be32 saddr, __be16 sport, __be16 d
 	return maglev_mix(h ^ proto);
 }
 
+/* IPv6: the client's address as four words, then as maglev_hash_v4 (maglev-hash.ts: maglevHashV6). */
+static __always_inline __u32 maglev_hash_v6(const __be32 *saddr, __be16 sport, __be16 dport, __u8 proto)
+{
+	__u32 h = BPX_MAGLEV_SEED;
+
+	h = maglev_mix(h ^ saddr[0]);
+	h = maglev_mix(h ^ saddr[1]);
+	h = maglev_mix(h ^ saddr[2]);
+	h = maglev_mix(h ^ saddr[3]);
+	h = maglev_mix(h ^ ((__u32)sport | ((__u32)dport << 16)));
+	return maglev_mix(h ^ proto);
+}
+
+static __always_inline __u32 maglev_hash(const struct bpx_pkt *p)
+{
+	if (p->family == BPX_FAMILY_V6)
+		return maglev_hash_v6(p->src.v6, p->sport, p->dport, p->proto);
+	return maglev_hash_v4(p->src.v4, p->sport, p->dport, p->proto);
+}
+
 /* The backend the set's Maglev table gives this flow; 0 when the set has no row. */
 static __always_inline __u32 lb_pick_maglev(__u32 set, const struct bpx_pkt *p)
 {
@@ -92,7 +114,7 @@ static __always_inline __u32 lb_pick_maglev(__u32 set, const struct bpx_pkt *p)
 	m = r->m;
 	if (m == 0)
 		return 0;
-	slot = r->row * m + maglev_hash_v4(p->src.v4, p->sport, p->dport, p->proto) % m;
+	slot = r->row * m + maglev_hash(p) % m;
 	pair = bpf_map_lookup_elem(&bpx_maglev_v1, &(__u32){ slot >> 1 });
 	if (!pair)
 		return 0;

@@ -21,6 +21,7 @@
 #include <linux/udp.h>
 #include <linux/if_ether.h>
 #include "conntrack.h"
+#include "lb.h"
 #include "parse.h"
 #include "csum.h"
 
@@ -37,8 +38,10 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } bpx_nat_v1 SEC(".maps");
 
-/* Takes a free port of `addr` for the flow of `client`:`cport`; 0 when none was found. */
-static __always_inline __be16 nat_alloc_port(__be32 addr, __u8 proto, __be32 client, __be16 cport, __u64 now)
+/* Takes a free port of `addr` for the flow of `client`:`cport`; 0 when none was found.
+ * Family-generic: IPv4 addresses are zero past their 4 bytes (conntrack.h). */
+static __always_inline __be16 nat_alloc_port(__u8 family, const union bpx_addr *addr, __u8 proto,
+					     const union bpx_addr *client, __be16 cport, __u64 now)
 {
 	struct bpx_nat_val val;
 	struct bpx_nat_key key;
@@ -48,11 +51,11 @@ static __always_inline __be16 nat_alloc_port(__be32 addr, __u8 proto, __be32 cli
 	__builtin_memset(&key, 0, sizeof(key));
 	__builtin_memset(&val, 0, sizeof(val));
 	key.proto = proto;
-	key.family = BPX_FAMILY_V4;
-	key.addr.v4 = addr;
+	key.family = family;
+	__builtin_memcpy(&key.addr, addr, sizeof(key.addr));
 	val.last_ns = now;
 	val.client_port = cport;
-	val.client.v4 = client;
+	__builtin_memcpy(&val.client, client, sizeof(val.client));
 	for (int i = 0; i < BPX_NAT_PORT_TRIES; i++) {
 		struct bpx_nat_val *old;
 
@@ -70,7 +73,7 @@ static __always_inline __be16 nat_alloc_port(__be32 addr, __u8 proto, __be32 cli
 }
 
 /* Keeps an SNAT port held while its flow lives (called with the ORIG refresh). */
-static __always_inline void nat_touch(__be32 addr, __be16 port, __u8 proto, __u64 now)
+static __always_inline void nat_touch(__u8 family, const union bpx_addr *addr, __be16 port, __u8 proto, __u64 now)
 {
 	struct bpx_nat_key key;
 	struct bpx_nat_val *v;
@@ -79,24 +82,42 @@ static __always_inline void nat_touch(__be32 addr, __be16 port, __u8 proto, __u6
 	__builtin_memset(&key, 0, sizeof(key));
 	key.port = port;
 	key.proto = proto;
-	key.family = BPX_FAMILY_V4;
-	key.addr.v4 = addr;
+	key.family = family;
+	__builtin_memcpy(&key.addr, addr, sizeof(key.addr));
 	v = bpf_map_lookup_elem(&bpx_nat_v1, &key);
 	if (v && now - v->last_ns > BPX_CT_REFRESH_NS)
 		v->last_ns = now;
 }
 
 /* Gives back the SNAT port of a flow that is re-selected (its old backend left). */
-static __always_inline void nat_release(__be32 addr, __be16 port, __u8 proto)
+static __always_inline void nat_release(__u8 family, const union bpx_addr *addr, __be16 port, __u8 proto)
 {
 	struct bpx_nat_key key;
 
 	__builtin_memset(&key, 0, sizeof(key));
 	key.port = port;
 	key.proto = proto;
-	key.family = BPX_FAMILY_V4;
-	key.addr.v4 = addr;
+	key.family = family;
+	__builtin_memcpy(&key.addr, addr, sizeof(key.addr));
 	bpf_map_delete_elem(&bpx_nat_v1, &key);
+}
+
+/*
+ * Hairpin: the backend picked is the client itself (a pod reaching its own
+ * service through a node device, e.g. the pod bridge in --devices). DNATed
+ * alone, the packet would reach the pod with the pod's own address as its
+ * source, which its stack drops as a martian; so the flow is SNATed to the
+ * node's address toward the pod, as kube-proxy masquerades hairpin traffic,
+ * and its replies come back through the reply stage like a remote flow's.
+ * (Pods in the proxy's cgroup never get here: their connect() is
+ * translated at the socket, and a socket reaching its own address is local.)
+ */
+static __always_inline bool flow_is_hairpin(const struct bpx_pkt *p, const struct bpx_backend *be)
+{
+	/* Word by word: clang 14 turns __builtin_memcmp into a call to an extern
+	 * memcmp, which libbpf refuses to load (no BTF for it). */
+	return p->family == be->family && p->src.v6[0] == be->addr.v6[0] && p->src.v6[1] == be->addr.v6[1] &&
+	       p->src.v6[2] == be->addr.v6[2] && p->src.v6[3] == be->addr.v6[3];
 }
 
 /* An IPv4 4-tuple as the packet should leave. */

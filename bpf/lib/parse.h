@@ -26,10 +26,11 @@
  *    (source route, record route, timestamp) change the destination or must
  *    be written by the stack; a load balancer rewriting such a packet would
  *    be wrong, passing it keeps the kernel's behaviour.
- *  - IPv6 extension headers (hop-by-hop, routing, destination options, AH,
- *    ...): pass, pkt_pass_ipv6_ext; a fragment header counts as
- *    pkt_pass_fragment. A routing header changes the final destination and
- *    hop-by-hop carries MLD's router alert: the stack's job.
+ *  - IPv6 extension headers: hop-by-hop (first only), destination options
+ *    and a routing header with no segments left are stepped over, within a
+ *    bound; a fragment header passes as pkt_pass_fragment, anything else
+ *    (a routing header with segments left, AH, ...) as pkt_pass_ipv6_ext.
+ *    Why each: parse6.h.
  *  - ICMP, ICMPv6: pass, pkt_pass_icmp (neighbour discovery, ping to the
  *    node; errors about service flows are the NAT stage's, next).
  *  - Other L4 protocols (ESP, GRE, no-next-header, ...): pass, pkt_pass_other_l4.
@@ -49,14 +50,11 @@
 #include <linux/tcp.h>
 #include <linux/udp.h>
 #include "verdict.h"
+#include "parse6.h"
 
 /* ip.h's IP_MF and IP_OFFSET are kernel-internal. */
 #define BPX_IP_MF 0x2000
 #define BPX_IP_OFFSET 0x1fff
-
-#ifndef IPPROTO_MH
-#define IPPROTO_MH 135
-#endif
 
 /* A parsed packet, as the stages after parsing see it. */
 struct bpx_pkt {
@@ -65,6 +63,7 @@ struct bpx_pkt {
 	__be16 sport;
 	__be16 dport;
 	__u16 l4_len;		/* bytes from the L4 header to the end of the IP packet */
+	__u16 l4_off;		/* where the L4 header starts in the frame (IPv6: after the extension headers) */
 	__u8 proto;		/* IPPROTO_TCP, IPPROTO_UDP, IPPROTO_SCTP */
 	__u8 family;		/* BPX_FAMILY_* */
 };
@@ -90,25 +89,6 @@ static __always_inline bool ipv4_is_fragment(const struct iphdr *ip)
 static __always_inline bool ipv4_has_options(const struct iphdr *ip)
 {
 	return ip->ihl > 5;
-}
-
-/* Next-header values that are extension headers, not an upper layer. */
-static __always_inline bool ipv6_is_ext(__u8 nexthdr)
-{
-	switch (nexthdr) {
-	case IPPROTO_HOPOPTS:
-	case IPPROTO_ROUTING:
-	case IPPROTO_FRAGMENT:
-	case IPPROTO_DSTOPTS:
-	case IPPROTO_AH:
-	case IPPROTO_MH:
-	case 139:	/* HIP */
-	case 140:	/* Shim6 */
-	case 253:	/* experimental */
-	case 254:
-		return true;
-	}
-	return false;
 }
 
 static __always_inline bool pkt_is_icmp(const struct bpx_pkt *p)
@@ -145,13 +125,16 @@ static __always_inline int parse_ipv4(void *data, void *data_end, __u32 len, str
 	p->src.v4 = ip->saddr;
 	p->dst.v4 = ip->daddr;
 	p->l4_len = tot - sizeof(*ip);
+	p->l4_off = sizeof(struct ethhdr) + sizeof(*ip);
 	return BPX_CONTINUE;
 }
 
 static __always_inline int parse_ipv6(void *data, void *data_end, __u32 len, struct bpx_pkt *p)
 {
 	struct ipv6hdr *ip6 = data + sizeof(struct ethhdr);
-	__u16 plen;
+	__u16 plen, ext_len = 0;
+	__u8 proto = 0;
+	int v;
 
 	if ((void *)(ip6 + 1) > data_end)
 		return drop(BPX_DROP_TRUNCATED_L3);
@@ -160,20 +143,20 @@ static __always_inline int parse_ipv6(void *data, void *data_end, __u32 len, str
 	plen = bpf_ntohs(ip6->payload_len);
 	if (plen > len - sizeof(struct ethhdr) - sizeof(*ip6))
 		return drop(BPX_DROP_TRUNCATED_L3);
-	if (ip6->nexthdr == IPPROTO_FRAGMENT)
-		return pass(BPX_EVENT_PKT_PASS_FRAGMENT);
-	if (ipv6_is_ext(ip6->nexthdr))
-		return pass(BPX_EVENT_PKT_PASS_IPV6_EXT);
+	v = ipv6_skip_ext(ip6, data_end, plen, &proto, &ext_len);
+	if (v != BPX_CONTINUE)
+		return v;
 	p->family = BPX_FAMILY_V6;
-	p->proto = ip6->nexthdr;
+	p->proto = proto;
 	__builtin_memcpy(p->src.b, ip6->saddr.s6_addr, 16);
 	__builtin_memcpy(p->dst.b, ip6->daddr.s6_addr, 16);
-	p->l4_len = plen;
+	p->l4_len = plen - ext_len;
+	p->l4_off = sizeof(struct ethhdr) + sizeof(*ip6) + ext_len;
 	return BPX_CONTINUE;
 }
 
-/* TCP, UDP or SCTP at the fixed offset the L3 step left (no IPv4 options, no
- * IPv6 extension headers get this far). */
+/* TCP, UDP or SCTP where the L3 step left it (p->l4_off: no IPv4 options get
+ * this far; IPv6 extension headers only those parse6.h steps over). */
 static __always_inline int parse_l4(void *l4, void *data_end, struct bpx_pkt *p)
 {
 	struct bpx_l4_ports *ports = l4;
@@ -231,7 +214,7 @@ static __always_inline int parse_packet(void *data, void *data_end, __u32 len, s
 		l4 = data + sizeof(struct ethhdr) + sizeof(struct iphdr);
 	} else if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
 		v = parse_ipv6(data, data_end, len, p);
-		l4 = data + sizeof(struct ethhdr) + sizeof(struct ipv6hdr);
+		l4 = data + ipv6_l4_off(p->l4_off);
 	} else {
 		return pass(BPX_EVENT_PKT_PASS_NOT_IP);
 	}

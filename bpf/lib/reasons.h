@@ -45,11 +45,11 @@ enum bpx_event {
 	BPX_EVENT_PKT_PASS_VLAN,		/* VLAN-tagged frame: to the stack (its VLAN device) */
 	BPX_EVENT_PKT_PASS_FRAGMENT,		/* IP fragment: to the stack, which reassembles */
 	BPX_EVENT_PKT_PASS_IP_OPTIONS,		/* IPv4 options: to the stack, which processes them */
-	BPX_EVENT_PKT_PASS_IPV6_EXT,		/* IPv6 extension header: to the stack */
+	BPX_EVENT_PKT_PASS_IPV6_EXT,		/* IPv6 extension header not stepped over (routing with segments left, AH, ..., past parse6.h's bound): to the stack */
 	BPX_EVENT_PKT_PASS_ICMP,		/* ICMP or ICMPv6: to the stack */
 	BPX_EVENT_PKT_PASS_OTHER_L4,		/* not TCP, UDP or SCTP: to the stack */
 	BPX_EVENT_PKT_PASS_NO_FRONTEND,		/* not addressed to a service frontend: to the stack */
-	BPX_EVENT_PKT_FRONTEND_UNTRANSLATED,	/* to a service frontend the packet NAT does not handle yet (IPv6, SCTP, ClusterIP): to the stack */
+	BPX_EVENT_PKT_FRONTEND_UNTRANSLATED,	/* to a service frontend the packet NAT does not handle yet (SCTP, ClusterIP): to the stack */
 	BPX_EVENT_PKT_LOCAL_NEW,		/* new flow to a local backend: DNAT, to the stack */
 	BPX_EVENT_PKT_LOCAL_CT,			/* known flow to a local backend: DNAT, to the stack */
 	BPX_EVENT_PKT_REMOTE_NEW,		/* new flow to a remote backend: SNAT + DNAT, transmitted */
@@ -62,7 +62,7 @@ enum bpx_event {
 	BPX_EVENT_PKT_MAGLEV_MISS,		/* new flow whose set has no Maglev table (or its slot names a gone backend): random slot */
 	BPX_EVENT_PKT_CT_RESELECT,		/* known flow whose backend left the service: picked afresh as a new flow */
 	BPX_EVENT_PKT_AFFINITY_HIT,		/* new flow of a client with ClientIP affinity: its recent backend */
-	BPX_EVENT_PKT_REFUSED_NO_ENDPOINTS,	/* service without endpoints: refused at XDP (TCP RST, ICMP port unreachable sent back) */
+	BPX_EVENT_PKT_REFUSED_NO_ENDPOINTS,	/* service without endpoints: refused at XDP (TCP RST, ICMP or ICMPv6 port unreachable sent back) */
 	__BPX_EVENT_MAX,
 };
 

@@ -67,10 +67,8 @@ const NO_SET = dropped('no_backend');
 const NO_FRONTEND = passed('pkt_pass_no_frontend');
 
 export const XDP_CASES: PacketCase[] = [
-  // ---- to a frontend the packet NAT does not handle yet (SCTP, IPv6): to the stack untranslated
+  // ---- to a frontend the packet NAT does not handle yet (SCTP): to the stack untranslated
   unchanged('SCTP to an IPv4 NodePort', { ipv4: ip4(), l4: { proto: 'sctp', sport: 40000, dport: NODE_PORT } }, FRONTEND),
-  unchanged('TCP SYN to an IPv6 NodePort', { ipv6: ip6(), l4: tcp() }, FRONTEND),
-  unchanged('UDP to an IPv6 NodePort', { ipv6: ip6(), l4: udp() }, FRONTEND),
 
   // ---- to an IPv4 TCP/UDP frontend whose backend set is not written (these
   // frontends are written without sets here): dropped with a reason. The
@@ -81,6 +79,18 @@ export const XDP_CASES: PacketCase[] = [
   unchanged('TCP to an ExternalIP without its backend set', { ipv4: ip4({ dst: EXTERNAL_IP }), l4: tcp(80) }, NO_SET),
   unchanged('TCP SYN to a NodePort in a minimum-size frame: Ethernet padding past the IP length is fine',
     pad(buildPacket({ ipv4: ip4(), l4: tcp() }), 60), NO_SET),
+  // The same for IPv6 (the translating paths are xdp-nat6-cases.ts), with the
+  // extension headers the parse stage steps over (bpf/lib/parse6.h).
+  unchanged('TCP SYN to an IPv6 NodePort without its backend set', { ipv6: ip6(), l4: tcp() }, NO_SET),
+  unchanged('UDP to an IPv6 NodePort without its backend set', { ipv6: ip6(), l4: udp() }, NO_SET),
+  unchanged('IPv6 hop-by-hop header before TCP: stepped over', { ipv6: ip6({ ext: [{ type: 'hop' }] }), l4: tcp() }, NO_SET),
+  unchanged('IPv6 destination options before UDP: stepped over', { ipv6: ip6({ ext: [{ type: 'dest' }] }), l4: udp() }, NO_SET),
+  unchanged('IPv6 routing header with no segments left (the destination is final): stepped over',
+    { ipv6: ip6({ ext: [{ type: 'routing', segments: ['fd00:18::12'], segmentsLeft: 0 }] }), l4: tcp() }, NO_SET),
+  unchanged('IPv6 hop-by-hop, destination options, routing (none left), destination options: 4 headers, the bound, stepped over',
+    { ipv6: ip6({ ext: [{ type: 'hop' }, { type: 'dest' }, { type: 'routing', segments: ['fd00:18::12'], segmentsLeft: 0 }, { type: 'dest' }] }), l4: udp() }, NO_SET),
+  unchanged('IPv6 destination options header of 256 bytes (the byte bound): stepped over',
+    { ipv6: ip6({ ext: [{ type: 'dest', options: Uint8Array.from([1, 252, ...new Array(252).fill(0)]) }] }), l4: tcp() }, NO_SET),
 
   // ---- not to a frontend: to the stack untouched
   unchanged('TCP to the node on a port that is no NodePort (ssh)', { ipv4: ip4(), l4: tcp(22) }, NO_FRONTEND),
@@ -97,9 +107,15 @@ export const XDP_CASES: PacketCase[] = [
   unchanged('later IPv4 fragment (offset, no L4 header)', { ipv4: ip4({ fragmentOffset: 185 }), l4: { proto: 'raw', protocol: IPPROTO.UDP, payload } }, passed('pkt_pass_fragment')),
   unchanged('IPv6 fragment of UDP to a NodePort', { ipv6: ip6({ ext: [{ type: 'fragment', more: true }] }), l4: udp() }, passed('pkt_pass_fragment')),
   unchanged('IPv4 with options (router alert) to a NodePort', { ipv4: ip4({ options: Uint8Array.from([148, 4, 0, 0]) }), l4: tcp() }, passed('pkt_pass_ip_options')),
-  unchanged('IPv6 hop-by-hop header before TCP to a NodePort', { ipv6: ip6({ ext: [{ type: 'hop' }] }), l4: tcp() }, passed('pkt_pass_ipv6_ext')),
-  unchanged('IPv6 routing header (the final destination is elsewhere)', { ipv6: ip6({ ext: [{ type: 'routing', segments: ['fd00:18::12'] }] }), l4: tcp() }, passed('pkt_pass_ipv6_ext')),
-  unchanged('IPv6 destination options before UDP', { ipv6: ip6({ ext: [{ type: 'dest' }] }), l4: udp() }, passed('pkt_pass_ipv6_ext')),
+  unchanged('IPv6 fragment header after a hop-by-hop header', { ipv6: ip6({ ext: [{ type: 'hop' }, { type: 'fragment', more: true }] }), l4: udp() }, passed('pkt_pass_fragment')),
+  unchanged('IPv6 routing header with a segment left (the final destination is elsewhere)', { ipv6: ip6({ ext: [{ type: 'routing', segments: ['fd00:18::12'] }] }), l4: tcp() }, passed('pkt_pass_ipv6_ext')),
+  unchanged('IPv6 hop-by-hop header that is not the first (the stack answers with a parameter problem)',
+    { ipv6: ip6({ ext: [{ type: 'dest' }, { type: 'hop' }] }), l4: tcp() }, passed('pkt_pass_ipv6_ext')),
+  unchanged('IPv6 with 5 skippable extension headers: past the bound',
+    { ipv6: ip6({ ext: [{ type: 'hop' }, { type: 'dest' }, { type: 'dest' }, { type: 'dest' }, { type: 'dest' }] }), l4: tcp() }, passed('pkt_pass_ipv6_ext')),
+  unchanged('IPv6 destination options header of 264 bytes: past the byte bound',
+    { ipv6: ip6({ ext: [{ type: 'dest', options: Uint8Array.from([1, 252, ...new Array(252).fill(0), 1, 4, 0, 0, 0, 0]) }] }), l4: tcp() }, passed('pkt_pass_ipv6_ext')),
+  unchanged('IPv6 authentication header (AH) before TCP', { ipv6: ip6({ nextHeader: IPPROTO.AH }), l4: { proto: 'raw', protocol: IPPROTO.AH, payload: Buffer.alloc(24) } }, passed('pkt_pass_ipv6_ext')),
   unchanged('ICMP echo request to the node', { ipv4: ip4(), l4: { proto: 'icmp' } }, passed('pkt_pass_icmp')),
   unchanged('ICMPv6 echo request to the node', { ipv6: ip6(), l4: { proto: 'icmpv6' } }, passed('pkt_pass_icmp')),
   unchanged('ICMPv6 neighbour solicitation', { ipv6: ip6({ dst: 'ff02::1:ff00:11', hopLimit: 255 }), l4: { proto: 'icmpv6', type: 135, payload: Buffer.alloc(16) } }, passed('pkt_pass_icmp')),
@@ -113,6 +129,8 @@ export const XDP_CASES: PacketCase[] = [
   unchanged('IPv6 header cut short', truncate(buildPacket({ ipv6: ip6(), l4: tcp() }), 14 + 30), dropped('truncated_l3')),
   unchanged('IPv4 total length past the end of the frame', { ipv4: ip4({ totalLength: 20 + 20 + 100 }), l4: tcp() }, dropped('truncated_l3')),
   unchanged('IPv6 payload length past the end of the frame', { ipv6: ip6({ payloadLength: 200 }), l4: udp() }, dropped('truncated_l3')),
+  unchanged('IPv6 extension header past the payload length', { ipv6: ip6({ ext: [{ type: 'dest' }], payloadLength: 4 }), l4: tcp() }, dropped('truncated_l3')),
+  unchanged('IPv6 extension header past the end of the frame', truncate(buildPacket({ ipv6: ip6({ ext: [{ type: 'hop' }], payloadLength: 2 }), l4: tcp() }), 14 + 40 + 2), dropped('truncated_l3')),
   unchanged('IPv4 EtherType carrying an IPv6 header', { eth: { type: 0x0800 }, ipv6: ip6(), l4: tcp() }, dropped('invalid_l3')),
   unchanged('IPv6 EtherType carrying an IPv4 header', { eth: { type: 0x86dd }, ipv4: ip4(), l4: tcp() }, dropped('invalid_l3')),
   unchanged('IPv4 IHL below 5', { ipv4: ip4({ ihl: 4 }), l4: tcp() }, dropped('invalid_l3')),

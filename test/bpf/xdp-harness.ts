@@ -5,7 +5,7 @@
 import { join } from 'node:path';
 import { maglevTable } from '../../src/planner/maglev.js';
 import { hostPort } from '../../src/util/ip.js';
-import { BACKEND, MAGLEV_ROW, MEMBER_KEY, RANGE_KEY, BE_LOCAL, EMPTY_DROP, EMPTY_REJECT, FAMILY_V4, IPPROTO, SET_KEY, SET_VAL, writeAddr, writeFeKey, writeFeVal } from '../../src/dataplane/bpf/layout.js';
+import { BACKEND, MAGLEV_ROW, MEMBER_KEY, RANGE_KEY, BE_LOCAL, EMPTY_DROP, EMPTY_REJECT, FAMILY_V4, FAMILY_V6, IPPROTO, SET_KEY, SET_VAL, writeAddr, writeFeKey, writeFeVal } from '../../src/dataplane/bpf/layout.js';
 import { cleanupPins, ensureBpffs } from '../../src/dataplane/bpf/loader.js';
 import { mapArrayWords, type MappedArray } from '../../src/dataplane/bpf/mmap.js';
 import { BpfMap } from '../../src/dataplane/bpf/map.js';
@@ -112,7 +112,7 @@ export class XdpHarness {
       writeAddr(v, vo + BACKEND.fields.addr.offset, b.address);
       v.writeUInt16BE(b.port, vo + BACKEND.fields.port.offset);
       v.writeUInt8(IPPROTO[b.protocol], vo + BACKEND.fields.proto.offset);
-      v.writeUInt8(FAMILY_V4, vo + BACKEND.fields.family.offset);
+      v.writeUInt8(b.address.includes(':') ? FAMILY_V6 : FAMILY_V4, vo + BACKEND.fields.family.offset);
       v.writeUInt8(b.local ? BE_LOCAL : 0, vo + BACKEND.fields.flags.offset);
     });
     const slots = sets.flatMap((s) => [{ s, slot: 0 }, ...s.backends.map((_, i) => ({ s, slot: i + 1 }))]);
@@ -162,7 +162,7 @@ export class XdpHarness {
     if (failed.length) throw new Error(`writing the Maglev table of set ${set} failed: ${JSON.stringify(failed)}`);
   }
 
-  /** Replaces the source ranges: [service ID, IPv4 CIDR]. */
+  /** Replaces the source ranges: [service ID, CIDR of either family]. */
   setRanges(list: readonly (readonly [number, string])[]): void {
     if (!this.ranges) {
       if (list.length) throw new Error('this xdp.bpf.o has no source-range map');
@@ -195,6 +195,7 @@ export class XdpHarness {
     try {
       loaded = native.objectLoad(join(OBJECT_DIR, 'xdp.bpf.o'), pinDir, FLOW_MAP_SIZES);
     } catch (err) {
+      cleanupPins(pinDir); // nobody gets a harness to close: leave no directory behind
       throw new Error(`${(err as Error).message}\n${native.takeLibbpfLog()}`, { cause: err });
     }
     return new XdpHarness(pinDir, loaded.handle);

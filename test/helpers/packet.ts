@@ -12,7 +12,7 @@ export const ETH_P_IPV6 = 0x86dd;
 export const ETH_P_ARP = 0x0806;
 export const ETH_P_8021Q = 0x8100;
 export const ETH_P_8021AD = 0x88a8;
-export const IPPROTO = { HOPOPTS: 0, ICMP: 1, TCP: 6, UDP: 17, ROUTING: 43, FRAGMENT: 44, GRE: 47, ESP: 50, ICMPV6: 58, NONE: 59, DSTOPTS: 60, SCTP: 132 } as const;
+export const IPPROTO = { HOPOPTS: 0, ICMP: 1, TCP: 6, UDP: 17, ROUTING: 43, FRAGMENT: 44, GRE: 47, ESP: 50, AH: 51, ICMPV6: 58, NONE: 59, DSTOPTS: 60, SCTP: 132 } as const;
 export const TCP_FLAGS = { FIN: 0x01, SYN: 0x02, RST: 0x04, PSH: 0x08, ACK: 0x10 } as const;
 
 export interface EthSpec {

@@ -1,4 +1,4 @@
-// The flow hash of bpf/lib/maglev.h (maglev_hash_v4), for tests and tools
+// The flow hashes of bpf/lib/maglev.h (maglev_hash_v4, maglev_hash_v6), for tests and tools
 // that must predict which Maglev slot a packet reads. The C is the truth; a
 // packet test (test/bpf/xdp-maglev.test.ts) checks the two agree.
 
@@ -20,6 +20,17 @@ const le32 = (v4: number) => (((v4 & 0xff) << 24) | ((v4 >>> 8 & 0xff) << 16) | 
 /** `v4` as parsed (the address's 32 bits, first octet highest); ports in host order. */
 export function maglevHashV4(v4: number, sport: number, dport: number, proto: number): number {
   let h = mix((SEED ^ le32(v4 >>> 0)) >>> 0);
+  h = mix((h ^ (le16(sport) | (le16(dport) << 16))) >>> 0);
+  return mix((h ^ proto) >>> 0);
+}
+
+/** maglev_hash_v6: the client's 16 address bytes (network order) as four words, then as maglevHashV4. */
+export function maglevHashV6(addr: Uint8Array, sport: number, dport: number, proto: number): number {
+  let h = SEED;
+  for (let w = 0; w < 4; w++) {
+    const o = w * 4;
+    h = mix((h ^ ((addr[o]! | (addr[o + 1]! << 8) | (addr[o + 2]! << 16) | (addr[o + 3]! << 24)) >>> 0)) >>> 0);
+  }
   h = mix((h ^ (le16(sport) | (le16(dport) << 16))) >>> 0);
   return mix((h ^ proto) >>> 0);
 }

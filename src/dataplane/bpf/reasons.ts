@@ -43,11 +43,11 @@ export const EVENTS: readonly Reason[] = [
   { label: 'pkt_pass_vlan', description: 'VLAN-tagged frame: passed to the stack and its VLAN device' },
   { label: 'pkt_pass_fragment', description: 'IP fragment: passed to the stack, which reassembles' },
   { label: 'pkt_pass_ip_options', description: 'IPv4 packet with options: passed to the stack' },
-  { label: 'pkt_pass_ipv6_ext', description: 'IPv6 packet with an extension header: passed to the stack' },
+  { label: 'pkt_pass_ipv6_ext', description: 'IPv6 packet with an extension header the parser does not step over (a routing header with segments left, AH, ..., or more than its bound): passed to the stack' },
   { label: 'pkt_pass_icmp', description: 'ICMP or ICMPv6: passed to the stack' },
   { label: 'pkt_pass_other_l4', description: 'neither TCP, UDP nor SCTP: passed to the stack' },
   { label: 'pkt_pass_no_frontend', description: 'not addressed to a service frontend: passed to the stack' },
-  { label: 'pkt_frontend_untranslated', description: 'addressed to a frontend the packet NAT does not handle yet (IPv6, SCTP, ClusterIP): passed untranslated' },
+  { label: 'pkt_frontend_untranslated', description: 'addressed to a frontend the packet NAT does not handle yet (SCTP, ClusterIP): passed untranslated' },
   { label: 'pkt_local_new', description: 'new flow to a local backend: DNAT, passed to the stack' },
   { label: 'pkt_local_ct', description: 'known flow to a local backend: DNAT, passed to the stack' },
   { label: 'pkt_remote_new', description: 'new flow to a remote backend: SNAT and DNAT, transmitted' },
@@ -60,7 +60,7 @@ export const EVENTS: readonly Reason[] = [
   { label: 'pkt_maglev_miss', description: 'new flow whose backend set has no Maglev table (more sets than rows, or a sync writing it), or whose slot names a backend that is gone: a random backend of the set' },
   { label: 'pkt_ct_reselect', description: 'known flow whose backend left the service (endpoint removed or no longer ready): picked afresh as a new flow' },
   { label: 'pkt_affinity_hit', description: 'new flow of a client with ClientIP session affinity: sent to the backend it used within the timeout' },
-  { label: 'pkt_refused_no_endpoints', description: 'service without endpoints: refused at XDP, as kube-proxy\'s REJECT (TCP RST, ICMP port unreachable sent back to the client)' },
+  { label: 'pkt_refused_no_endpoints', description: 'service without endpoints: refused at XDP, as kube-proxy\'s REJECT (TCP RST, ICMP or ICMPv6 port unreachable sent back to the client)' },
 ];
 
 /** enum bpx_counter_slot: where drops and events sit in the counters map. */
