@@ -96,8 +96,8 @@ static int check_pinned(struct bpf_map *map, char *notes, size_t notes_len, char
 	}
 	if (info.max_entries != bpf_map__max_entries(map)) {
 		append(notes, notes_len,
-		       "map %s: keeping the pinned size %u instead of %u (a pinned map cannot be resized in place; "
-		       "`bpfproxy cleanup` then a restart applies the new size);",
+		       "map %s: keeping the pinned size %u instead of %u (a pinned map cannot be resized in place: "
+		       "`bpfproxy cleanup` then a restart applies the new size);", /* ';' ends a note */
 		       bpf_map__name(map), info.max_entries, bpf_map__max_entries(map));
 		bpf_map__set_max_entries(map, info.max_entries);
 	}
@@ -126,7 +126,8 @@ struct bpf_object *bpx_object_load(const char *path, const char *pin_dir, const 
 	bpf_object__for_each_map(map, obj) {
 		uint32_t want = size_for(sizes, bpf_map__name(map));
 
-		if (want && bpf_map__type(map) != BPF_MAP_TYPE_PERCPU_ARRAY && bpf_map__type(map) != BPF_MAP_TYPE_ARRAY)
+		/* Arrays too: the Maglev array is sized at load (--bpf-lb-maglev-map-max). */
+		if (want && bpf_map__type(map) != BPF_MAP_TYPE_PERCPU_ARRAY)
 			bpf_map__set_max_entries(map, want);
 		ret = check_pinned(map, notes, notes_len, err, err_len);
 		if (ret) {

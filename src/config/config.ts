@@ -17,6 +17,17 @@ export type DetectLocalMode = 'ClusterCIDR' | 'NodeCIDR' | 'BridgeInterface' | '
 export const DETECT_LOCAL_MODES: readonly DetectLocalMode[] = ['ClusterCIDR', 'NodeCIDR', 'BridgeInterface', 'InterfaceNamePrefix'];
 
 /**
+ * Maglev tables the packet datapath holds by default: 256 x M slots of 4
+ * bytes, 16 MiB at the default M, allocated whole at load (one mmapable
+ * array, not a map per service as Cilium's). Enough for clusters with up to
+ * 256 services that have NodePort/LoadBalancer/ExternalIP frontends; the
+ * rest get random picks, logged once each.
+ */
+export const DEFAULT_MAGLEV_MAP_MAX = 256;
+/** The rows map (bpx_maglev_row_v1) is sized to the same number: Cilium's default for its outer map. */
+export const MAX_MAGLEV_MAP_MAX = 16384;
+
+/**
  * The pinned maps whose capacity is configurable. The bpf dataplane keeps its
  * own list (src/dataplane/bpf/sizes.ts) and takes sizes as plain numbers by
  * name; test/unit/bpf/sizes.test.ts checks that the two lists agree.
@@ -31,8 +42,15 @@ export interface BpfConfig {
   cgroupRoot: string;
   /** Prime, <= MAX_MAGLEV_M (util/maglev-size.ts). */
   maglevTableSize: number;
-  /** Node devices the XDP/TC packet programs attach to (--devices); empty: none, for now (opt-in until issue 7 is done). */
-  devices: string[];
+  /**
+   * Node devices the XDP/TC packet programs attach to (--devices). 'auto' (the
+   * default): the devices of the proxy's network namespace that hold the
+   * node's addresses (src/dataplane/bpf/devices.ts); an empty list: none
+   * (`--devices ''`, the socket programs only).
+   */
+  devices: string[] | 'auto';
+  /** Maglev tables the packet datapath holds (--bpf-lb-maglev-map-max); services beyond get random picks. */
+  maglevMapMax: number;
   mapSizes: Record<MapName, number>;
 }
 
@@ -70,6 +88,8 @@ export interface ProxyConfig {
   logFormat: LogFormat;
   /** A health or metrics port that cannot be bound is fatal (kube-proxy --bind-address-hard-fail); otherwise retried. */
   bindAddressHardFail: boolean;
+  /** --bind-address: a specific address names the node's IP for the default --devices; "" or unspecified: none given. */
+  bindAddress: string;
   /** Written to /proc/self/oom_score_adj at start, as kube-proxy does. */
   oomScoreAdj: number;
   /** The iptables mode (kube-proxy's --masquerade-all, --iptables-masquerade-bit, --iptables-localhost-nodeports). */
@@ -205,6 +225,7 @@ export function defaultConfig(mode: ProxyMode = 'bpf', env: Environment = proces
     logLevel: 'info',
     logFormat: 'json',
     bindAddressHardFail: false,
+    bindAddress: '',
     oomScoreAdj: DEFAULT_OOM_SCORE_ADJ,
     masqueradeAll: false,
     iptablesMasqueradeBit: 14,
@@ -215,7 +236,8 @@ export function defaultConfig(mode: ProxyMode = 'bpf', env: Environment = proces
       pinPath: DEFAULT_PIN_PATH,
       cgroupRoot: detectCgroupRoot(env.procMounts()),
       maglevTableSize: DEFAULT_MAGLEV_M,
-      devices: [],
+      devices: 'auto',
+      maglevMapMax: DEFAULT_MAGLEV_MAP_MAX,
       mapSizes: { ...DEFAULT_MAP_SIZES },
     },
   };

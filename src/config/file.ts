@@ -17,13 +17,13 @@ import { parseAllDocuments } from 'yaml';
 import { PROXY_MODES, type ProxyMode } from '../util/modes.js';
 import { IPVS_SCHEDULERS } from '../util/ipvs-schedulers.js';
 import {
-  DEFAULT_HEALTHZ_PORT, DEFAULT_METRICS_PORT, DETECT_LOCAL_MODES, MAP_NAMES,
+  DEFAULT_HEALTHZ_PORT, DEFAULT_METRICS_PORT, DETECT_LOCAL_MODES, MAP_NAMES, MAX_MAGLEV_MAP_MAX,
   type Environment, type FileLayer, type MapName,
 } from './config.js';
 import { ConfigError } from './errors.js';
 import {
   checkInteger, LOG_FORMATS, parseBindAddress, parseCidrList, parseDuration, parseEnum, parseNodePortAddresses,
-  parsePortRange, validateMaglevTableSize, verbosityToLevel,
+  parseBindIP, parsePortRange, validateMaglevMapMax, validateMaglevTableSize, verbosityToLevel,
 } from './values.js';
 
 export const CONFIG_API_VERSION = 'kubeproxy.config.k8s.io/v1alpha1';
@@ -145,7 +145,8 @@ const SCHEMA: Readonly<Record<string, Spec>> = {
     options: accept(asMap),
   }),
   hostnameOverride: use(asString, (v, out) => { out.overrides.nodeName = v; }),
-  bindAddress: accept(asString),
+  // Unspecified (kube-proxy's default 0.0.0.0) counts as not set.
+  bindAddress: use((v, path) => parseBindIP(asString(v, path), path), (v, out) => { out.overrides.bindAddress = v; }),
   // In the file (as in kube-proxy) "" means the default address; the flag's "" disables.
   healthzBindAddress: use(asString, (v, out, path) => { out.overrides.healthzBindAddress = parseBindAddress(v, path, DEFAULT_HEALTHZ_PORT); }),
   metricsBindAddress: use(asString, (v, out, path) => { out.overrides.metricsBindAddress = parseBindAddress(v, path, DEFAULT_METRICS_PORT); }),
@@ -224,6 +225,7 @@ const SCHEMA: Readonly<Record<string, Spec>> = {
     pinPath: use(asString, (v, out) => { out.overrides.bpf = { ...out.overrides.bpf, pinPath: v }; }),
     cgroupRoot: use(asString, (v, out) => { out.overrides.bpf = { ...out.overrides.bpf, cgroupRoot: v }; }),
     devices: use(asStringList, (v, out) => { out.overrides.bpf = { ...out.overrides.bpf, devices: [...v] }; }),
+    maglevMapMax: use(asInt, (v, out, path) => { out.overrides.bpf = { ...out.overrides.bpf, maglevMapMax: validateMaglevMapMax(v, path, MAX_MAGLEV_MAP_MAX) }; }),
     maglevTableSize: use(asInt, (v, out, path) => { out.overrides.bpf = { ...out.overrides.bpf, maglevTableSize: validateMaglevTableSize(v, path) }; }),
     mapSizes: obj(mapSizeFields),
   }),

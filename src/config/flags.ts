@@ -8,7 +8,7 @@
 // the file.
 import { Command, CommanderError, Option } from 'commander';
 import {
-  DEFAULT_HEALTHZ_PORT, DEFAULT_MAP_SIZES, DEFAULT_METRICS_PORT, DEFAULT_PIN_PATH,
+  DEFAULT_HEALTHZ_PORT, DEFAULT_MAGLEV_MAP_MAX, DEFAULT_MAP_SIZES, MAX_MAGLEV_MAP_MAX, DEFAULT_METRICS_PORT, DEFAULT_PIN_PATH,
   DEFAULT_SYNC_PERIOD_MS, DETECT_LOCAL_MODES, MAP_NAMES, modeSectionPeriods, overridePaths, processEnvironment, resolveConfig,
   type ConfigNotice, type ConfigOverrides, type DetectLocalMode, type LogFormat, type Environment, type MapName, type ProxyConfig,
 } from './config.js';
@@ -21,7 +21,7 @@ import { loadConfigFile } from './file.js';
 import {
   LOG_FORMATS, LOG_LEVELS, formatDuration, parseBindAddress, parseCidrList, parseDuration, parseEnum, parseFeatureGates,
   parseGoBool, parseInteger, parseLogLevel, parseNodePortAddresses, parseNumber, parsePortRange, validateMaglevTableSize,
-  verbosityToLevel,
+  parseBindIP, validateMaglevMapMax, verbosityToLevel,
 } from './values.js';
 
 export type CommandLine =
@@ -139,7 +139,20 @@ const FLAGS: FlagDef[] = [
   def({ flags: '--service-node-port-range <range>', help: 'NodePort range (default "30000-32767")', parse: parsePortRange, apply: (v, o) => { o.overrides.serviceNodePortRange = v; } }),
   def({ flags: '--manifests <dir>', help: 'read Services, EndpointSlices and Nodes from this directory of YAML instead of the API server', parse: text, apply: (v, o) => { o.overrides.manifests = v; } }),
   def({ flags: '--bpf-fs <dir>', help: `bpffs directory for pinned maps and links (default "${DEFAULT_PIN_PATH}")`, parse: text, apply: (v, o) => { bpf(o).pinPath = v; } }),
-  def({ flags: '--devices <list>', help: 'comma-separated node devices to attach the XDP and TC programs to (NodePort/ExternalIP/LoadBalancer from outside, IPv4 TCP/UDP so far); default: none, for now', parse: (s) => s.split(',').map((d) => d.trim()).filter((d) => d !== ''), apply: (v, o) => { bpf(o).devices = v; } }),
+  def({
+    flags: '--devices <list>',
+    help: 'comma-separated node devices to attach the XDP and TC programs to (NodePort/ExternalIP/LoadBalancer and routed ClusterIP traffic from outside, IPv4 TCP/UDP so far); '
+      + 'default: the devices of the proxy\'s network namespace that hold the node\'s addresses (--bind-address when specific, else every global unicast address; loopback, bridges, bridge and bond ports and devices without Ethernet headers excluded), logged at start; \'\' for none',
+    parse: (s) => s.split(',').map((d) => d.trim()).filter((d) => d !== ''),
+    apply: (v, o) => { bpf(o).devices = v; },
+  }),
+  def({
+    flags: '--bpf-lb-maglev-map-max <tables>',
+    help: `Maglev tables the XDP datapath holds, one per service with external frontends (Cilium's name); services beyond get random picks, logged. The array takes tables x M x 4 bytes (16 MiB at the default ${DEFAULT_MAGLEV_MAP_MAX} x ${DEFAULT_MAGLEV_M}), allocated at load and logged; at most ${MAX_MAGLEV_MAP_MAX}. A pinned array of another size keeps its size until \`bpfproxy cleanup\` and a restart`,
+    parse: (s, f) => validateMaglevMapMax(parseInteger(s, f, 0, Number.MAX_SAFE_INTEGER), f, MAX_MAGLEV_MAP_MAX),
+    apply: (v, o) => { bpf(o).maglevMapMax = v; },
+  }),
+  def({ flags: '--bind-address <ip>', help: 'this node\'s IP (kube-proxy\'s flag): when specific, the default --devices is the device holding it; "0.0.0.0" or "::" (the default) mean none given', parse: parseBindIP, apply: (v, o) => { o.overrides.bindAddress = v; } }),
   def({ flags: '--cgroup-root <dir>', help: 'cgroup v2 directory for the socket programs (default: the cgroup2 mount in /proc/mounts)', parse: text, apply: (v, o) => { bpf(o).cgroupRoot = v; } }),
   def({ flags: '--bpf-lb-maglev-table-size <prime>', help: `Maglev table size, a prime <= ${MAX_MAGLEV_M} (default ${DEFAULT_MAGLEV_M})`, parse: (s, f) => validateMaglevTableSize(parseInteger(s, f, 0, Number.MAX_SAFE_INTEGER), f), apply: (v, o) => { bpf(o).maglevTableSize = v; } }),
   def<Partial<Record<MapName, number>>>({
@@ -182,7 +195,6 @@ const NO_EFFECT_FLAGS: NoEffectFlag[] = [
   { flags: '--kube-api-burst <n>', parse: int(0, 2 ** 31 - 1), why: CLIENT },
   { flags: '--kube-api-content-type <type>', parse: text, why: 'bpfproxy\'s client speaks JSON' },
   { flags: '--profiling [bool]', parse: goBool, quiet: zero, why: 'bpfproxy serves no /debug/pprof' },
-  { flags: '--bind-address <ip>', parse: text, quiet: (v) => v === '0.0.0.0' || v === '::' || v === '', why: 'bpfproxy takes the node\'s addresses from its Node object and interfaces' },
   { flags: '--ipvs-exclude-cidrs <list>', parse: (s, f) => parseCidrList(s, f, false), quiet: (v) => (v as unknown[]).length === 0, why: 'bpfproxy\'s ipvs mode never touches virtual servers it did not make' },
   { flags: '--log-flush-frequency <duration>', parse: duration, why: 'bpfproxy writes each log line at once' },
   // Removed from kube-proxy in 1.26; older installs (charms) still pass them.

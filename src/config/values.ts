@@ -1,6 +1,7 @@
 // Parsers for configuration values, shared by the config file and the flags.
 // Each takes the name of the field or flag it parses so its errors can say which.
 import { familyOf, canonicalIP, parseCidr } from '../util/ip.js';
+import { isIP } from 'node:net';
 import { ConfigError } from './errors.js';
 import { isPrime, MAX_MAGLEV_M } from '../util/maglev-size.js';
 
@@ -165,6 +166,26 @@ export function validateMaglevTableSize(n: number, field: string): number {
     throw new ConfigError(field, `Maglev table size ${n} is not prime (the nearest primes are ${near})`);
   }
   return n;
+}
+
+/**
+ * --bpf-lb-maglev-map-max: how many Maglev tables the packet datapath holds.
+ * Bounded by the rows map it also sizes; the array's bytes (tables x M x 4)
+ * are logged at load.
+ */
+export function validateMaglevMapMax(n: number, field: string, max: number): number {
+  if (!Number.isInteger(n) || n < 1 || n > max) {
+    throw new ConfigError(field, `invalid number of Maglev tables ${n}: want an integer between 1 and ${max} (each takes M x 4 bytes, 64 KiB at the default M)`);
+  }
+  return n;
+}
+
+/** A specific IP for --bind-address (kube-proxy's): "" and the unspecified addresses mean none. */
+export function parseBindIP(text: string, field: string): string {
+  const t = text.trim();
+  if (t === '' || t === '0.0.0.0' || t === '::') return '';
+  if (isIP(t) === 0) throw new ConfigError(field, `invalid IP address ${JSON.stringify(text)}`);
+  return t;
 }
 
 /** A decimal integer from text, within [min, max]. */

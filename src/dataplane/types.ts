@@ -71,8 +71,12 @@ export interface DataplaneOptions {
     cgroupRoot: string;
     /** Capacities by map-size setting name (frontends, backends, ...); see bpf/sizes.ts. */
     mapSizes: Readonly<Record<string, number>>;
-    /** Node devices the XDP and TC programs attach to (--devices); empty: none (opt-in for now). */
-    devices?: readonly string[];
+    /** Node devices the XDP and TC programs attach to (--devices); 'auto': those holding the node's addresses (bpf/devices.ts); empty or absent: none. */
+    devices?: readonly string[] | 'auto';
+    /** A specific --bind-address: the node IP the default devices are chosen by. */
+    nodeIPs?: readonly string[];
+    /** The Maglev array: tables (--bpf-lb-maglev-map-max) of M slots (--bpf-lb-maglev-table-size). */
+    maglev?: { tables: number; m: number };
   };
   /** The rule-based modes: how local pods are told apart, for masquerading (--cluster-cidr, --detect-local-mode). */
   nftables?: {

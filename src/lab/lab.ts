@@ -1,5 +1,6 @@
 // The test lab: a small cluster made of network namespaces (see README.md).
 // createLab builds it, Lab runs things inside it, teardown removes all of it.
+import { LAB_GUARD_ENV } from '../dataplane/bpf/devices.js';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -108,6 +109,8 @@ export class Lab {
     const started = Date.now();
     const log = opts.log ?? silentLogger();
     if (process.getuid?.() !== 0) throw new LabError('lab: needs root (network namespaces, cgroups and bpffs)');
+    // From now on a proxy this process starts in the root namespace must name its devices (devices.ts).
+    process.env[LAB_GUARD_ENV] = '1';
     const podPorts = opts.podPorts ?? [...DEFAULT_POD_PORTS];
     for (const p of podPorts) if (!Number.isInteger(p) || p < 1 || p > 65535) throw new LabError(`lab options: podPorts entry ${p} must be in 1..65535`);
     const runId = opts.runId ?? randomBytes(3).toString('hex');

@@ -18,8 +18,10 @@ export interface LogLine {
 export interface LabProxyOptions {
   /** A manifest directory to read; without it, `args` names the source (e.g. --kubeconfig). */
   manifests?: string;
-  /** Extra flags. */
+  /** Extra flags. Without --devices among them the proxy runs with `--devices ''` (no packet programs) unless defaultDevices is set. */
   args?: string[];
+  /** Let the proxy choose its devices (the default --devices, inside the node's namespace). */
+  defaultDevices?: boolean;
   /** Node ports for healthz and metrics, on 127.0.0.1 inside the node. */
   healthzPort?: number;
   metricsPort?: number;
@@ -60,6 +62,9 @@ export class LabProxy {
       '--healthz-bind-address', `127.0.0.1:${opts.healthzPort ?? 10256}`,
       '--metrics-bind-address', `127.0.0.1:${opts.metricsPort ?? 10249}`,
       '--v', '2',
+      // Tests not about the packet datapath keep what they measure: no XDP/TC
+      // unless asked for (the node's namespace holds only lab devices either way).
+      ...(opts.defaultDevices || (opts.args ?? []).some((a) => a === '--devices' || a.startsWith('--devices=')) ? [] : ['--devices', '']),
       ...(opts.args ?? []),
     ];
   }

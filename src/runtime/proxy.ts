@@ -64,7 +64,8 @@ async function settingsProblem(cfg: ProxyConfig): Promise<string | null> {
 function openConfiguredDataplane(cfg: ProxyConfig, log: Logger): Promise<OpenedDataplane> {
   return openDataplane(cfg.mode, {
     fallback: cfg.fallback,
-    bpf: { pinDir: cfg.bpf.pinPath, cgroupRoot: cfg.bpf.cgroupRoot, mapSizes: cfg.bpf.mapSizes, devices: cfg.bpf.devices },
+    bpf: { pinDir: cfg.bpf.pinPath, cgroupRoot: cfg.bpf.cgroupRoot, mapSizes: cfg.bpf.mapSizes, devices: cfg.bpf.devices,
+      nodeIPs: cfg.bindAddress ? [cfg.bindAddress] : [], maglev: { tables: cfg.bpf.maglevMapMax, m: cfg.bpf.maglevTableSize } },
     nftables: { clusterCIDRs: cfg.clusterCIDRs, detectLocalMode: cfg.detectLocalMode },
     iptables: {
       masqueradeAll: cfg.masqueradeAll,

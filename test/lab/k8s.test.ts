@@ -70,6 +70,8 @@ describe.skipIf(!isRoot)('bpfproxy with the Kubernetes API as its source', () =>
       '--metrics-bind-address', '127.0.0.1:0',
       // Only lab addresses may ever become NodePort frontends.
       '--nodeport-addresses', '172.18.0.0/24',
+      // This proxy runs in the test's own (root) namespace: no packet programs on its devices.
+      '--devices', '',
     ]);
     if (cl.command === 'help') throw new Error('unexpected help');
     proxy = await Proxy.start(cl.config, { log: silentLogger(), localAddresses: () => [node.ipv4] });

@@ -28,6 +28,7 @@ describe.skipIf(!isRoot)('Maglev and re-selection of the XDP datapath (bpfproxy 
   let lab: Lab;
   let dir: string;
   let proxies: LabProxy[] = [];
+  const MAGLEV_TABLES = 2;
   const eps = () => PODS.map((p) => ({ ip: lab.pod(p).ipv4, node: lab.pod(p).node }));
   /** Rewrites the service's endpoints and waits until both proxies synced after the change. */
   async function setEndpoints(list: { ip: string; node: string }[]): Promise<number[]> {
@@ -43,7 +44,8 @@ describe.skipIf(!isRoot)('Maglev and re-selection of the XDP datapath (bpfproxy 
     dir = mkdtempSync(join(tmpdir(), 'bpfproxy-lab-maglev-'));
     put(dir, 'dns.yaml', `${service('dns', '10.96.2.53', DNS, ['type: NodePort'])}---\n${slice('dns', DNS, eps())}`);
     put(dir, 'sticky.yaml', `${service('sticky', '10.96.2.54', STICKY, ['type: NodePort', 'sessionAffinity: ClientIP', `sessionAffinityConfig: {clientIP: {timeoutSeconds: ${AFFINITY_S}}}`])}---\n${slice('sticky', STICKY, eps())}`);
-    proxies = lab.nodes.map((n) => LabProxy.start(lab, n, { manifests: dir, args: ['--devices', 'eth0'] }));
+    // Exactly as many Maglev tables as services with NodePorts here: the array is sized from the setting.
+    proxies = lab.nodes.map((n) => LabProxy.start(lab, n, { manifests: dir, args: ['--devices', 'eth0', '--bpf-lb-maglev-map-max', String(MAGLEV_TABLES)] }));
     await Promise.all(proxies.map((p) => p.waitSynced(0, 45_000)));
   });
 
@@ -56,6 +58,14 @@ describe.skipIf(!isRoot)('Maglev and re-selection of the XDP datapath (bpfproxy 
   it('runs the bpf mode with XDP on eth0 (a fallback to a rule mode would make every test below meaningless)', async () => {
     for (const p of proxies) expect((await p.http('/proxyMode')).body.trim()).toBe('bpf');
     for (const n of lab.nodes) expect((await lab.exec(n.netns, ['ip', '-d', 'link', 'show', 'dev', 'eth0'])).stdout).toMatch(/prog\/xdp id \d+/);
+  });
+
+  it('sizes the Maglev array from --bpf-lb-maglev-map-max, logs its bytes, and fits both services', () => {
+    for (const p of proxies) {
+      const line = p.logs.find((l) => /^Maglev array:/.test(l.msg));
+      expect(line, p.node.name).toMatchObject({ tables: MAGLEV_TABLES, bytes: MAGLEV_TABLES * 16381 * 4 });
+      expect(p.logs.filter((l) => /no free Maglev table/.test(l.msg))).toEqual([]);
+    }
   });
 
   it('the same flow lands on the same backend whichever node receives it', async () => {

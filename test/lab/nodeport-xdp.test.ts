@@ -1,5 +1,6 @@
 // NodePort from outside the node through the XDP/TC datapath: two lab nodes,
-// each running the real bpfproxy with --devices eth0, pods on both, and the
+// each running the real bpfproxy, node1 with --devices eth0 and node2 with
+// the default device list (which must come to eth0 alone), pods on both, and the
 // lab's external client on the wire connecting to node1's (and node2's)
 // NodePorts over TCP and UDP.
 // The lab stands in for real NICs as src/lab/xdp.ts describes.
@@ -38,7 +39,8 @@ describe.skipIf(!isRoot)('NodePort from an external client through XDP and TC (b
     put(dir, 'dns.yaml', `${service('dns', '10.96.2.53', DNS, ['type: NodePort'])}---\n${slice('dns', DNS, eps)}`);
     put(dir, 'local.yaml', `${service('local', '10.96.2.20', LOCAL, ['type: NodePort', 'externalTrafficPolicy: Local'])}---\n${slice('local', LOCAL, eps.filter((e) => e.node === 'node1'))}`);
     put(dir, 'none.yaml', `${service('none', '10.96.2.30', NONE, ['type: NodePort'])}---\n${slice('none', NONE, [])}`);
-    proxies = lab.nodes.map((n) => LabProxy.start(lab, n, { manifests: dir, args: ['--devices', 'eth0'] }));
+    // node2 chooses its own devices, inside its lab namespace: eth0 (br0 is the pod bridge, lo is loopback).
+    proxies = lab.nodes.map((n, i) => LabProxy.start(lab, n, i === 0 ? { manifests: dir, args: ['--devices', 'eth0'] } : { manifests: dir, defaultDevices: true }));
     await Promise.all(proxies.map((p) => p.waitSynced(0, 45_000)));
   });
 
@@ -46,6 +48,13 @@ describe.skipIf(!isRoot)('NodePort from an external client through XDP and TC (b
     await Promise.all(proxies.map((p) => p.stop()));
     await lab?.teardown();
     if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('without --devices, the proxy chooses the devices holding the node\'s addresses and logs the list once: eth0, not the pod bridge', () => {
+    const chosen = (p: LabProxy) => p.logs.filter((l) => /--devices not given/.test(l.msg));
+    expect(chosen(proxies[0]!)).toEqual([]);
+    expect(chosen(proxies[1]!).map((l) => l.devices)).toEqual([['eth0']]);
+    expect(chosen(proxies[1]!)[0]!.skipped).toEqual([{ device: 'br0', why: expect.stringMatching(/bridge/) }]);
   });
 
   it('probes the kernel once at start (one log line per proxy), then attaches XDP and TC to eth0 of each node only', async () => {

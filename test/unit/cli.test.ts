@@ -16,6 +16,9 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 const NO_NFT = join(tmp, 'no-such-nft');
 const NO_IPTABLES = join(tmp, 'no-such-iptables');
 
+// Runs in this machine's own network namespace: every bpf-mode run passes
+// `--devices ''`, so the default device list (the root namespace's real
+// devices) is never chosen, even on a run that gets as far as attaching.
 function run(...args: string[]) {
   const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 30_000, env: { ...process.env, BPFPROXY_NFT: NO_NFT, BPFPROXY_IPTABLES_DIR: NO_IPTABLES, BPFPROXY_IPVSADM: join(tmp, 'no-such-ipvsadm') } });
   return { code: r.status, out: r.stdout, err: r.stderr, lines: r.stderr.split('\n').filter(Boolean) };
@@ -43,7 +46,7 @@ describe('bpfproxy command line', () => {
     const config = join(tmp, 'config.conf');
     writeFileSync(config, readFileSync(join(fixtures, 'kubeadm-1.17-config.conf'), 'utf8'));
     const k3s = readFileSync(join(fixtures, 'k3s.args'), 'utf8').split('\n').filter((l) => l.startsWith('--') && !/healthz|proxy-mode/.test(l));
-    const r = run('--config', config, ...k3s, '--proxy-mode', 'bpf', '--no-fallback', '--conntrack-min=5', '--bpf-fs', join(tmp, 'pins'), '--manifests', tmp,
+    const r = run('--config', config, ...k3s, '--proxy-mode', 'bpf', '--no-fallback', '--conntrack-min=5', '--devices', '', '--bpf-fs', join(tmp, 'pins'), '--manifests', tmp,
       '--healthz-bind-address', '', '--metrics-bind-address', '');
     // It got as far as opening the dataplane (not a bpffs here): exit 1, not a configuration error.
     expect(r.code).toBe(1);
@@ -65,7 +68,7 @@ describe('bpfproxy command line', () => {
   });
 
   it('--logging-format=text writes klog-like lines', () => {
-    const r = run('--logging-format=text', '-v', '2', '--no-fallback', '--bpf-fs', join(tmp, 'pins'), '--manifests', tmp, '--healthz-bind-address', '', '--metrics-bind-address', '');
+    const r = run('--logging-format=text', '-v', '2', '--no-fallback', '--devices', '', '--bpf-fs', join(tmp, 'pins'), '--manifests', tmp, '--healthz-bind-address', '', '--metrics-bind-address', '');
     expect(r.code).toBe(1);
     expect(r.lines[0]).toMatch(new RegExp(`^I\\d{4} \\d\\d:\\d\\d:\\d\\d\\.\\d{6} +\\d+ bpfproxy\\] "starting bpfproxy `));
     expect(r.lines.some((l) => /^F\d{4} .*\] "the bpf dataplane cannot run here/.test(l))).toBe(true);
@@ -104,7 +107,7 @@ describe('bpfproxy command line', () => {
   });
 
   it('says why the bpf dataplane cannot run when --bpf-fs is not a bpf filesystem', () => {
-    const r = run('--bpf-fs', join(tmp, 'pins'), '--manifests', tmp, '--healthz-bind-address', '', '--metrics-bind-address', '');
+    const r = run('--devices', '', '--bpf-fs', join(tmp, 'pins'), '--manifests', tmp, '--healthz-bind-address', '', '--metrics-bind-address', '');
     expect(r.code).toBe(1);
     const fatal = r.lines.map((l) => JSON.parse(l) as { level: number; msg: string }).filter((l) => l.level >= 60);
     expect(fatal).toHaveLength(1);
@@ -119,7 +122,7 @@ describe('bpfproxy command line', () => {
   });
 
   it('with --no-fallback, says the failure is fatal by choice', () => {
-    const r = run('--no-fallback', '--bpf-fs', join(tmp, 'pins'), '--manifests', tmp, '--healthz-bind-address', '', '--metrics-bind-address', '');
+    const r = run('--no-fallback', '--devices', '', '--bpf-fs', join(tmp, 'pins'), '--manifests', tmp, '--healthz-bind-address', '', '--metrics-bind-address', '');
     expect(r.code).toBe(1);
     const fatal = r.lines.map((l) => JSON.parse(l) as { level: number; msg: string }).filter((l) => l.level >= 60);
     expect(fatal).toHaveLength(1);

@@ -5,6 +5,7 @@
 // back is put right); a partial sync touches only the changed services and
 // trusts the mirror.
 import type { Logger } from '../../util/log.js';
+import { DEFAULT_MAGLEV_M } from '../../util/maglev-size.js';
 import { BPF_OBJECT_DIR } from '../../util/paths.js';
 import type { DesiredDataplane, IdHints, PlannedService } from '../../planner/types.js';
 import { hasExternalFrontends, newIdHints } from '../../planner/types.js';
@@ -13,7 +14,8 @@ import type { Dataplane, DatapathCounters, SyncError, SyncOptions, SyncResult } 
 import type { NodeStateWriter } from '../state-file.js';
 import { BACKEND, FE_KEY, FE_VAL } from './layout.js';
 import { encodeService, LB_TABLES, reserveFor, tooLarge, type LbTables } from './lb-tables.js';
-import { MaglevWriter, PACKET_LB_TABLES } from './maglev-tables.js';
+import { resolveDevices } from './devices.js';
+import { maglevArrayBytes, MaglevWriter, PACKET_LB_TABLES } from './maglev-tables.js';
 import { packetDevicesAfterProbe } from './probe-xdp.js';
 import { encodeRanges } from './range-tables.js';
 import type { Table } from './table.js';
@@ -49,10 +51,11 @@ export class BpfDataplane implements Dataplane {
   /** The Maglev tables of the packet programs (maglev-tables.ts), when they are loaded. */
   private readonly maglev: MaglevWriter | null = null;
   private readonly maglevSlots: MappedArray | null = null;
+  private readonly maglevTables: number = 0;
   /** loadBalancerSourceRanges (range-tables.ts), when the packet programs are loaded. */
   private readonly ranges: Table | null = null;
 
-  private constructor(private readonly dp: SockDatapath, private readonly log: Logger, private readonly packetDevices: readonly string[], faults?: WriteFaults) {
+  private constructor(private readonly dp: SockDatapath, private readonly log: Logger, private readonly packetDevices: readonly string[], faults?: WriteFaults, maglevM = DEFAULT_MAGLEV_M) {
     const { fe, set, be, member } = dp.maps;
     const io = new Map<string, MapIO>([fe, set, be, member, ...(dp.packet ? [dp.packet.maglevRows, dp.packet.ranges] : [])].map((m: BpfMap) => [m.name, m]));
     this.sync_ = new TableSync(dp.packet ? PACKET_LB_TABLES : LB_TABLES, io, describeFailure, faults);
@@ -62,6 +65,11 @@ export class BpfDataplane implements Dataplane {
       const slots = dp.packet.maglevSlots;
       this.maglevSlots = mapArrayWords(slots.fd, slots.capacity, slots.valueSize, slots.name);
       this.maglev = new MaglevWriter(tbl('maglev rows'), this.maglevSlots);
+      // From the array as loaded (a pinned one keeps its size): whole tables of this M.
+      this.maglevTables = Math.floor((slots.capacity * 2) / maglevM);
+      const bytes = maglevArrayBytes(slots.capacity);
+      log.info({ map: slots.name, tables: this.maglevTables, bytes },
+        `Maglev array: ${this.maglevTables} tables, ${(bytes / 2 ** 20).toFixed(1)} MiB (--bpf-lb-maglev-map-max x M x 4 bytes)`);
       this.ranges = tbl('source ranges');
     }
   }
@@ -72,14 +80,15 @@ export class BpfDataplane implements Dataplane {
    * removes what it pinned and attached, unless the directory held pins
    * before: those are an earlier healthy run's datapath, still serving.
    */
-  static open(opts: LoadOptions & { faults?: WriteFaults }): BpfDataplane {
+  static open(opts: Omit<LoadOptions, 'devices'> & { devices?: readonly string[] | 'auto'; nodeIPs?: readonly string[]; faults?: WriteFaults }): BpfDataplane {
     const problem = cgroupRootProblem(opts.cgroupRoot);
     if (problem) throw new Error(problem);
     const lock = lockPinDir(opts.pinDir);
     const fresh = !holdsPins(opts.pinDir);
     let dp: SockDatapath;
-    let devices: readonly string[] = opts.devices ?? [];
+    let devices: readonly string[] = [];
     try {
+      devices = resolveDevices(opts.devices, { nodeIPs: opts.nodeIPs, log: opts.log });
       if (devices.length > 0) {
         ensureBpffs(opts.pinDir, opts.log);
         devices = packetDevicesAfterProbe(devices, opts.objectDir ?? BPF_OBJECT_DIR, opts.pinDir, opts.log);
@@ -90,7 +99,7 @@ export class BpfDataplane implements Dataplane {
       lock.release();
       throw err;
     }
-    const plane = new BpfDataplane(dp, opts.log, devices, opts.faults);
+    const plane = new BpfDataplane(dp, opts.log, devices, opts.faults, opts.maglev?.m);
     plane.owner = { lock, fresh, pinDir: opts.pinDir };
     plane.destroyer = SockDestroyer.open({ pinDir: opts.pinDir, cgroupRoot: opts.cgroupRoot, objectDir: opts.objectDir ?? BPF_OBJECT_DIR, log: opts.log });
     return plane;
@@ -162,7 +171,7 @@ export class BpfDataplane implements Dataplane {
     const touched: string[] = [];
     this.sync_.begin();
     this.maglev?.begin();
-    if (full) reserveFor(this.t, desired.services.values());
+    if (full) reserveFor(this.t, desired.services.values(), this.dp.packet !== null);
     const written: PlannedService[] = [];
     for (const key of keys) {
       touched.push(key);
@@ -183,7 +192,7 @@ export class BpfDataplane implements Dataplane {
         continue;
       }
       owners.add(svc.id);
-      const ext = encodeService(this.t, svc);
+      const ext = encodeService(this.t, svc, this.dp.packet !== null);
       if (this.maglev && !this.maglev.encode(svc, ext)) this.warnMaglevFull(svc.key);
       if (this.ranges) encodeRanges(this.ranges, svc);
       written.push(svc);
@@ -263,7 +272,8 @@ export class BpfDataplane implements Dataplane {
     const k = `${key}\0maglev`;
     if (this.reported.has(k)) return;
     this.reported.add(k);
-    this.log.warn({ service: key }, 'no free Maglev row (bpx_maglev_v1 holds a fixed number of tables, bpf/lib/maglev.h): new flows of this service pick a random backend, which differs from node to node');
+    this.log.warn({ service: key, tables: this.maglevTables },
+      `no free Maglev table (bpx_maglev_v1 holds ${this.maglevTables}: raise --bpf-lb-maglev-map-max, then \`bpfproxy cleanup\` and a restart resize a pinned array): new flows of this service pick a random backend, which differs from node to node`);
   }
 
   private unsupportedFeatures(svc: PlannedService): string[] {

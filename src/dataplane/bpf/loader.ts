@@ -16,6 +16,7 @@ import { DATAPATH_OBJECTS, hookOf, SOCK_OBJECT, type ObjectSpec } from './object
 import { ownershipProblem } from './pindir.js';
 import { COUNTERS_MAP } from './reasons.js';
 import { repairPins, type OwnedPin, type RepairReport } from './repair.js';
+import { maglevMapSizes } from './maglev-tables.js';
 import { sizesByMap } from './sizes.js';
 
 export type { Attachment } from './attach.js';
@@ -31,6 +32,8 @@ export interface LoadOptions {
   mapSizes: Readonly<Record<string, number>>;
   /** Node devices for the packet programs (--devices); none: the socket programs only. */
   devices?: readonly string[];
+  /** The Maglev array's size: tables of M slots (maglev-tables.ts); default: the size compiled into bpf/lib/maglev.h. */
+  maglev?: { tables: number; m: number };
   objectDir?: string;
   log: Logger;
 }
@@ -129,7 +132,7 @@ export function loadDatapath(opts: DatapathOptions): Datapath {
   const dir = opts.objectDir ?? BPF_OBJECT_DIR;
   ensureBpffs(pinDir, log);
   mkdirSync(join(pinDir, 'links'), { recursive: true, mode: 0o700 });
-  const sizes = sizesByMap(opts.mapSizes);
+  const sizes = { ...sizesByMap(opts.mapSizes), ...(opts.maglev ? maglevMapSizes(opts.maglev.tables, opts.maglev.m) : {}) };
 
   // Every object is checked before any is loaded: a mismatch pins nothing.
   for (const spec of objects) {

@@ -30,9 +30,23 @@ import type { Table, TableSpec } from './table.js';
 const U32: StructLayout<'value'> = { name: '__u32', size: 4, fields: { value: { offset: 0, size: 4 } } };
 const LE = true;
 
+/**
+ * The array's and the rows map's max_entries for `tables` tables of M slots
+ * (--bpf-lb-maglev-map-max, --bpf-lb-maglev-table-size), set at load. Two
+ * slots per array entry (maglev.h). The rows map holds one entry per table,
+ * so it can never fill before the array does.
+ */
+export function maglevMapSizes(tables: number, m: number): Record<string, number> {
+  return { bpx_maglev_v1: Math.ceil((tables * m) / 2), bpx_maglev_row_v1: tables };
+}
+
+/** Bytes of the array behind `entries` array entries of 8 bytes. */
+export const maglevArrayBytes = (entries: number): number => entries * 8;
+
 export const MAGLEV_ROWS: TableSpec = {
   name: 'maglev rows', map: 'bpx_maglev_row_v1', key: U32, value: MAGLEV_ROW,
-  // Fixed in bpf/lib/maglev.h: rows are bounded by the slots array, never by this map.
+  // Sized with the array (maglevMapSizes): rows run out in the array first,
+  // so this setting is never the one to raise.
   sizeSetting: 'backendSets',
   ownerOf: (k, o) => serviceOfSet(k[o]!),
 };

@@ -12,6 +12,6 @@ export const bpfMode: DataplaneMode = {
   limits: { maxServiceId: MAX_SERVICE_ID },
   probe: ({ bpf }) => probeBpf(bpf),
   open: ({ bpf }, log) => BpfDataplane.open({
-    pinDir: bpf.pinDir, cgroupRoot: bpf.cgroupRoot, mapSizes: bpf.mapSizes, devices: bpf.devices ?? [], log: log.child({ dataplane: 'bpf' }),
+    pinDir: bpf.pinDir, cgroupRoot: bpf.cgroupRoot, mapSizes: bpf.mapSizes, devices: bpf.devices ?? [], nodeIPs: bpf.nodeIPs, maglev: bpf.maglev, log: log.child({ dataplane: 'bpf' }),
   }),
 };

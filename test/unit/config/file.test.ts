@@ -92,7 +92,8 @@ describe('config file', () => {
     expect(c.minSyncPeriodMs).toBe(0);
     expect(c.nodeName).toBe('node-a');
     expect(c.detectLocalMode).toBe('ClusterCIDR');
-    expect(file.ignored.sort()).toEqual(['bindAddress', 'logging.options']);
+    // bindAddress 0.0.0.0 is kube-proxy's default: not set (a specific one chooses the default devices).
+    expect(file.ignored.sort()).toEqual(['logging.options']);
     expect([c.iptablesMasqueradeBit, c.masqueradeAll, c.iptablesLocalhostNodePorts]).toEqual([14, false, true]); // the iptables section is read
     expect(c.oomScoreAdj).toBe(-999);
     expect(file.unknown).toEqual([]);
@@ -112,6 +113,8 @@ describe('config file', () => {
       '  pinPath: /sys/fs/bpf/lab1',
       '  cgroupRoot: /sys/fs/cgroup/lab1',
       '  maglevTableSize: 251',
+      '  maglevMapMax: 64',
+      '  devices: []',
       '  mapSizes:',
       '    backends: 1024',
       '    affinity: 2048',
@@ -130,6 +133,7 @@ describe('config file', () => {
       cgroupRoot: '/sys/fs/cgroup/lab1',
       maglevTableSize: 251,
       devices: [],
+      maglevMapMax: 64,
       mapSizes: { frontends: 131072, backendSets: 524288, backends: 1024, socketRevNat: 262144, affinity: 2048, conntrack: 262144, nat: 65536 },
     });
     expect(c.serviceClusterIPRanges).toEqual(['10.96.0.0/16']);

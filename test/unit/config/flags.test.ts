@@ -62,6 +62,7 @@ describe('parseCommandLine', () => {
       logLevel: 'info',
       logFormat: 'json',
       bindAddressHardFail: false,
+      bindAddress: '',
       oomScoreAdj: -999,
       masqueradeAll: false,
       iptablesMasqueradeBit: 14,
@@ -72,7 +73,8 @@ describe('parseCommandLine', () => {
         pinPath: '/sys/fs/bpf/bpfproxy',
         cgroupRoot: '/sys/fs/cgroup',
         maglevTableSize: 16381,
-        devices: [],
+        devices: 'auto',
+        maglevMapMax: 256,
         mapSizes: { frontends: 131072, backendSets: 524288, backends: 262144, socketRevNat: 262144, affinity: 131072, conntrack: 262144, nat: 65536 },
       },
     });
@@ -245,7 +247,6 @@ describe('kube-proxy flags that installers pass', () => {
     [['--kube-api-burst', '10'], '--kube-api-burst'],
     [['--kube-api-content-type', 'application/vnd.kubernetes.protobuf'], '--kube-api-content-type'],
     [['--profiling'], '--profiling'],
-    [['--bind-address', '10.0.0.5'], '--bind-address'],
     [['--log-flush-frequency', '5s'], '--log-flush-frequency'],
     [['--logtostderr=false'], '--logtostderr'],
   ])('%j is accepted with one warning that it has no effect here', (argv, flag) => {
