@@ -2,17 +2,17 @@
 //
 //   npx vite-node bench/sync.ts [services endpoints-per-service]
 //
-// Sizes: 10,000 x 1 and 10,000 x 10 (bench/modes.ts and bench/dataplane.ts take
-// 30,000 x 10); QUICK=1: 1,000 x 10; or the one size given. For each, every figure next to a baseline measured in the
-// same run:
+// Sizes: 10,000 x 10 (bench/modes.ts and bench/dataplane.ts take the others);
+// QUICK=1: 1,000 x 10; or the one size given. What this bench alone measures,
+// each figure next to a baseline measured in the same run (the periodic
+// resync is bench/dataplane.ts's, connections through a ClusterIP
+// bench/modes.ts's):
 // 1. Full sync of N services: bpfproxy (plan + write the pinned maps, from
 //    empty) against `nft -f` of the same services in kube-proxy's nftables
 //    shape (a service map, a chain per service and per endpoint), loaded in a
-//    lab node's namespace, and against the same without the per-service vmap.
-//    Each nft load is bounded in time; one that runs out is reported as such.
-// 2. Periodic full resync with nothing changed (dump + diff), against the
-//    same full load (kube-proxy rewrites its whole ruleset on a full sync).
-// 3. One endpoint change, event to datapath (one endpoint of a service
+//    lab node's namespace. The nft load is bounded in time (make bench's time
+//    plan, bench/run.ts); one that runs out is reported as such.
+// 2. One endpoint change, event to datapath (one endpoint of a service
 //    replaced by a new address): the slice's upsert into the
 //    model, checkout, plan, partial sync of the pinned maps; 200 of them,
 //    median and p99. Baseline: nft adding one kube-proxy-shaped service to
@@ -23,8 +23,6 @@
 //    (a running proxy's code is compiled); the changes that took 1 ms or
 //    more are counted, with how many of them a garbage collection fell into
 //    and how many the kernel preempted (on a loaded 2-core machine, most).
-// 4. At the smallest size only: connections per second through a ClusterIP
-//    against straight to the pod, in alternating rounds.
 // Everything runs in the lab's namespaces and cgroup and is removed at the end.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -35,6 +33,7 @@ import { clusterIP, endpointsOf, mapSizesFor, median, NAMESPACE, quantile, ratio
 import { ratioStats, record } from './results.js';
 import { BpfDataplane } from '../src/dataplane/bpf/dataplane.js';
 import { cleanupPins } from '../src/dataplane/bpf/loader.js';
+import { TableSync } from '../src/dataplane/bpf/sync.js';
 import { createLab, type Lab } from '../src/lab/lab.js';
 import { ClusterState } from '../src/model/state.js';
 import { DEFAULT_VALIDATION } from '../src/model/types.js';
@@ -44,11 +43,11 @@ import { silentLogger } from '../src/util/log.js';
 const QUICK = process.env.QUICK === '1';
 const SIZES: [number, number][] = process.argv[2]
   ? [[Number(process.argv[2]), Number(process.argv[3] ?? 1)]]
-  : QUICK ? [[1_000, 10]] : [[10_000, 1], [10_000, 10]];
+  : QUICK ? [[1_000, 10]] : [[10_000, 10]];
 const CHANGES = 200;
 const PAIRS = 5;
 /** One `nft -f` of a whole ruleset; nft 1.0.6 loads kube-proxy's shape in superlinear time (docs/findings.md). */
-const NFT_LOAD_BUDGET_MS = QUICK ? 30_000 : 90_000;
+const NFT_LOAD_BUDGET_MS = QUICK ? 20_000 : 30_000;
 /**
  * Loading the ruleset in chunks instead, when the single load ran out: the
  * one-change baseline needs it loaded. nft's cost is superlinear in the size
@@ -57,7 +56,7 @@ const NFT_LOAD_BUDGET_MS = QUICK ? 30_000 : 90_000;
  * growing slowly, 23 s for 10,000; chunks of 3,000 took 15-30 s each).
  */
 const NFT_CHUNK = 1_000;
-const NFT_CHUNKED_BUDGET_MS = QUICK ? 30_000 : 150_000;
+const NFT_CHUNKED_BUDGET_MS = QUICK ? 20_000 : 45_000;
 const NFT_ONE_TIMEOUT_MS = 60_000;
 const TARGET_CHANGE_P99_MS = 1;
 /** Changes made before the counted ones (the running proxy's code is compiled long before). */
@@ -75,11 +74,10 @@ new PerformanceObserver((list) => {
  * kube-proxy's nftables shape (pkg/proxy/nftables/proxier.go), for `count`
  * services of e endpoints: a service map, a chain per service whose
  * `numgen random mod E vmap { ... }` picks an endpoint chain, which DNATs.
- * kube-proxy writes the vmap even for one endpoint. `plainGoto` replaces it
- * with a direct goto: not what kube-proxy does, a friendlier second baseline
- * (Debian 12's nft 1.0.6 loads a vmap per service in superlinear time).
+ * kube-proxy writes the vmap even for one endpoint (Debian 12's nft 1.0.6
+ * loads a vmap per service in superlinear time).
  */
-function nftRuleset(first: number, count: number, e: number, withBase: boolean, plainGoto = false): string {
+function nftRuleset(first: number, count: number, e: number, withBase: boolean): string {
   const out: string[] = [];
   if (withBase) {
     out.push('add table ip kube-proxy',
@@ -102,9 +100,7 @@ function nftRuleset(first: number, count: number, e: number, withBase: boolean, 
     });
     out.push(`add chain ip kube-proxy service-${i}`);
     out.push(`add rule ip kube-proxy service-${i} ip daddr ${clusterIP(i)} tcp dport 80 ip saddr != 10.244.0.0/16 jump mark-for-masquerade`);
-    out.push(plainGoto
-      ? `add rule ip kube-proxy service-${i} goto endpoint-${i}-0`
-      : `add rule ip kube-proxy service-${i} numgen random mod ${e} vmap { ${eps.map((_, j) => `${j} : goto endpoint-${i}-${j}`).join(', ')} }`);
+    out.push(`add rule ip kube-proxy service-${i} numgen random mod ${e} vmap { ${eps.map((_, j) => `${j} : goto endpoint-${i}-${j}`).join(', ')} }`);
     out.push(`add element ip kube-proxy service-ips { ${clusterIP(i)} . tcp . 80 : goto service-${i} }`);
   }
   return out.join('\n') + '\n';
@@ -137,16 +133,12 @@ function line(what: string, ours: number, base: number | null, baseName: string,
   out(`${what.padEnd(46)} bpfproxy ${fmt(ours).padStart(8)} ${unit}   ${baseName} ${baseText.padStart(8)} ${unit}   ${ratio}`);
 }
 
-async function benchSize(lab: Lab, tmp: string, n: number, e: number, connections: boolean): Promise<void> {
+async function benchSize(lab: Lab, tmp: string, n: number, e: number): Promise<void> {
   const node = lab.node('node1');
   out(`\n${n} services x ${e} endpoints`);
 
   // --- nftables, in node2's namespace (nothing there uses it) ---
   const nsNft = lab.node('node2').netns;
-  const plainFile = join(tmp, 'plain.nft');
-  writeFileSync(plainFile, nftRuleset(0, n, e, true, true));
-  const nftPlain = await nftLoad(lab, nsNft, plainFile, NFT_LOAD_BUDGET_MS);
-  if (nftPlain !== null) await nftFlush(lab, nsNft);
   const fullFile = join(tmp, 'full.nft');
   writeFileSync(fullFile, nftRuleset(0, n, e, true));
   const nftFull = await nftLoad(lab, nsNft, fullFile, NFT_LOAD_BUDGET_MS);
@@ -171,12 +163,6 @@ async function benchSize(lab: Lab, tmp: string, n: number, e: number, connection
     state.upsert('Service', `${NAMESPACE}/s${i}`, service(i), 'bench');
     state.upsert('EndpointSlice', `${NAMESPACE}/s${i}-1`, slice(i, endpointsOf(i, e)), 'bench');
   }
-  // One service that really answers, for the connection rate.
-  const server = lab.pod('server');
-  if (connections) {
-    state.upsert('Service', `${NAMESPACE}/live`, { apiVersion: 'v1', kind: 'Service', metadata: { name: 'live', namespace: NAMESPACE }, spec: { clusterIP: '10.96.255.254', ports: [{ name: 'http', port: 80 }] } }, 'bench');
-    state.upsert('EndpointSlice', `${NAMESPACE}/live-1`, { ...slice(0, [server.ipv4]), metadata: { name: 'live-1', namespace: NAMESPACE, labels: { 'kubernetes.io/service-name': 'live' } }, ports: [{ name: 'http', port: 80, protocol: 'TCP' }] }, 'bench');
-  }
   state.markSynced();
   const dp = BpfDataplane.open({ pinDir, cgroupRoot: node.cgroup, mapSizes: mapSizesFor(n, e), log: silentLogger() });
   try {
@@ -189,20 +175,12 @@ async function benchSize(lab: Lab, tmp: string, n: number, e: number, connection
     const writeMs = performance.now() - t;
     if (first.errors.length > 0) throw new Error(first.errors[0]!.message);
     line('full sync: plan + write every service', planMs + writeMs, nftFull, 'nft -f (kube-proxy shape)', NFT_LOAD_BUDGET_MS);
-    line('', planMs + writeMs, nftPlain, 'nft -f (goto, no vmap)', NFT_LOAD_BUDGET_MS);
-    out(`${''.padEnd(46)} (plan ${fmt(planMs)} ms + write ${fmt(writeMs)} ms, ${first.upserts} map entries)`);
+    const tm = TableSync.last!;
+    out(`${''.padEnd(46)} (plan ${fmt(planMs)} ms + write ${fmt(writeMs)} ms, ${first.upserts} map entries; the write: encode ${fmt(tm.encode)} ms, ` +
+      `diff ${fmt(tm.diff)} ms, JavaScript around the writes ${fmt(tm.upsert + tm.prune - tm.kernel)} ms, batch syscalls ${fmt(tm.kernel)} ms)`);
     record({ measurement: 'kube-proxy-nft-full', dataplane: 'bpf', services: n, endpoints: e, value: planMs + writeMs, unit: 'ms',
       baseline: { name: nftFull === null ? `nft -f (stopped at ${NFT_LOAD_BUDGET_MS} ms)` : 'nft -f', value: nftFull ?? NFT_LOAD_BUDGET_MS, ratio: (nftFull ?? NFT_LOAD_BUDGET_MS) / (planMs + writeMs), pairs: 1, better: 'lower' },
       extra: { 'plan ms': planMs, 'write ms': writeMs, entries: first.upserts } });
-
-    const resync: number[] = [];
-    for (let k = 0; k < 5; k++) {
-      t = performance.now();
-      await dp.sync(plan.desired, { full: true, changed: new Set() });
-      resync.push(performance.now() - t);
-    }
-    // kube-proxy's nftables mode rewrites the whole ruleset on a full sync: a full load is its cost.
-    line('periodic full resync, nothing changed', median(resync), nftFull, 'nft -f (kube-proxy shape)', NFT_LOAD_BUDGET_MS);
 
     // One endpoint change: pairs of (one nft add, a block of our changes), alternating which goes first.
     let k = 0;
@@ -288,24 +266,6 @@ async function benchSize(lab: Lab, tmp: string, n: number, e: number, connection
     out(`${''.padEnd(46)} target p99 under ${TARGET_CHANGE_P99_MS} ms: ${p99 < TARGET_CHANGE_P99_MS ? 'met' : 'NOT met'}; ${slow.length} of ${change.length} changes took ${TARGET_CHANGE_P99_MS} ms or more: ${slowInGc} during a garbage collection, ${slowPreempted} preempted` +
       (loaded < n ? `\n${''.padEnd(46)} nft's ruleset held ${loaded} of the ${n} services (loaded in chunks of ${NFT_CHUNK} until its time budget ran out)` : ''));
 
-    if (connections) {
-      // Connections: the same client and server, through the service or
-      // straight, in alternating rounds so that machine noise hits both alike.
-      const rounds = 6;
-      const count = 400;
-      let directMs = 0;
-      let serviceMs = 0;
-      for (let r = 0; r < rounds; r++) {
-        for (const [host, add] of [[server.ipv4, (ms: number) => (directMs += ms)], ['10.96.255.254', (ms: number) => (serviceMs += ms)]] as const) {
-          const rs = await lab.client(lab.pod('client'), { proto: 'tcp', host, port: 80, count, timeoutMs: 2000 });
-          const failed = rs.filter((x) => !x.ok).length;
-          if (failed > 0) throw new Error(`${failed} of ${count} connections to ${host} failed`);
-          add(rs.reduce((sum, x) => sum + x.ms, 0));
-        }
-      }
-      const perSecond = (ms: number) => (1000 * rounds * count) / ms;
-      line('connections per second through the ClusterIP', perSecond(serviceMs), perSecond(directMs), 'direct', 0, 'c/s', false);
-    }
     out(`${'resident memory of this bench process'.padEnd(46)} ${(process.memoryUsage().rss / 1e6).toFixed(0)} MB (heap ${(process.memoryUsage().heapUsed / 1e6).toFixed(0)} MB; bench/memory.ts measures the proxy's)`);
   } finally {
     await dp.dispose();
@@ -320,10 +280,10 @@ async function main(): Promise<void> {
     process.exitCode = 1;
     return;
   }
-  const lab = await createLab({ nodes: [{ name: 'node1', pods: [{ name: 'client' }] }, { name: 'node2', pods: [{ name: 'server' }] }] });
+  const lab = await createLab({ nodes: [{ name: 'node1', pods: [] }, { name: 'node2', pods: [] }] });
   const tmp = mkdtempSync(join(tmpdir(), 'bpfproxy-bench-'));
   try {
-    for (const [idx, [n, e]] of SIZES.entries()) await benchSize(lab, tmp, n, e, idx === 0);
+    for (const [n, e] of SIZES) await benchSize(lab, tmp, n, e);
   } finally {
     await lab.teardown();
     rmSync(tmp, { recursive: true, force: true });

@@ -48,7 +48,10 @@ export class FlatIndex {
     const keys = this.keys;
     for (let b = hash(src, off, w) & this.mask; ; b = (b + 1) & this.mask) {
       const s = this.buckets[b]!;
-      if (s === EMPTY) return -1;
+      if (s === EMPTY) {
+        this.missAt = b;
+        return -1;
+      }
       let i = 0;
       const base = s * w;
       while (i < w && keys[base + i] === src[off + i]) i++;
@@ -58,13 +61,13 @@ export class FlatIndex {
 
   /** The slot of the key, adding it when absent. `added` tells which happened. */
   insert(src: Uint32Array, off: number): number {
+    if (this.freeCount === 0 && this.top === this.capacity) this.grow();
     const found = this.find(src, off);
     if (found >= 0) {
       this.added = false;
       return found;
     }
     this.added = true;
-    if (this.freeCount === 0 && this.top === this.capacity) this.grow();
     const slot = this.freeCount > 0 ? this.free[--this.freeCount]! : this.top++;
     const w = this.words;
     // A loop, not keys.set(src.subarray(...)): a subarray is a new object per insert.
@@ -72,9 +75,13 @@ export class FlatIndex {
     for (let i = 0; i < w; i++) this.keys[base + i] = src[off + i]!;
     this.used[slot] = 1;
     this.count++;
-    this.place(slot);
+    // The empty bucket find() stopped at: one hash per insert, not two.
+    this.buckets[this.missAt] = slot;
     return slot;
   }
+
+  /** The empty bucket where the last find() that missed stopped. */
+  private missAt = 0;
 
   /** Set by insert(): whether the key was new. */
   added = false;

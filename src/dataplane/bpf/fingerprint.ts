@@ -10,22 +10,31 @@ import { fmix, mixWord } from '../../util/murmur.js';
 const SEED_A = 0x9747b28c;
 const SEED_B = 0x5bd1e995;
 
-function entryHash(k: Uint32Array, ko: number, kw: number, v: Uint32Array, vo: number, vw: number, seed: number): number {
-  let h = seed | 0;
-  for (let i = 0; i < kw; i++) h = mixWord(h, k[ko + i]!);
-  for (let i = 0; i < vw; i++) h = mixWord(h, v[vo + i]!);
-  return fmix(h ^ (kw + vw));
-}
-
 /** The running sums of one table (or map). */
 export class Fingerprint {
   a = 0;
   b = 0;
 
-  /** Adds (sign 1) or takes away (sign -1) one entry. */
+  /**
+   * Adds (sign 1) or takes away (sign -1) one entry: the entry's hash under
+   * each seed, both in one pass over its words (a full sync adds every
+   * entry it writes).
+   */
   add(k: Uint32Array, ko: number, kw: number, v: Uint32Array, vo: number, vw: number, sign: 1 | -1): void {
-    this.a = (this.a + sign * entryHash(k, ko, kw, v, vo, vw, SEED_A)) >>> 0;
-    this.b = (this.b + sign * entryHash(k, ko, kw, v, vo, vw, SEED_B)) >>> 0;
+    let ha = SEED_A | 0;
+    let hb = SEED_B | 0;
+    for (let i = 0; i < kw; i++) {
+      const x = k[ko + i]!;
+      ha = mixWord(ha, x);
+      hb = mixWord(hb, x);
+    }
+    for (let i = 0; i < vw; i++) {
+      const x = v[vo + i]!;
+      ha = mixWord(ha, x);
+      hb = mixWord(hb, x);
+    }
+    this.a = (this.a + sign * fmix(ha ^ (kw + vw))) >>> 0;
+    this.b = (this.b + sign * fmix(hb ^ (kw + vw))) >>> 0;
   }
 
   reset(): void {

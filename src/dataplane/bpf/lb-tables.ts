@@ -27,7 +27,13 @@ export const MAX_SERVICE_ID = Math.floor(0xffffffff / SETS_PER_SERVICE);
 export const MAX_SET_BACKENDS = 0xffff;
 
 const U32: StructLayout<'value'> = { name: '__u32', size: 4, fields: { value: { offset: 0, size: 4 } } };
-const LE = true;
+/** Words per entry of each batch. */
+const FE_KW = FE_KEY.size / 4;
+const FE_VW = FE_VAL.size / 4;
+const BE_VW = BACKEND.size / 4;
+const SK_KW = SET_KEY.size / 4;
+const SV_VW = SET_VAL.size / 4;
+const MK_KW = MEMBER_KEY.size / 4;
 
 export const serviceOfSet = (set: number): number => Math.floor(set / SETS_PER_SERVICE);
 // Dumped keys and values arrive as 32-bit words in host (little-endian) order.
@@ -84,38 +90,68 @@ function sameSet(a: BackendSet, b: BackendSet): boolean {
   return true;
 }
 
-/**
- * Writes an address into 16 bytes at `off` (IPv4 in the first 4, network
- * order): IPv4 from the number the model parsed at validation, IPv6 from text.
- */
-function writeAddr(dv: DataView, off: number, family: number, v4: number, address: string): void {
-  if (family === FAMILY_V4) {
-    dv.setUint32(off, v4 >>> 0, false);
-    return;
+// The encoders write whole 32-bit words into the batches (typed-array
+// stores: no DataView call per field), in host order, which is the order of
+// the BPF maps' own fields on this little-endian host. Each word's place is
+// read from the layouts (checked against BTF); the packed words below hold
+// only for the byte positions asserted here, at load.
+const wordAt = (byteOffset: number): number => {
+  if (byteOffset % 4 !== 0) throw new Error(`lb-tables: field at byte ${byteOffset} is not word-aligned`);
+  return byteOffset / 4;
+};
+/** port (network order), proto, family: one word, as frontend keys and backend values both lay them out. */
+function assertEndpointWord(l: StructLayout<'addr' | 'port' | 'proto' | 'family'>): number {
+  const at = l.fields.port.offset;
+  if (l.fields.addr.size !== 16 || l.fields.proto.offset !== at + 2 || l.fields.family.offset !== at + 3) {
+    throw new Error(`lb-tables: ${l.name} is not laid out as addr[16], port, proto, family`);
   }
-  if (!ipv6Words(address, v6, 0)) throw new Error(`not an IPv6 address: ${address}`);
-  for (let w = 0; w < 4; w++) dv.setUint32(off + w * 4, v6[w]!, false);
+  return wordAt(at);
+}
+const FE_ADDR = wordAt(FE_KEY.fields.addr.offset);
+const FE_EP = assertEndpointWord(FE_KEY);
+const BE_ADDR = wordAt(BACKEND.fields.addr.offset);
+const BE_EP = assertEndpointWord(BACKEND);
+const BE_FLAGS = wordAt(BACKEND.fields.flags.offset); // flags is the low byte of its word (pad follows)
+const FE_SVC = wordAt(FE_VAL.fields.svc_id.offset);
+const FE_LOCAL_SET = wordAt(FE_VAL.fields.local_set.offset);
+const FE_EXT_SET = wordAt(FE_VAL.fields.ext_set.offset);
+const FE_FLAGS = wordAt(FE_VAL.fields.flags.offset); // u16 flags, u16 pad
+const SK_SET = wordAt(SET_KEY.fields.set.offset);
+const SK_SLOT = wordAt(SET_KEY.fields.slot.offset); // u16 slot, u8 gen, u8 pad
+const SV_BACKEND = wordAt(SET_VAL.fields.backend.offset);
+const SV_COUNT = wordAt(SET_VAL.fields.count.offset); // u16 count, u8 gen, u8 empty
+const SV_AFFINITY = wordAt(SET_VAL.fields.affinity.offset);
+const SV_SVC = wordAt(SET_VAL.fields.svc_id.offset);
+const MK_BACKEND = wordAt(MEMBER_KEY.fields.backend.offset);
+const MK_SET = wordAt(MEMBER_KEY.fields.set.offset);
+if (BACKEND.fields.flags.offset !== 20 || SET_KEY.fields.gen.offset !== SET_KEY.fields.slot.offset + 2 ||
+    SET_VAL.fields.gen.offset !== SET_VAL.fields.count.offset + 2 || SET_VAL.fields.empty.offset !== SET_VAL.fields.count.offset + 3) {
+  throw new Error('lb-tables: set or backend layout changed: update the packed words');
+}
+
+const bswap32 = (x: number): number => ((x >>> 24) | ((x >>> 8) & 0xff00) | ((x & 0xff00) << 8) | (x << 24)) >>> 0;
+
+/**
+ * An endpoint (address, port, protocol, family) into its words: IPv4
+ * from the number the model parsed at validation (network order in the first
+ * word), IPv6 from text.
+ */
+function writeEndpoint(out: Uint32Array, addrAt: number, epAt: number, family: number, v4: number, address: string, port: number, proto: number): void {
+  if (family === FAMILY_V4) {
+    out[addrAt] = bswap32(v4);
+  } else {
+    if (!ipv6Words(address, v6, 0)) throw new Error(`not an IPv6 address: ${address}`);
+    for (let k = 0; k < 4; k++) out[addrAt + k] = bswap32(v6[k]!);
+  }
+  out[epAt] = ((port >>> 8) & 0xff) | ((port & 0xff) << 8) | (proto << 16) | (family << 24);
 }
 const v6 = new Uint32Array(4);
 
-/** The address, port, protocol and family of a frontend key or a backend value (both structs have these fields). */
-function writeEndpoint(
-  dv: DataView, o: number, l: StructLayout<'addr' | 'port' | 'proto' | 'family'>,
-  family: number, v4: number, address: string, port: number, proto: number,
-): void {
-  writeAddr(dv, o + l.fields.addr.offset, family, v4, address);
-  dv.setUint16(o + l.fields.port.offset, port, false);
-  dv.setUint8(o + l.fields.proto.offset, proto);
-  dv.setUint8(o + l.fields.family.offset, family);
-}
-
 const setKey = new Uint32Array(2);
-const setKeyView = new DataView(setKey.buffer);
 
-function writeSetKey(dv: DataView, off: number, set: number, slot: number, gen: number): void {
-  dv.setUint32(off + SET_KEY.fields.set.offset, set, LE);
-  dv.setUint16(off + SET_KEY.fields.slot.offset, slot, LE);
-  dv.setUint8(off + SET_KEY.fields.gen.offset, gen);
+function writeSetKey(out: Uint32Array, w: number, set: number, slot: number, gen: number): void {
+  out[w + SK_SET] = set;
+  out[w + SK_SLOT] = (slot & 0xffff) | (gen << 16);
 }
 
 /**
@@ -124,7 +160,7 @@ function writeSetKey(dv: DataView, off: number, set: number, slot: number, gen: 
  * the header flips to it).
  */
 function generationFor(t: LbTables, set: number, list: readonly PlannedBackend[]): number {
-  writeSetKey(setKeyView, 0, set, 0, 0);
+  writeSetKey(setKey, 0, set, 0, 0);
   const h = t.headers.find(setKey);
   if (h < 0) return 1;
   const w1 = t.headers.valueWord(h, 1); // count (u16), gen (u8), empty (u8)
@@ -138,7 +174,7 @@ function generationFor(t: LbTables, set: number, list: readonly PlannedBackend[]
 /** Whether the set's live generation holds exactly these backends, in slot order. */
 function liveEquals(t: LbTables, set: number, gen: number, list: readonly PlannedBackend[]): boolean {
   for (let i = 0; i < list.length; i++) {
-    writeSetKey(setKeyView, 0, set, i + 1, gen);
+    writeSetKey(setKey, 0, set, i + 1, gen);
     const s = t.slots.find(setKey);
     if (s < 0 || t.slots.valueWord(s, 0) !== list[i]!.id) return false;
   }
@@ -158,7 +194,7 @@ export function tooLarge(svc: PlannedService): string | null {
  * whose sets share their backends encodes them once), so a full sync of a
  * large cluster does not grow them step by step.
  */
-export function reserveFor(t: LbTables, services: Iterable<PlannedService>): void {
+export function reserveFor(t: LbTables, services: Iterable<PlannedService>, packetPrograms = false): void {
   let fe = 0;
   let sets = 0;
   let slots = 0;
@@ -169,7 +205,7 @@ export function reserveFor(t: LbTables, services: Iterable<PlannedService>): voi
     const extra = (svc.cluster === svc.internal ? 0 : svc.cluster.backends.length) + (svc.external === svc.internal ? 0 : svc.external.backends.length);
     sets += 1 + (svc.cluster === svc.internal ? 0 : 1) + (svc.external === svc.internal ? 0 : 1);
     slots += n + extra;
-    if (readsMembership(svc)) members += n + extra;
+    if (readsMembership(svc, packetPrograms)) members += n + extra;
   }
   t.frontends.reserveBatch(fe);
   t.headers.reserveBatch(sets);
@@ -178,92 +214,100 @@ export function reserveFor(t: LbTables, services: Iterable<PlannedService>): voi
   t.members.reserveBatch(members);
 }
 
-/** Whether a reader checks the membership of a remembered backend in this service's sets. */
-function readsMembership(svc: PlannedService): boolean {
-  return (svc.affinityTimeout ?? 0) > 0 || svc.protocol === 'UDP' || svc.maglev !== null;
+/**
+ * Whether a reader checks the membership of a remembered backend in this
+ * service's sets. With the packet programs loaded every set does: XDP's
+ * conntrack checks it for every frontend it serves, ClusterIPs routed to
+ * the node included (a flow without it would be re-selected every packet).
+ */
+function readsMembership(svc: PlannedService, packetPrograms: boolean): boolean {
+  return packetPrograms || (svc.affinityTimeout ?? 0) > 0 || svc.protocol === 'UDP' || svc.maglev !== null;
 }
 
 /** Backends already encoded for the service being encoded (only when it has several sets). */
 const seen = new Set<number>();
 
 /** Encodes every entry of `svc` into the tables' batches. Returns the ID of its external set (what Maglev tables are built for). */
-export function encodeService(t: LbTables, svc: PlannedService): number {
+export function encodeService(t: LbTables, svc: PlannedService, packetPrograms = false): number {
   const proto = IPPROTO[svc.protocol];
   const family = svc.family === 'IPv4' ? FAMILY_V4 : FAMILY_V6;
-  const internal = encodeSet(t, svc, svc.internal, SET_INTERNAL, proto, family, false);
+  const members = readsMembership(svc, packetPrograms);
+  const internal = encodeSet(t, svc, svc.internal, SET_INTERNAL, proto, family, false, members);
   const several = !sameSet(svc.cluster, svc.internal) || !sameSet(svc.external, svc.internal);
   if (several) {
     seen.clear();
     for (const b of svc.internal.backends) seen.add(b.id);
   }
-  const cluster = sameSet(svc.cluster, svc.internal) ? internal : encodeSet(t, svc, svc.cluster, SET_CLUSTER, proto, family, true);
+  const cluster = sameSet(svc.cluster, svc.internal) ? internal : encodeSet(t, svc, svc.cluster, SET_CLUSTER, proto, family, true, members);
   const external = sameSet(svc.external, svc.internal)
     ? internal
-    : sameSet(svc.external, svc.cluster) ? cluster : encodeSet(t, svc, svc.external, SET_EXTERNAL, proto, family, true);
+    : sameSet(svc.external, svc.cluster) ? cluster : encodeSet(t, svc, svc.external, SET_EXTERNAL, proto, family, true, members);
 
   for (const f of svc.frontends) {
     const isCluster = f.kind === 'ClusterIP';
     let flags = KIND_FLAG[f.kind];
     if (!isCluster && svc.preserveSource) flags |= FE_PRESERVE_SRC;
     if (f.kind === 'LoadBalancer' && svc.sourceRanges.length > 0) flags |= FE_SOURCE_RANGES;
-    const i = t.frontends.push(svc.id);
-    writeEndpoint(t.frontends.dkv, i * FE_KEY.size, FE_KEY, family, f.v4, f.address, f.port, proto);
-    const v = t.frontends.dvv;
-    const vo = i * FE_VAL.size;
-    v.setUint32(vo + FE_VAL.fields.svc_id.offset, svc.id, LE);
+    const f0 = t.frontends;
+    const i = f0.push(svc.id);
+    writeEndpoint(f0.dk, i * FE_KW + FE_ADDR, i * FE_KW + FE_EP, family, f.v4, f.address, f.port, proto);
+    const v = f0.dv;
+    const vo = i * FE_VW;
+    v[vo + FE_SVC] = svc.id;
     // Connections made on this node: a ClusterIP follows the internal
     // policy; an external frontend reached from inside is short-circuited
     // to the Cluster-policy endpoints, as kube-proxy does.
-    v.setUint32(vo + FE_VAL.fields.local_set.offset, isCluster ? internal : cluster, LE);
-    v.setUint32(vo + FE_VAL.fields.ext_set.offset, isCluster ? internal : external, LE);
-    v.setUint16(vo + FE_VAL.fields.flags.offset, flags, LE);
+    v[vo + FE_LOCAL_SET] = isCluster ? internal : cluster;
+    v[vo + FE_EXT_SET] = isCluster ? internal : external;
+    v[vo + FE_FLAGS] = flags & 0xffff;
   }
   return external;
 }
 
 /** One backend set: its backends (once per service), memberships, slots and header. Returns the set's ID. */
-function encodeSet(t: LbTables, svc: PlannedService, s: BackendSet, kind: number, proto: number, family: number, dedupe: boolean): number {
+function encodeSet(t: LbTables, svc: PlannedService, s: BackendSet, kind: number, proto: number, family: number, dedupe: boolean, members: boolean): number {
   const owner = svc.id;
   const set = owner * SETS_PER_SERVICE + kind;
   const list = s.backends;
   const affinity = svc.affinityTimeout ?? 0;
+  const be = t.backends;
   for (let k = 0; k < list.length; k++) {
     const b = list[k]!;
     if (dedupe) {
       if (seen.has(b.id)) continue;
       seen.add(b.id);
     }
-    const i = t.backends.push(owner);
-    t.backends.dkv.setUint32(i * 4, b.id, LE);
-    const o = i * BACKEND.size;
-    writeEndpoint(t.backends.dvv, o, BACKEND, family, b.v4, b.address, b.port, proto);
-    t.backends.dvv.setUint8(o + BACKEND.fields.flags.offset, b.local ? BE_LOCAL : 0);
+    const i = be.push(owner);
+    be.dk[i] = b.id;
+    const o = i * BE_VW;
+    writeEndpoint(be.dv, o + BE_ADDR, o + BE_EP, family, b.v4, b.address, b.port, proto);
+    be.dv[o + BE_FLAGS] = b.local ? BE_LOCAL : 0;
   }
   // Memberships only for sets whose readers check them: ClientIP affinity,
   // unconnected-UDP flows and the packet programs' conntrack (the sets of
   // external frontends) must notice that a remembered backend left the set.
-  if (readsMembership(svc)) {
+  if (members) {
+    const m = t.members;
     for (let k = 0; k < list.length; k++) {
-      const i = t.members.push(owner);
-      t.members.dkv.setUint32(i * MEMBER_KEY.size + MEMBER_KEY.fields.backend.offset, list[k]!.id, LE);
-      t.members.dkv.setUint32(i * MEMBER_KEY.size + MEMBER_KEY.fields.set.offset, set, LE);
-      t.members.dvv.setUint32(i * 4, 1, LE);
+      const i = m.push(owner);
+      m.dk[i * MK_KW + MK_BACKEND] = list[k]!.id;
+      m.dk[i * MK_KW + MK_SET] = set;
+      m.dv[i] = 1;
     }
   }
   const gen = generationFor(t, set, list);
+  const sl = t.slots;
   for (let k = 0; k < list.length; k++) {
-    const i = t.slots.push(owner);
-    writeSetKey(t.slots.dkv, i * SET_KEY.size, set, k + 1, gen);
-    t.slots.dvv.setUint32(i * SET_VAL.size + SET_VAL.fields.backend.offset, list[k]!.id, LE);
+    const i = sl.push(owner);
+    writeSetKey(sl.dk, i * SK_KW, set, k + 1, gen);
+    sl.dv[i * SV_VW + SV_BACKEND] = list[k]!.id;
   }
-  const h = t.headers.push(owner);
-  writeSetKey(t.headers.dkv, h * SET_KEY.size, set, 0, 0);
-  const dv = t.headers.dvv;
-  const o = h * SET_VAL.size;
-  dv.setUint16(o + SET_VAL.fields.count.offset, list.length, LE);
-  dv.setUint8(o + SET_VAL.fields.gen.offset, gen);
-  dv.setUint8(o + SET_VAL.fields.empty.offset, s.onEmpty === 'drop' ? EMPTY_DROP : EMPTY_REJECT);
-  dv.setUint32(o + SET_VAL.fields.affinity.offset, affinity, LE);
-  dv.setUint32(o + SET_VAL.fields.svc_id.offset, svc.id, LE);
+  const hd = t.headers;
+  const h = hd.push(owner);
+  writeSetKey(hd.dk, h * SK_KW, set, 0, 0);
+  const o = h * SV_VW;
+  hd.dv[o + SV_COUNT] = (list.length & 0xffff) | (gen << 16) | ((s.onEmpty === 'drop' ? EMPTY_DROP : EMPTY_REJECT) << 24);
+  hd.dv[o + SV_AFFINITY] = affinity;
+  hd.dv[o + SV_SVC] = svc.id;
   return set;
 }

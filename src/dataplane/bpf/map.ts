@@ -31,9 +31,17 @@ export class BpfMap implements MapIO {
     return this.write(keys, values, n);
   }
 
+  /**
+   * A bench seam: sees every batch written, before it goes to the kernel, so
+   * a bench can replay the same batch syscalls alone (bench/dataplane.ts).
+   * Null in production.
+   */
+  static tap: ((map: BpfMap, keys: Uint8Array, values: Uint8Array, n: number) => void) | null = null;
+
   /** Writes n packed entries in one batch syscall (more when an entry fails: the rest still goes in). */
   write(keysIn: Uint8Array, valuesIn: Uint8Array, n: number): EntryFailure[] {
     if (n === 0) return [];
+    BpfMap.tap?.(this, keysIn, valuesIn, n);
     const { keySize: ks, valueSize: vs } = this;
     const keys = asBuffer(keysIn);
     const values = asBuffer(valuesIn);

@@ -67,14 +67,32 @@ const ENOMEM = 12;
 const ENOSPC = 28;
 export const isFull = (errno: number): boolean => errno === E2BIG || errno === ENOSPC || errno === ENOMEM;
 
+/**
+ * Where the last sync's time went, in ms (performance.now()): what the
+ * benches print beside the kernel's own cost. `encode` runs between begin()
+ * and commit() (the caller's encoders); `kernel` is the batch syscalls alone,
+ * which `upsert` and `prune` include.
+ */
+export interface SyncTimings {
+  reload: number;
+  encode: number;
+  diff: number;
+  upsert: number;
+  prune: number;
+  kernel: number;
+}
+
 export class TableSync {
   readonly tables: Table[];
+  /** The last sync's phases (see SyncTimings); reload is the last full sync's. */
+  readonly timings: SyncTimings = { reload: 0, encode: 0, diff: 0, upsert: 0, prune: 0, kernel: 0 };
+  /** The timings of the sync engine that committed last in this process: what the benches read. */
+  static last: Readonly<SyncTimings> | null = null;
+  private begun = 0;
   private readonly byName = new Map<string, Table>();
   private epoch = 0;
   /** Per shared table: the NEW keys already written in this sync (a backend many services name). */
   private readonly written = new Map<Table, FlatIndex>();
-  /** Scratch: indices of the batch entries an upsert writes. */
-  private pick = new Int32Array(1024);
   /** The tables of each map, in declaration order. */
   private readonly byMap = new Map<string, Table[]>();
   /** Entries compared one by one by reload(), since this sync engine started: a resync that finds the fingerprints equal compares none. */
@@ -120,6 +138,7 @@ export class TableSync {
    * that had to be rebuilt.
    */
   reload(): string[] {
+    const started = performance.now();
     const rebuilt: string[] = [];
     for (const [name, tables] of this.byMap) {
       const expected = tables.reduce((n, t) => n + t.size, 0);
@@ -158,16 +177,22 @@ export class TableSync {
       });
     }
     if (rebuilt.length > 0) this.recount();
+    this.timings.reload = performance.now() - started;
     return rebuilt;
   }
 
   /** Starts a sync: empty batches for the encoders. */
   begin(): void {
     for (const t of this.tables) t.resetBatch();
+    this.begun = performance.now();
   }
 
   commit(scope: CommitScope): CommitResult {
     const epoch = ++this.epoch;
+    const tm = this.timings;
+    let t0 = performance.now();
+    tm.encode = t0 - this.begun;
+    tm.kernel = 0;
     this.names = scope.names;
     for (const t of this.tables) t.diff();
     const errors: SyncError[] = [];
@@ -186,7 +211,13 @@ export class TableSync {
     let deletes = 0;
     const released: number[][] = this.tables.map(() => []);
 
+    let t1 = performance.now();
+    tm.diff = t1 - t0;
+    t0 = t1;
     for (const t of this.tables) upserts += this.upsert(t, epoch, excluded, failed, errors, released);
+    t1 = performance.now();
+    tm.upsert = t1 - t0;
+    t0 = t1;
     const clean = () => failed.size === 0 && errors.length === 0;
     for (let k = this.tables.length - 1; k >= 0; k--) {
       const t = this.tables[k]!;
@@ -196,6 +227,8 @@ export class TableSync {
       deletes += this.prune(t, scope, epoch, excluded, failed, errors, released[k]!, released);
     }
     if (scope.full) this.releaseScratch();
+    tm.prune = performance.now() - t0;
+    TableSync.last = tm;
     return { upserts, deletes, errors, failed };
   }
 
@@ -203,7 +236,6 @@ export class TableSync {
   private releaseScratch(): void {
     for (const t of this.tables) t.releaseBatch();
     for (const [t, idx] of this.written) if (idx.capacity > 16384) this.written.set(t, new FlatIndex(t.ks / 4, 1024));
-    if (this.pick.length > 16384) this.pick = new Int32Array(1024);
   }
 
   // ---- admission ----
@@ -281,26 +313,48 @@ export class TableSync {
     const io = this.io.get(t.spec.map)!;
     const kw = t.ks / 4;
     const vw = t.vs / 4;
+    const { dstate, downer, dslot } = t;
+    // NEW keys take their mirror slots now (room made once): a key desired
+    // twice in one batch (a backend several services name) is found taken
+    // and written once. CHANGED keys have their slots; the shared ones are
+    // deduplicated through `written`.
+    let fresh = 0;
+    for (let i = 0; i < t.dn; i++) if (dstate[i] === NEW && !excluded(downer[i]!)) fresh++;
+    t.reserve(t.size + fresh);
     const written = this.written.get(t);
     written?.clear();
-    written?.reserve(t.dn);
-    const pick = this.pick.length >= t.dn ? this.pick : (this.pick = new Int32Array(t.dn * 2));
+    // The entries to write move to the front of the batch as they are picked
+    // (owners of a shared entry that fails are found through the tables that
+    // refer to it, so the batch may be rearranged): written from in place.
     let n = 0;
     for (let i = 0; i < t.dn; i++) {
-      if (t.dstate[i] === SAME || excluded(t.downer[i]!)) continue;
-      if (written) {
+      const state = dstate[i]!;
+      if (state === SAME || excluded(downer[i]!)) continue;
+      if (state === NEW) {
+        const slot = t.claim(i);
+        if (!t.index.added) continue;
+        dslot[i] = slot;
+      } else if (written) {
         written.insert(t.dk, i * kw);
         if (!written.added) continue;
       }
-      pick[n++] = i;
+      if (i !== n) t.moveEntry(i, n);
+      n++;
     }
     if (n === 0) return 0;
-    // Owners of a shared entry that fails are found through the tables that
-    // refer to it, so the batch may be rearranged: written from in place.
-    t.compact(pick, n);
     const bad = new Set<number>();
-    this.faults?.beforeWrite(t.name, 'upsert', n);
-    for (const f of io.write(u8(t.dk, n * kw), u8(t.dv, n * vw), n)) {
+    const ts = performance.now();
+    let failures: EntryFailure[];
+    try {
+      this.faults?.beforeWrite(t.name, 'upsert', n);
+      failures = io.write(u8(t.dk, n * kw), u8(t.dv, n * vw), n);
+    } catch (err) {
+      // Nothing of this batch is known written: the slots taken for it go back.
+      for (let j = 0; j < n; j++) if (t.dstate[j] === NEW) t.unclaim(t.dslot[j]!);
+      throw err;
+    }
+    this.timings.kernel += performance.now() - ts;
+    for (const f of failures) {
       bad.add(f.index);
       const owners = t.spec.shared ? this.ownersReferring(t, t.dk, f.index * kw) : [t.downer[f.index]!];
       this.fail(io, t, f.errno, owners, failed, errors);
@@ -308,15 +362,20 @@ export class TableSync {
     const ref = t.spec.refersTo ? this.table(t.spec.refersTo.table) : null;
     const refOff = t.spec.refersTo ? t.spec.refersTo.valueOffset / 4 : 0;
     const refReleased = ref ? released[this.tables.indexOf(ref)]! : [];
-    t.reserve(t.size + n);
+    const shared = t.spec.shared === true;
+    const { dv, stamp } = t;
     let done = 0;
     for (let j = 0; j < n; j++) {
-      if (bad.has(j)) continue;
-      const old = t.dslot[j]!;
-      if (ref && old >= 0) this.unref(ref, t.vals, old * vw + refOff, refReleased);
-      const slot = t.put(t.dk, j * kw, t.dv, j * vw, t.spec.shared ? 0 : t.downer[j]!);
-      t.stamp[slot] = epoch;
-      if (ref) this.addRef(ref, t.dv, j * vw + refOff);
+      const slot = t.dslot[j]!;
+      const isNew = t.dstate[j] === NEW;
+      if (bad.size > 0 && bad.has(j)) {
+        if (isNew) t.unclaim(slot);
+        continue;
+      }
+      if (ref && !isNew) this.unref(ref, t.vals, slot * vw + refOff, refReleased);
+      t.fill(slot, dv, j * vw, shared ? 0 : t.downer[j]!, isNew);
+      stamp[slot] = epoch;
+      if (ref) this.addRef(ref, dv, j * vw + refOff);
       done++;
     }
     t.dn = n;
@@ -358,7 +417,10 @@ export class TableSync {
     }
     const bad = new Set<number>();
     this.faults?.beforeWrite(t.name, 'delete', victims.length);
-    for (const f of io.remove(u8(keys, keys.length), victims.length)) {
+    const ts = performance.now();
+    const failures = io.remove(u8(keys, keys.length), victims.length);
+    this.timings.kernel += performance.now() - ts;
+    for (const f of failures) {
       bad.add(f.index);
       this.fail(io, t, f.errno, t.spec.shared ? [] : [t.owner[victims[f.index]!]!], failed, errors);
     }

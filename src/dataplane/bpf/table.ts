@@ -116,7 +116,7 @@ export class Table {
     this.dhigh = 0;
   }
 
-  /** Entries of the batch written since the last reset (dn may have shrunk since: compact()). */
+  /** Entries of the batch written since the last reset (dn may have shrunk since: moveEntry()). */
   private dhigh = 0;
 
   /** Appends a zeroed entry for `owner`; returns its index. Encode with dkv/dvv at index * ks / vs. */
@@ -167,6 +167,12 @@ export class Table {
    */
   diff(): void {
     const { kw, vw, dk, dv, vals } = this;
+    if (this.index.size === 0) {
+      // An empty mirror (the first sync into empty maps): everything is new, nothing to look up.
+      this.dslot.fill(NONE, 0, this.dn);
+      this.dstate.fill(NEW, 0, this.dn);
+      return;
+    }
     for (let i = 0; i < this.dn; i++) {
       const slot = this.index.find(dk, i * kw);
       this.dslot[i] = slot;
@@ -207,6 +213,46 @@ export class Table {
     const base = slot * this.vw;
     for (let w = 0; w < this.vw; w++) vals[base + w] = val[voff + w]!;
     return slot;
+  }
+
+  /**
+   * Takes a mirror slot for desired entry i's key before it is written (one
+   * hash lookup for the check and the insert); `index.added` tells whether
+   * the key was absent. The value is filled in by fill() once the write went
+   * through; a failed write gives the slot back with unclaim().
+   */
+  claim(i: number): number {
+    const slot = this.index.insert(this.dk, i * this.kw);
+    if (this.index.added && this.spec.shared) this.refs[slot] = 0;
+    return slot;
+  }
+
+  /** Gives back a slot claimed for a key whose write failed. */
+  unclaim(slot: number): void {
+    this.index.removeSlot(slot);
+  }
+
+  /**
+   * Records the written value of a claimed slot: `fresh` when the key was
+   * not in the mirror before this sync (no old value to take out of the
+   * fingerprint, no owner list to leave).
+   */
+  fill(slot: number, val: Uint32Array, voff: number, owner: number, fresh: boolean): void {
+    const { kw, vw, vals } = this;
+    const keys = this.index.keys;
+    const ko = slot * kw;
+    const base = slot * vw;
+    if (fresh) {
+      this.link(slot, owner);
+    } else {
+      this.fp.add(keys, ko, kw, vals, base, vw, -1);
+      if (this.owner[slot] !== owner) {
+        this.unlink(slot);
+        this.link(slot, owner);
+      }
+    }
+    for (let w = 0; w < vw; w++) vals[base + w] = val[voff + w]!;
+    this.fp.add(keys, ko, kw, vals, base, vw, 1);
   }
 
   remove(slot: number): void {
@@ -272,22 +318,14 @@ export class Table {
     this.index.reserve(n);
   }
 
-  /**
-   * Moves the desired entries pick[0..n) (ascending indices) to the front of the
-   * batch, so they can be written straight from it. The rest of the batch is
-   * not needed after that.
-   */
-  compact(pick: Int32Array, n: number): void {
+  /** Moves desired entry i to position j (j < i): the batch is compacted as it is picked. */
+  moveEntry(i: number, j: number): void {
     const { kw, vw, dk, dv } = this;
-    for (let j = 0; j < n; j++) {
-      const i = pick[j]!;
-      if (i === j) continue;
-      dk.copyWithin(j * kw, i * kw, (i + 1) * kw);
-      dv.copyWithin(j * vw, i * vw, (i + 1) * vw);
-      this.downer[j] = this.downer[i]!;
-      this.dslot[j] = this.dslot[i]!;
-      this.dstate[j] = this.dstate[i]!;
-    }
+    for (let w = 0; w < kw; w++) dk[j * kw + w] = dk[i * kw + w]!;
+    for (let w = 0; w < vw; w++) dv[j * vw + w] = dv[i * vw + w]!;
+    this.downer[j] = this.downer[i]!;
+    this.dslot[j] = this.dslot[i]!;
+    this.dstate[j] = this.dstate[i]!;
   }
 
   /**
