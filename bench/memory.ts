@@ -2,6 +2,9 @@
 // root, inside a lab node. Run:
 //
 //   npx vite-node bench/memory.ts [services] [endpoints-per-service]    (default 10,000 and 30,000 x 10; QUICK=1: 10,000 x 10)
+//   PROFILE=DIR: also writes, per loaded run, DIR/N-RUN.json (smaps_rollup, V8 heap spaces)
+//   and DIR/N-RUN.heapsnapshot (read it with bench/heap-breakdown.ts)
+//   PROXY_NODE_OPTIONS='...': node flags for the proxy (V8 flags to try: --max-semi-space-size=N)
 //
 // The fake API server (test/helpers/fake-apiserver.ts, through bench/apiserver.ts)
 // runs inside the node's network namespace and serves N services x E endpoints;
@@ -13,7 +16,7 @@
 // in alternating pairs (A B, B A); the median of the per-pair ratios and their
 // spread are printed. The pins are removed between runs (`bpfproxy cleanup`), so
 // every run starts from empty maps. Everything is removed at the end.
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -37,6 +40,9 @@ const TARGET_MB = 250;
 const SYNC_TIMEOUT_MS = QUICK ? 90_000 : 240_000;
 /** After the sync, what is left once the list's garbage had a chance to go. */
 const SETTLE_MS = 3_000;
+/** Where to write a heap snapshot and memory figures of each loaded run, if anywhere. */
+const PROFILE = process.env.PROFILE;
+let profileRuns = 0;
 
 interface Served {
   kubeconfig: string;
@@ -105,6 +111,7 @@ async function measure(lab: Lab, node: LabNode, served: Served, n: number): Prom
       '--nodeport-addresses', `${node.ipv4}/32`,
       ...Object.entries(sizes).flatMap(([k, v]) => ['--bpf-map-size', `${k}=${v}`]),
     ],
+    env: { NODE_OPTIONS: [process.env.PROXY_NODE_OPTIONS ?? '', PROFILE && served.services > 0 ? `--heapsnapshot-signal=SIGUSR2 --diagnostic-dir=${PROFILE}` : ''].join(' ').trim() },
   });
   try {
     // The proxy is node itself once sh and nsenter have exec'ed into it.
@@ -123,6 +130,7 @@ async function measure(lab: Lab, node: LabNode, served: Served, n: number): Prom
     const { rss, peak } = procStatus(proxy.proc.pid);
     const metrics = await proxy.http('/metrics');
     if (metrics.status !== 200) throw new Error(`/metrics answered ${metrics.status}`);
+    if (PROFILE && served.services > 0) await profile(proxy.proc.pid, n, metrics.body);
     return {
       rss, peak, syncMs, listMs, firstSyncMs: Number(synced.ms),
       heapUsed: metric(metrics.body, 'nodejs_heap_size_used_bytes'),
@@ -136,6 +144,32 @@ async function measure(lab: Lab, node: LabNode, served: Served, n: number): Prom
     const r = await lab.exec(node.netns, [process.execPath, join(PACKAGE_ROOT, 'bin', 'bpfproxy'), 'cleanup', '--bpf-fs', node.bpffs, '--cgroup-root', node.cgroup], { timeoutMs: 30_000 });
     if (r.code !== 0) throw new Error(`bpfproxy cleanup: ${r.stderr}`);
   }
+}
+
+/** Memory figures of the process (smaps_rollup, V8 heap spaces), then a heap snapshot (SIGUSR2), into PROFILE. */
+async function profile(pid: number, n: number, metricsText: string): Promise<void> {
+  const name = `${n}-${++profileRuns}`;
+  const spaces: Record<string, number> = {};
+  for (const m of metricsText.matchAll(/^nodejs_heap_space_size_(used|total)_bytes\{space="([^"]+)"\} ([0-9.e+-]+)$/gm)) spaces[`${m[2]!} ${m[1]!}`] = Number(m[3]);
+  const rollup = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
+  writeFileSync(join(PROFILE!, `${name}.json`), JSON.stringify({ pid, spaces, rollup }, null, 1));
+  const before = new Set(readdirSync(PROFILE!));
+  process.kill(pid, 'SIGUSR2');
+  // Written by the proxy's main thread; done once its size stops changing.
+  let last = -1;
+  for (const deadline = Date.now() + 300_000; Date.now() < deadline; ) {
+    await sleep(2000);
+    const file = readdirSync(PROFILE!).find((f) => f.endsWith('.heapsnapshot') && !before.has(f));
+    if (!file) continue;
+    const size = statSync(join(PROFILE!, file)).size;
+    if (size > 0 && size === last) {
+      renameSync(join(PROFILE!, file), join(PROFILE!, `${name}.heapsnapshot`));
+      process.stdout.write(`  heap snapshot: ${join(PROFILE!, `${name}.heapsnapshot`)}\n`);
+      return;
+    }
+    last = size;
+  }
+  throw new Error('no heap snapshot within 300 s');
 }
 
 async function main(): Promise<void> {

@@ -38,11 +38,11 @@ export interface ServiceInfo {
   /** Canonical addresses, primary family first (spec.clusterIPs). */
   clusterIPs: string[];
   ipFamilies: IPFamily[];
-  externalIPs: string[];
+  externalIPs: readonly string[];
   /** status.loadBalancer.ingress[].ip, minus those with ipMode: Proxy. */
-  loadBalancerIPs: string[];
+  loadBalancerIPs: readonly string[];
   /** Canonical CIDR text. */
-  loadBalancerSourceRanges: string[];
+  loadBalancerSourceRanges: readonly string[];
   /** Seconds of ClientIP affinity, null for sessionAffinity: None. */
   sessionAffinityTimeout: number | null;
   externalTrafficPolicy: TrafficPolicy;

@@ -2,20 +2,15 @@
 // the kubeconfig's credentials. Not client-node's generated EventsV1Api: its
 // serializer writes eventTime as a JS Date (milliseconds), and the API server
 // parses MicroTime with exactly six fractional digits.
-import http from 'node:http';
-import https from 'node:https';
 import type * as K8s from '@kubernetes/client-node';
+import { ApiStatusError, apiRequest } from './api-request.js';
 import { eventNamespace, type EventBody, type EventObject, type EventSeries, type EventSink, type ObjectIdentity } from './events.js';
 
 const REQUEST_TIMEOUT_MS = 10_000;
 /** Largest response body read (a lookup asks for metadata only; a server that ignores that sends the object). */
 const MAX_RESPONSE_BYTES = 8 << 20;
 
-export class ApiStatusError extends Error {
-  constructor(readonly status: number, message: string) {
-    super(message);
-  }
-}
+export { ApiStatusError } from './api-request.js';
 
 const OBJECT_PATHS: Record<EventObject['kind'], (ns: string, name: string) => string> = {
   Service: (ns, name) => `/api/v1/namespaces/${ns}/services/${name}`,
@@ -57,44 +52,9 @@ export class ApiEventSink implements EventSink {
   }
 
   private async request(method: string, path: string, body: unknown, headers: Record<string, string>): Promise<unknown> {
-    const cluster = this.kc.getCurrentCluster();
-    if (!cluster) throw new Error('no current cluster in the kubeconfig');
-    const url = new URL(cluster.server.replace(/\/+$/, '') + path);
-    const opts: https.RequestOptions = { method, headers: { accept: 'application/json', ...headers } };
-    await this.kc.applyToHTTPSOptions(opts);
     if (this.closing.signal.aborted) throw new Error('the event sink is closed');
-    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
-    return new Promise((resolve, reject) => {
-      const req = (url.protocol === 'https:' ? https : http).request(url, { ...opts, signal: AbortSignal.any([this.closing.signal, AbortSignal.timeout(REQUEST_TIMEOUT_MS)]) }, (res) => {
-        const chunks: Buffer[] = [];
-        let size = 0;
-        res.on('data', (c: Buffer) => {
-          size += c.length;
-          if (size > MAX_RESPONSE_BYTES) return res.destroy(new Error(`${method} ${path}: response over ${MAX_RESPONSE_BYTES} bytes`));
-          chunks.push(c);
-        });
-        res.on('error', reject);
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          const status = res.statusCode ?? 0;
-          if (status < 200 || status >= 300) {
-            let message = text.slice(0, 512);
-            try {
-              message = (JSON.parse(text) as { message?: string }).message ?? message;
-            } catch {
-              // not a Status object: the raw text says it
-            }
-            return reject(new ApiStatusError(status, `${method} ${path}: ${message}`));
-          }
-          try {
-            resolve(text === '' ? null : JSON.parse(text));
-          } catch (err) {
-            reject(err);
-          }
-        });
-      });
-      req.on('error', reject);
-      req.end(payload);
-    });
+    const signal = AbortSignal.any([this.closing.signal, AbortSignal.timeout(REQUEST_TIMEOUT_MS)]);
+    const text = await apiRequest(this.kc, { method, path, body, headers, signal, maxBytes: MAX_RESPONSE_BYTES });
+    return text === '' ? null : JSON.parse(text);
   }
 }

@@ -17,10 +17,10 @@
 // - makeInformer takes no field selector, so ListWatch is built directly,
 //   with a Watch wrapper that tracks every request (stop() leaves none open)
 //   and asks for bookmarks (fewer 410s after quiet periods).
-// - Lists go through the generated API with a middleware that sets an abort
-//   signal and keeps the response text, so objects reach the model as the
-//   JSON the server sent (the generated models turn timestamps into Dates and
-//   drop fields they do not know).
+// - Lists are plain GETs (api-request.ts), not the generated API, so objects
+//   reach the model as the JSON the server sent (the generated models turn
+//   timestamps into Dates and drop fields they do not know) and no second
+//   copy of a whole list is made.
 // - ListWatch caches what it delivers; it is handed stubs (handover.ts), so
 //   the only full copy of an object is the one the model makes of it.
 // - Objects it or the model rejects get a Kubernetes Event (events.ts), as
@@ -33,6 +33,7 @@ import { clip } from '../util/clip.js';
 import { DEFAULT_INPUT_LIMITS, type InputLimits } from '../util/input-limits.js';
 import type { Logger } from '../util/log.js';
 import { EventRecorder, type EventRecorderOptions } from './events.js';
+import { apiRequest } from './api-request.js';
 import { ApiEventSink } from './event-sink.js';
 import { HandOver } from './handover.js';
 import { objectLimitProblem } from './limits.js';
@@ -66,14 +67,12 @@ const DEFAULT_RETRY = { initialMs: 1000, maxMs: 30_000 };
 const STOP_WAIT_MS = 2000;
 
 type KubeList = K8s.KubernetesListObject<K8s.KubernetesObject>;
-type ListCall = (options: K8s.ConfigurationOptions) => Promise<unknown>;
 
 interface Collection {
   kind: ObjectKind;
   path: string;
   labelSelector?: string;
   fieldSelector?: string;
-  list: ListCall;
 }
 
 interface Informed {
@@ -124,28 +123,10 @@ export class KubernetesSource implements Source {
       });
     }
 
-    const core = kc.makeApiClient(k8s.CoreV1Api);
-    const discovery = kc.makeApiClient(k8s.DiscoveryV1Api);
-    const nodeSelector = `metadata.name=${this.opts.nodeName}`;
     const collections: Collection[] = [
-      {
-        kind: 'Service',
-        path: '/api/v1/services',
-        labelSelector: PROXY_LABEL_SELECTOR,
-        list: (o) => core.listServiceForAllNamespaces({ labelSelector: PROXY_LABEL_SELECTOR }, o),
-      },
-      {
-        kind: 'EndpointSlice',
-        path: '/apis/discovery.k8s.io/v1/endpointslices',
-        labelSelector: PROXY_LABEL_SELECTOR,
-        list: (o) => discovery.listEndpointSliceForAllNamespaces({ labelSelector: PROXY_LABEL_SELECTOR }, o),
-      },
-      {
-        kind: 'Node',
-        path: '/api/v1/nodes',
-        fieldSelector: nodeSelector,
-        list: (o) => core.listNode({ fieldSelector: nodeSelector }, o),
-      },
+      { kind: 'Service', path: '/api/v1/services', labelSelector: PROXY_LABEL_SELECTOR },
+      { kind: 'EndpointSlice', path: '/apis/discovery.k8s.io/v1/endpointslices', labelSelector: PROXY_LABEL_SELECTOR },
+      { kind: 'Node', path: '/api/v1/nodes', fieldSelector: `metadata.name=${this.opts.nodeName}` },
     ];
     for (const c of collections) this.informed.push(this.makeInformer(k8s, kc, c));
     for (const s of this.informed) this.run(s);
@@ -185,7 +166,7 @@ export class KubernetesSource implements Source {
     const informer = new k8s.ListWatch<K8s.KubernetesObject>(
       c.path,
       watch,
-      () => this.list(k8s, c.list),
+      () => this.list(kc, c),
       false,
       c.labelSelector,
       c.fieldSelector,
@@ -215,28 +196,17 @@ export class KubernetesSource implements Source {
     }, delay);
   }
 
-  /** A list through the generated API, abortable by stop(), returning the server's own JSON. */
-  private async list(k8s: typeof K8s, call: ListCall): Promise<KubeList> {
+  /** A list of one collection, abortable by stop(), as the server's own JSON. */
+  private async list(kc: K8s.KubeConfig, c: Collection): Promise<KubeList> {
     if (this.stopped) throw new Error('kubernetes source stopped');
     const abort = new AbortController();
-    let body: string | undefined;
-    const middleware: K8s.ObservableMiddleware = {
-      pre: (ctx) => {
-        ctx.setSignal(abort.signal);
-        return new k8s.Observable(Promise.resolve(ctx));
-      },
-      post: (rsp) =>
-        new k8s.Observable(
-          rsp.body.text().then((text) => {
-            body = text;
-            rsp.body = { text: async () => text, binary: async () => Buffer.from(text) };
-            return rsp;
-          }),
-        ),
-    };
+    const query = new URLSearchParams();
+    if (c.labelSelector !== undefined) query.set('labelSelector', c.labelSelector);
+    if (c.fieldSelector !== undefined) query.set('fieldSelector', c.fieldSelector);
+    let body: string;
     this.openLists.add(abort);
     try {
-      await call({ middleware: [middleware], middlewareMergeStrategy: 'append' });
+      body = await apiRequest(kc, { method: 'GET', path: `${c.path}?${query.toString()}`, signal: abort.signal });
     } finally {
       this.openLists.delete(abort);
     }
@@ -435,8 +405,8 @@ function checkCluster(kc: K8s.KubeConfig, path: string | undefined): void {
   }
 }
 
-function parseList(body: string | undefined): KubeList {
-  const parsed: unknown = JSON.parse(body ?? 'null');
+function parseList(body: string): KubeList {
+  const parsed: unknown = JSON.parse(body);
   if (!isRecord(parsed) || !Array.isArray(parsed.items)) throw new Error('list response without an items array');
   // ListWatch indexes items by metadata without checking it is there.
   const items = parsed.items.filter((i: unknown) => isRecord(i) && isRecord(i.metadata));
