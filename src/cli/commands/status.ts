@@ -3,6 +3,7 @@
 // sync, counts, each pinned map's fill against its capacity, the attachments.
 import { readFileSync } from 'node:fs';
 import { lockPathFor } from '../../dataplane/bpf/pindir.js';
+import { readUdpPathRecord, udpPathRecordFor, type UdpPathRecord } from '../../dataplane/bpf/udp-path-record.js';
 import type { NodeState } from '../../dataplane/state-file.js';
 import { hasPins, pinnedAttachments, pinnedMaps, type PinnedAttachment, type PinnedMap } from './pins.js';
 import { age, formatTable } from './table.js';
@@ -16,6 +17,8 @@ export interface Status {
   running: boolean;
   maps: PinnedMap[];
   attachments: PinnedAttachment[];
+  /** How the proxy that wrote the state moves connected UDP sockets off removed backends (bpf mode). */
+  udpSockets: UdpPathRecord | null;
 }
 
 /**
@@ -51,7 +54,14 @@ export function readStatus(pinDir: string, statePath: string, state: NodeState |
     running: state !== null && isRunning(pinDir, state.pid, state.mode),
     maps: pins ? pinnedMaps(pinDir) : [],
     attachments: pins ? pinnedAttachments(pinDir) : [],
+    udpSockets: udpPathOf(statePath, state),
   };
+}
+
+/** The record of the proxy that wrote this state, not of an earlier run (another pid). */
+function udpPathOf(statePath: string, state: NodeState | null): UdpPathRecord | null {
+  const rec = state?.mode === 'bpf' ? readUdpPathRecord(udpPathRecordFor(statePath)) : null;
+  return rec && rec.pid === state?.pid ? rec : null;
 }
 
 function percent(entries: number | null, capacity: number): string {
@@ -73,6 +83,7 @@ export function formatStatus(s: Status, nowMs: number): string {
     field('Last sync', `${new Date(st.sync.at).toISOString()} (${ago} ago), ${st.sync.full ? 'full' : 'partial'}, ${st.sync.ms.toFixed(1)} ms` +
       `${st.sync.failed > 0 ? `, ${st.sync.failed} service${st.sync.failed === 1 ? '' : 's'} kept their previous state (see the log)` : ''}`);
     field('Counts', `${st.counts.services} services, ${st.counts.frontends} frontends, ${st.counts.backends} backends`);
+    if (s.udpSockets) field('UDP sockets', s.udpSockets.detail);
   } else {
     field('Mode', `unknown: no state file at ${s.statePath} (written by the proxy after each sync); the pins below are what is in place`);
   }

@@ -3,7 +3,11 @@
 // only those the service no longer has, and nothing for a failed sync.
 import { describe, expect, it } from 'vitest';
 import type { Logger } from '../../../src/util/log.js';
-import { encodeDeadKey, removedUdpBackends, SockDestroyer } from '../../../src/dataplane/bpf/sock-destroy.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { encodeDeadKey, FORCE_ENV, removedUdpBackends, SockDestroyer } from '../../../src/dataplane/bpf/sock-destroy.js';
+import { readUdpPathRecord } from '../../../src/dataplane/bpf/udp-path-record.js';
 import { SK_DEAD_KEY } from '../../../src/dataplane/bpf/objects.js';
 import { probeSockDestroy, type BpfHost } from '../../../src/dataplane/bpf/probe.js';
 import { frontend, plannedBackend, plannedService } from '../../helpers/planned.js';
@@ -73,17 +77,53 @@ describe('probeSockDestroy', () => {
 describe('SockDestroyer.open', () => {
   const host = (release: string): BpfHost => ({ effectiveCaps: () => 0n, kernelRelease: () => release, fsType: () => 1 });
   const logged = () => {
-    const lines: { level: string; msg: string }[] = [];
-    const at = (level: string) => (_o: unknown, msg: string) => lines.push({ level, msg });
+    const lines: { level: string; msg: string; fields: Record<string, unknown> }[] = [];
+    const at = (level: string) => (fields: Record<string, unknown>, msg: string) => lines.push({ level, msg, fields });
     return { lines, log: { warn: at('warn'), info: at('info'), debug: at('debug'), error: at('error') } as unknown as Logger };
   };
+  const nowhere = { pinDir: '/nonexistent', cgroupRoot: '/nonexistent', objectDir: '/nonexistent', record: null };
+  const noDiag = () => 'sock_diag cannot destroy UDP sockets: Operation not supported (CONFIG_INET_DIAG_DESTROY is not set)';
 
-  it('serves without the iterator where it cannot load, saying why in one line', () => {
+  it('serves without either way where neither works, saying both whys in one line', () => {
     const old = logged();
-    expect(SockDestroyer.open({ pinDir: '/nonexistent', cgroupRoot: '/nonexistent', objectDir: '/nonexistent', log: old.log, host: host('6.1.0-13-amd64') })).toBeNull();
-    expect(old.lines).toEqual([{ level: 'warn', msg: expect.stringMatching(/keep a removed backend until they reconnect: kernel 6\.1\.0-13-amd64 is older than 6\.5/) }]);
+    expect(SockDestroyer.open({ ...nowhere, log: old.log, host: host('6.1.0-13-amd64'), sockDiagProbe: noDiag })).toBeNull();
+    expect(old.lines.map((l) => [l.level, l.msg])).toEqual([['warn', expect.stringMatching(
+      /keep a removed backend until they reconnect: kernel 6\.1\.0-13-amd64 is older than 6\.5.*; sock_diag: .*CONFIG_INET_DIAG_DESTROY is not set/)]]);
     const missing = logged();
-    expect(SockDestroyer.open({ pinDir: '/nonexistent', cgroupRoot: '/nonexistent', objectDir: '/nonexistent', log: missing.log, host: host('6.18.0') })).toBeNull();
-    expect(missing.lines).toEqual([{ level: 'warn', msg: expect.stringMatching(/keep a removed backend until they reconnect: loading \/nonexistent\/sockdestroy\.bpf\.o failed/) }]);
+    expect(SockDestroyer.open({ ...nowhere, log: missing.log, host: host('6.18.0'), sockDiagProbe: noDiag })).toBeNull();
+    expect(missing.lines.map((l) => [l.level, l.msg])).toEqual([['warn', expect.stringMatching(/keep a removed backend until they reconnect: loading \/nonexistent\/sockdestroy\.bpf\.o failed/)]]);
+  });
+
+  it('falls back to sock_diag when the iterator cannot load, and needs the datapath\'s pinned map for it', () => {
+    const l = logged();
+    // The probe answers, but nothing is pinned under /nonexistent: that is said, not thrown.
+    expect(SockDestroyer.open({ ...nowhere, log: l.log, host: host('6.1.0-13-amd64'), sockDiagProbe: () => null })).toBeNull();
+    expect(l.lines.map((x) => x.msg)).toEqual([expect.stringMatching(/older than 6\.5.*; sock_diag: cannot open \/nonexistent\/bpx_sk_rnat_v1/)]);
+  });
+
+  it(`takes one way only when ${FORCE_ENV} names it, and ignores a value it does not know`, () => {
+    const forced = logged();
+    let probed = false;
+    expect(SockDestroyer.open({ ...nowhere, log: forced.log, host: host('6.1.0-13-amd64'), force: 'iterator', sockDiagProbe: () => { probed = true; return null; } })).toBeNull();
+    expect(probed).toBe(false);
+    expect(forced.lines.map((x) => x.msg)).toEqual([expect.stringMatching(new RegExp(`older than 6\\.5.*; sock_diag: not tried \\(${FORCE_ENV}=iterator\\)`))]);
+    const diagOnly = logged();
+    expect(SockDestroyer.open({ ...nowhere, log: diagOnly.log, host: host('6.18.0'), force: 'sock-diag', sockDiagProbe: noDiag })).toBeNull();
+    expect(diagOnly.lines.map((x) => x.msg)).toEqual([expect.stringMatching(new RegExp(`reconnect: not tried \\(${FORCE_ENV}=sock-diag\\); sock_diag: .*CONFIG_INET_DIAG_DESTROY`))]);
+    const typo = logged();
+    SockDestroyer.open({ ...nowhere, log: typo.log, host: host('6.1.0-13-amd64'), force: 'sockdiag', sockDiagProbe: noDiag });
+    expect(typo.lines.map((x) => x.level)).toEqual(['warn', 'warn']);
+    expect(typo.lines[0]!.msg).toMatch(new RegExp(`${FORCE_ENV} is neither iterator nor sock-diag: ignored`));
+  });
+
+  it('records the outcome for `bpfproxy status`, with its pid', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bpfproxy-udp-record-'));
+    try {
+      const record = join(dir, 'x.udp-sockets.json');
+      SockDestroyer.open({ ...nowhere, record, log: logged().log, host: host('6.1.0-13-amd64'), sockDiagProbe: noDiag });
+      expect(readUdpPathRecord(record)).toEqual({ pid: process.pid, path: 'none', detail: expect.stringMatching(/^connected UDP sockets will keep a removed backend until they reconnect: kernel 6\.1/) });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
