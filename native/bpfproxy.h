@@ -62,6 +62,11 @@ int bpx_map_dump_fp(int fd, void *keys, void *values, uint32_t max, uint32_t *co
  * out: retval, data_size_out, duration (mean ns per run). 0 or -errno. */
 int bpx_prog_test_run(int prog_fd, const void *data_in, uint32_t size_in, void *data_out, uint32_t size_out,
 		      uint32_t repeat, uint32_t out[3]);
+/* The same in live-frames mode (BPF_F_TEST_XDP_LIVE_FRAMES, kernel >= 5.18):
+ * `repeat` frames built from data_in, batch_size (0: the kernel's 64) per
+ * batch, each verdict carried out. *wall_ns: the syscall's wall time. 0 or -errno. */
+int bpx_prog_test_run_live(int prog_fd, const void *data_in, uint32_t size_in, uint32_t repeat, uint32_t batch_size,
+			   uint64_t *wall_ns);
 
 /* Iterators (native/iter.c) ----------------------------------------------- */
 

@@ -50,6 +50,7 @@ function bind() {
     dumpFp: shim.func('int bpx_map_dump_fp(int fd, void *keys, void *values, uint32_t max, void *count, void *fp)'),
     possibleCpus: shim.func('int bpx_num_possible_cpus(void)'),
     testRun: shim.func('int bpx_prog_test_run(int prog_fd, void *data_in, uint32_t size_in, void *data_out, uint32_t size_out, uint32_t repeat, void *out)'),
+    testRunLive: shim.func('int bpx_prog_test_run_live(int prog_fd, void *data_in, uint32_t size_in, uint32_t repeat, uint32_t batch_size, _Out_ uint64_t *wall_ns)'),
     update: libbpf.func('int bpf_map_update_elem(int fd, void *key, void *value, uint64_t flags)'),
     lookup: libbpf.func('int bpf_map_lookup_elem(int fd, void *key, void *value)'),
     delete: libbpf.func('int bpf_map_delete_elem(int fd, void *key)'),
@@ -207,6 +208,11 @@ export function possibleCpus(): number {
 /** BPF_PROG_TEST_RUN through the shim; see testrun.ts for the typed API. */
 export function testRun(progFd: number, dataIn: Buffer, dataOut: Buffer, repeat: number, out: Uint32Array): number {
   return fns().testRun(progFd, dataIn, dataIn.length, dataOut, dataOut.length, repeat, out) as number;
+}
+
+/** BPF_PROG_TEST_RUN in live-frames mode; see testrun.ts. */
+export function testRunLive(progFd: number, dataIn: Buffer, repeat: number, batchSize: number, wallNs: number[]): number {
+  return fns().testRunLive(progFd, dataIn, dataIn.length, repeat, batchSize, wallNs) as number;
 }
 
 export function update(fd: number, key: Buffer, value: Buffer, flags = 0n): number {
