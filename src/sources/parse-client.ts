@@ -24,6 +24,11 @@ export interface ParseResponse {
   result: ParsedManifest;
 }
 
+/** What the worker posts once its modules are loaded and it listens. */
+export interface WorkerReady {
+  ready: true;
+}
+
 /** Longest parse of one file; files within the limits parse in well under a second. */
 export const PARSE_TIMEOUT_MS = 10_000;
 /** The worker's heap: room for a file at the byte limit, far below the proxy's. */
@@ -39,6 +44,8 @@ function workerScript(): string {
 
 export class ParseClient {
   private worker: Worker | null = null;
+  /** Resolves true once the current worker has loaded (its WorkerReady), false if it ended first. */
+  private ready: Promise<boolean> | null = null;
   private nextId = 1;
   private pending: { id: number; done: (r: ParsedManifest) => void; timer: NodeJS.Timeout } | null = null;
   private queue: Promise<unknown> = Promise.resolve();
@@ -67,7 +74,9 @@ export class ParseClient {
     } catch (err) {
       return Promise.resolve({ ok: false, reason: `not parsed: ${(err as Error).message}` });
     }
-    return new Promise((resolve) => {
+    // The time bound starts once the worker has loaded its modules: starting a worker is no parse, and
+    // took over 10 s in a TCG guest on a loaded machine (docs/vm.md), which failed every file in turn.
+    return this.ready!.then((started) => (!started ? { ok: false, reason: 'not read: the parse worker exited' } : new Promise((resolve) => {
       const id = this.nextId++;
       const timer = setTimeout(() => {
         this.finish({ ok: false, reason: `not read: parsing took longer than ${this.timeoutMs / 1000} s (the parse was stopped)` });
@@ -76,7 +85,7 @@ export class ParseClient {
       this.pending = { id, done: resolve, timer };
       const req: ParseRequest = { id, path, bytes, previous, limits };
       worker.postMessage(req);
-    });
+    })));
   }
 
   private finish(result: ParsedManifest, id?: number): void {
@@ -90,12 +99,16 @@ export class ParseClient {
   private ensureWorker(): Worker {
     if (this.worker) return this.worker;
     const w = new Worker(workerScript(), { resourceLimits: { maxOldGenerationSizeMb: WORKER_HEAP_MB } });
-    w.on('message', (res: ParseResponse) => this.finish(res.result, res.id));
+    let started: (ok: boolean) => void = () => undefined;
+    this.ready = new Promise((r) => { started = r; });
+    w.on('message', (res: ParseResponse | WorkerReady) => ('ready' in res ? started(true) : this.finish(res.result, res.id)));
     w.on('error', (err: Error & { code?: string }) => {
+      started(false);
       const why = err.code === 'ERR_WORKER_OUT_OF_MEMORY' ? `the parse ran out of its ${WORKER_HEAP_MB} MB heap` : `the parse worker failed: ${err.message}`;
       this.finish({ ok: false, reason: `not read: ${why}` });
     });
     w.on('exit', () => {
+      started(false);
       if (this.worker === w) this.worker = null;
       this.finish({ ok: false, reason: 'not read: the parse worker exited' });
     });

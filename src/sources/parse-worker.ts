@@ -18,3 +18,5 @@ parentPort?.on('message', (req: ParseRequest) => {
   }
   parentPort!.postMessage(res);
 });
+// The client's time bound per file starts here, not at the worker's start (parse-client.ts).
+parentPort?.postMessage({ ready: true });

@@ -86,6 +86,19 @@ ruleModeSuite({
     ];
     return lines.filter((l) => l.trim() !== '').sort().join('\n');
   },
+  // IPVS keeps its own connection table beside nf_conntrack, and a UDP flow that keeps its source port
+  // stays on its IPVS connection whatever happens to the conntrack entry. kube-proxy deletes a UDP real
+  // server at once and relies on net.ipv4.vs.expire_nodest_conn=1 ("existing connections will be deleted
+  // on the next packet", pkg/proxy/ipvs/graceful_termination.go), which this mode sets too; since 5.9 the
+  // kernel also flushes a deleted real server's connections at once, and drops their conntrack entries
+  // with them, so the janitor may find nothing left to delete. What must hold: no IPVS connection of the
+  // frontend on any node still points to the removed endpoint (the flow itself was checked to move).
+  staleFlowsCleared: async (lab, frontend, removed) => {
+    for (const n of lab.nodes) {
+      const conns = (await run(lab, n.netns, ['ipvsadm', '-L', '-n', '-c'])).split('\n').filter((l) => /^UDP\s/.test(l) && l.includes(` ${frontend} `));
+      expect(conns.filter((l) => l.includes(` ${removed}:`)), `${n.name}: IPVS connections of ${frontend}`).toEqual([]);
+    }
+  },
   // The scheduler of node2's proxy (the client's node), on 60 sequential connections to a ClusterIP with three endpoints.
   moreCases: (ctx) => {
     const cases = [

@@ -60,28 +60,63 @@ async function loadModules(run: Runner, scheduler: string, log: Logger): Promise
 }
 
 /**
- * kube-proxy's sysctls for the ipvs mode, in this network namespace:
- * conntrack=1 lets iptables masquerade IPVS traffic (without it the
- * masquerade rules never see those packets); expire_nodest_conn and
- * expire_quiescent_template end connections to a removed real server at
- * once; strict ARP keeps the node from answering ARP for kube-ipvs0's addresses.
+ * The kernel that fixed conn_reuse_mode (torvalds/linux 35dfb013149f, 5.9):
+ * before it, kube-proxy sets conn_reuse_mode=0, as reused source ports were
+ * otherwise delayed a second per connection (kubernetes/kubernetes#93297);
+ * from it on, kube-proxy leaves the setting as it is. So does this mode.
  */
-function setSysctls(strictARP: boolean, log: Logger): void {
-  const set = (path: string, value: string, required: boolean) => {
+const CONN_REUSE_FIXED: readonly [number, number] = [5, 9];
+/** conn_reuse_mode itself came in 4.1; kube-proxy does not touch it before. */
+const CONN_REUSE_MIN: readonly [number, number] = [4, 1];
+
+function kernelBefore(kernel: string, v: readonly [number, number]): boolean {
+  const m = /^(\d+)\.(\d+)/.exec(kernel);
+  return m !== null && (Number(m[1]) < v[0] || (Number(m[1]) === v[0] && Number(m[2]) < v[1]));
+}
+
+/**
+ * kube-proxy's sysctls for the ipvs mode (pkg/proxy/ipvs/proxier.go), in this
+ * network namespace, each failure fatal as there:
+ * - conntrack=1: iptables sees IPVS traffic (the masquerade rules need it);
+ * - expire_nodest_conn=1: a connection whose real server was deleted is
+ *   expired instead of blackholed. This is what moves a UDP flow that keeps
+ *   its source port off a removed endpoint: kube-proxy deletes UDP real
+ *   servers at once, with no graceful termination, "existing connections will
+ *   be deleted on the next packet because sysctlExpireNoDestConn=1"
+ *   (graceful_termination.go), and since 5.9 the kernel also flushes them
+ *   right after the deletion. IPVS keeps its own connection table beside
+ *   nf_conntrack: deleting only the conntrack entry (conntrack/janitor.ts)
+ *   would leave the IPVS connection pointing at the removed real server;
+ * - expire_quiescent_template=1: the same for persistence templates
+ *   (sessionAffinity) of a real server of weight 0;
+ * - conn_reuse_mode=0 only on kernels 4.1 to 5.8 (CONN_REUSE_FIXED above);
+ * - strict ARP when asked: the node does not answer ARP for kube-ipvs0's addresses.
+ * Pure: the sysctls (path under /proc/sys, value) in the order they are set.
+ */
+export function ipvsSysctls(strictARP: boolean, kernel: string): [string, string][] {
+  const out: [string, string][] = [
+    ['net/ipv4/vs/conntrack', '1'],
+    ['net/ipv4/vs/expire_nodest_conn', '1'],
+    ['net/ipv4/vs/expire_quiescent_template', '1'],
+  ];
+  if (!kernelBefore(kernel, CONN_REUSE_MIN) && kernelBefore(kernel, CONN_REUSE_FIXED)) out.push(['net/ipv4/vs/conn_reuse_mode', '0']);
+  if (strictARP) out.push(['net/ipv4/conf/all/arp_ignore', '1'], ['net/ipv4/conf/all/arp_announce', '2']);
+  return out;
+}
+
+/** Writes ipvsSysctls in this network namespace; what was set, for the log line. */
+function setSysctls(strictARP: boolean): Record<string, string> {
+  const done: Record<string, string> = {};
+  for (const [path, value] of ipvsSysctls(strictARP, release())) {
+    const name = path.replaceAll('/', '.');
     try {
       writeFileSync(`/proc/sys/${path}`, value);
     } catch (err) {
-      if (required) throw new Error(`cannot set ${path.replaceAll('/', '.')}=${value}: ${(err as Error).message}`);
-      log.warn({ sysctl: path.replaceAll('/', '.'), error: (err as Error).message }, 'cannot set a sysctl the ipvs mode wants');
+      throw new Error(`cannot set ${name}=${value}: ${(err as Error).message}`);
     }
-  };
-  set('net/ipv4/vs/conntrack', '1', true);
-  set('net/ipv4/vs/expire_nodest_conn', '1', false);
-  set('net/ipv4/vs/expire_quiescent_template', '1', false);
-  if (strictARP) {
-    set('net/ipv4/conf/all/arp_ignore', '1', true);
-    set('net/ipv4/conf/all/arp_announce', '2', true);
+    done[name] = value;
   }
+  return done;
 }
 
 /** A restore that changes nothing, for each family: which ones this node can program. */
@@ -109,7 +144,7 @@ export async function openIpvs(options: DataplaneOptions, log: Logger, run: Runn
   const xt = await xtFamilies(run);
   if (!xt.families.includes('IPv4')) throw new Error(`\`iptables-restore --noflush\` failed: ${xt.v4Error || 'no output'}`);
   if (!xt.families.includes('IPv6')) dlog.warn({ reason: xt.v6Error }, 'IPv6 services are not programmed: ip6tables cannot run here');
-  setSysctls(options.ipvs?.strictARP ?? false, dlog);
+  const sysctls = setSysctls(options.ipvs?.strictARP ?? false);
   const t = options.ipvs;
   if (t && (t.tcpTimeoutMs || t.tcpFinTimeoutMs || t.udpTimeoutMs)) {
     const s = (ms: number) => Math.round(ms / 1000);
@@ -126,7 +161,7 @@ export async function openIpvs(options: DataplaneOptions, log: Logger, run: Runn
   if (config.clusterCidrs.IPv4.length + config.clusterCidrs.IPv6.length === 0 && !config.masqueradeAll) {
     dlog.info('no --cluster-cidr: traffic to ClusterIPs is not masqueraded (as kube-proxy without a local-traffic detector)');
   }
-  dlog.info({ families: xt.families, scheduler: config.scheduler, masqueradeBit: config.masqueradeBit, masqueradeAll: config.masqueradeAll, strictARP: options.ipvs?.strictARP ?? false },
+  dlog.info({ families: xt.families, sysctls, scheduler: config.scheduler, masqueradeBit: config.masqueradeBit, masqueradeAll: config.masqueradeAll, strictARP: options.ipvs?.strictARP ?? false },
     `ipvs mode through \`${IPVSADM}\`, ipset and iptables-restore; virtual addresses on ${DUMMY_DEVICE}`);
   return new IpvsDataplane({ config, log: dlog, families: xt.families, run });
 }
