@@ -97,7 +97,7 @@ const MODES = ['bpf', 'nftables', 'iptables'] as const;
 type Mode = (typeof MODES)[number];
 const CONNECT_PAIRS = QUICK ? 2 : 5;
 const CONNECTIONS = QUICK ? 50 : 120;
-const PPS_ROUNDS = QUICK ? 3 : 8;
+const PPS_ROUNDS = QUICK ? 3 : 6;
 const PPS_SECONDS = QUICK ? 0.4 : 0.8;
 const CEILING_RUNS = QUICK ? 2 : 3;
 /** Bounds of every generator run, whatever its duration asks. */
@@ -110,7 +110,7 @@ const TARGET_PPS_VS_IPTABLES = 3;
 /** Live frames: bpf against iptables, the comparison. */
 const LIVE_MODES = ['bpf', 'iptables'] as const;
 type LiveMode = (typeof LIVE_MODES)[number];
-const LIVE_ROUNDS = QUICK ? 4 : 20;
+const LIVE_ROUNDS = QUICK ? 4 : 10;
 /** Frames per run: bounded; a second or two at the rates seen here, so the runs of a round see the same machine. */
 const LIVE_FRAMES = QUICK ? 50_000 : 200_000;
 const LIVE_WARMUP_FRAMES = 20_000;

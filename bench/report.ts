@@ -1,7 +1,7 @@
 // Builds bench/results/latest.md and one SVG chart per measurement from the
 // rows a `make bench` run recorded (bench/results.ts). Run by the Makefile at
 // the end of `make bench`; by hand: npx vite-node bench/report.ts [raw.jsonl] [out-dir]
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { chartSpec, machine, readRows, renderMarkdown, renderSvg } from './report-render.js';
 
@@ -21,6 +21,11 @@ async function main(): Promise<void> {
     if (!spec) continue;
     writeFileSync(join(dir, `${m}.svg`), await renderSvg(spec));
     charts.add(m);
+  }
+  // A chart this run did not draw (a QUICK run after a full one) would stand beside tables it does not match.
+  for (const f of readdirSync(dir)) {
+    const m = f.replace(/\.svg$/, '');
+    if (f.endsWith('.svg') && !charts.has(m)) rmSync(join(dir, f));
   }
   const info = { ...machine(), date: new Date().toISOString().slice(0, 16).replace('T', ' ') + ' UTC', run: process.env.QUICK === '1' ? 'make bench QUICK=1' : 'make bench' };
   writeFileSync(join(dir, 'latest.md'), renderMarkdown(rows, info, charts));

@@ -4,7 +4,10 @@
 // watches); this is the same figure in a form the report can read.
 //
 // BENCH_RESULTS names the file (the Makefile empties it at the start of a run);
-// without it the figures are only printed.
+// without it the figures are only printed. BENCH_RESULTS=- writes each row to
+// stdout after the ROW_MARKER instead: a bench inside a VM guest has no
+// writable file the host reads, only its console (bench/vm-bench.ts picks the
+// rows out of it).
 import { appendFileSync } from 'node:fs';
 
 export interface BenchRow {
@@ -26,12 +29,30 @@ export interface BenchRow {
   extra?: Record<string, number | string>;
   /** The project's target for this figure and whether it was met. */
   target?: { text: string; met: boolean };
+  /** value is a lower bound: the measurement ran out of its time budget there ("over budget at N"). */
+  overBudget?: boolean;
+  /** Not measured, and why (value is meaningless): a size a mode cannot reach inside the run's time plan, a kernel without it. */
+  notMeasured?: string;
+  /** Set when the row was measured in a VM guest: its kernel, and how the guest ran. Rows without it come from the host. */
+  machine?: { kernel: string; vm: string };
+}
+
+/** What marks a row on a guest's console (BENCH_RESULTS=-). */
+export const ROW_MARKER = 'BPFPROXY-BENCH-ROW ';
+
+/** In a guest of the kernel-in-VM harness (docs/vm.md), BPFPROXY_VM names the kernel. */
+function where(): BenchRow['machine'] {
+  const kernel = process.env.BPFPROXY_VM;
+  return kernel ? { kernel, vm: process.env.BPFPROXY_VM_ACCEL === 'kvm' ? 'qemu, KVM' : 'qemu, software emulation (TCG)' } : undefined;
 }
 
 export function record(row: BenchRow): void {
   const file = process.env.BENCH_RESULTS;
   if (!file) return;
-  appendFileSync(file, JSON.stringify(row) + '\n');
+  const machine = row.machine ?? where();
+  const line = JSON.stringify(machine ? { ...row, machine } : row);
+  if (file === '-') process.stdout.write(`${ROW_MARKER}${line}\n`);
+  else appendFileSync(file, line + '\n');
 }
 
 /** Per-pair ratios as the baseline field wants them: median, min, max, count. */

@@ -4,6 +4,7 @@
 // one endpoint to one service), and the tools run in a lab node's namespace.
 import type { Dataplane, SyncResult } from '../src/dataplane/types.js';
 import type { Lab } from '../src/lab/lab.js';
+import { LAB_TIME_SCALE } from '../src/lab/time-scale.js';
 import type { DesiredDataplane, PlannedService } from '../src/planner/types.js';
 import { frontend, plannedBackend, plannedService } from '../test/helpers/planned.js';
 
@@ -21,10 +22,15 @@ export function services(n: number): Map<string, PlannedService> {
 const desired = (svcs: Map<string, PlannedService>, generation: number): DesiredDataplane =>
   ({ generation, services: svcs, healthChecks: new Map(), nodePortAddresses: { IPv4: ['172.18.0.11'], IPv6: [] } });
 
-/** Runs argv in the namespace; a failure is an answer with its message, as the dataplanes' runners expect. */
-export async function runIn(lab: Lab, netns: string, argv: string[], input: string | undefined): Promise<{ ok: boolean; stdout: string; stderr: string }> {
+/**
+ * Runs argv in the namespace; a failure is an answer with its message, as the
+ * dataplanes' runners expect. A tool still running after timeoutMs (real
+ * milliseconds: the lab's time scale is undone) is killed, so a bench's time
+ * budget ends the tool rather than waiting for it.
+ */
+export async function runIn(lab: Lab, netns: string, argv: string[], input: string | undefined, timeoutMs = 120_000): Promise<{ ok: boolean; stdout: string; stderr: string }> {
   try {
-    const r = await lab.exec(netns, argv, { input, timeoutMs: 120_000 });
+    const r = await lab.exec(netns, argv, { input, timeoutMs: Math.max(1, Math.round(timeoutMs / LAB_TIME_SCALE)) });
     return { ok: true, stdout: r.stdout, stderr: r.stderr };
   } catch (err) {
     return { ok: false, stdout: '', stderr: (err as Error).message };
