@@ -18,6 +18,8 @@ import { COUNTERS_MAP } from './reasons.js';
 import { repairPins, type OwnedPin, type RepairReport } from './repair.js';
 import { maglevMapSizes } from './maglev-tables.js';
 import { sizesByMap } from './sizes.js';
+import { statePathFor } from '../state-file.js';
+import { udpPathRecordFor } from './udp-path-record.js';
 
 export type { Attachment } from './attach.js';
 
@@ -258,6 +260,9 @@ export function loadSockDatapath(opts: LoadOptions): SockDatapath {
  * goes with its namespace or with a cleanup run inside it).
  */
 export function cleanupPins(pinDir: string, log?: Logger): string[] {
+  // The record of how connected UDP sockets are moved (for `bpfproxy status`) belongs to these pins:
+  // it goes with them, also when the directory is already gone (a bench or test that opened a dataplane).
+  rmSync(udpPathRecordFor(statePathFor(pinDir)), { force: true });
   if (!existsSync(pinDir)) return [];
   const removed: string[] = [];
   const netns = currentNetns();
