@@ -120,6 +120,8 @@ describe('KubernetesSource', () => {
     fake.apply('EndpointSlice', slice('c-1'));
     fake.apply('Node', node(OWN_NODE, '172.18.0.9'));
     await log.next(isUpsert('Node', OWN_NODE), 'the node change', m);
+    // Each kind has its own watch: the barrier (a Service) orders the Service events only.
+    await log.next(isUpsert('EndpointSlice', 'default/c-1'), 'the new slice', m);
     await barrier('barrier-1');
 
     expect(withoutBarrier(log.since(m)).map(summary).sort()).toEqual(
