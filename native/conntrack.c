@@ -28,9 +28,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "netlink.h"
 #include "util.h"
 
-#define RECV_BUF (64 * 1024)
 #define MAX_RULES 65536
 
 /* Flows to (addr, port, proto) whose reply comes from none of `keep`. */
@@ -196,22 +196,45 @@ static size_t put_attr(char *buf, size_t at, const struct nlattr *a)
 }
 
 /* The next message's error (0 for an ack), reading as needed. */
-static int read_ack(int fd, char *buf, uint32_t seq)
-{
-	for (;;) {
-		ssize_t n = recv(fd, buf, RECV_BUF, 0);
+/* What the dump of one family gathers: the delete requests of the entries the rules match. */
+struct clear_ctx {
+	int family;
+	size_t alen;
+	const struct ct_rule *rules;
+	uint32_t nrules;
+	char *pending;
+	size_t pending_len, pending_cap;
+};
 
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		for (struct nlmsghdr *nh = (struct nlmsghdr *)buf; NLMSG_OK(nh, (size_t)n); nh = NLMSG_NEXT(nh, n)) {
-			if (nh->nlmsg_seq != seq || nh->nlmsg_type != NLMSG_ERROR)
-				continue;
-			return ((struct nlmsgerr *)NLMSG_DATA(nh))->error;
-		}
+static int gather_match(const struct nlmsghdr *nh, void *arg)
+{
+	struct clear_ctx *c = arg;
+	struct ct_entry e;
+	char req[512];
+	size_t at;
+
+	if (entry_of(nh, c->family, &e) != 0)
+		return 0;
+	if (!entry_matches(c->rules, c->nrules, &e, c->alen))
+		return 0;
+	if (e.orig->nla_len + (e.zone ? e.zone->nla_len : 0) + 64 > sizeof(req))
+		return 0;
+	at = put_header(req, IPCTNL_MSG_CT_DELETE, NLM_F_ACK, c->family, 0);
+	at = put_attr(req, at, e.orig);
+	if (e.zone)
+		at = put_attr(req, at, e.zone);
+	if (c->pending_len + at > c->pending_cap) {
+		size_t cap = c->pending_cap ? c->pending_cap * 2 : 16384;
+		char *p = realloc(c->pending, cap);
+
+		if (!p)
+			return -ENOMEM;
+		c->pending = p;
+		c->pending_cap = cap;
 	}
+	memcpy(c->pending + c->pending_len, req, at);
+	c->pending_len += at;
+	return 0;
 }
 
 /*
@@ -222,92 +245,37 @@ static int read_ack(int fd, char *buf, uint32_t seq)
 static int clear_family(int fd, int family, const struct ct_rule *rules, uint32_t nrules, uint32_t *deleted,
 			char *err, size_t err_len)
 {
-	size_t alen = addr_len(family);
-	char *buf = malloc(RECV_BUF);
-	char *pending = NULL;
-	size_t pending_len = 0, pending_cap = 0;
+	struct clear_ctx c = { .family = family, .alen = addr_len(family), .rules = rules, .nrules = nrules };
+	char *buf = malloc(NL_RECV_BUF);
 	uint32_t seq = (uint32_t)time(NULL);
-	int ret = 0, done = 0;
+	int ret;
 
 	if (!buf)
 		return -ENOMEM;
-	if (send(fd, buf, put_header(buf, IPCTNL_MSG_CT_GET, NLM_F_DUMP, family, seq), 0) < 0) {
-		ret = -errno;
-		set_err(err, err_len, "conntrack dump request: %s", strerror(errno));
-		goto out;
-	}
-	while (!done) {
-		ssize_t n = recv(fd, buf, RECV_BUF, 0);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			ret = -errno;
-			set_err(err, err_len, "conntrack dump: %s", strerror(errno));
-			goto out;
-		}
-		for (struct nlmsghdr *nh = (struct nlmsghdr *)buf; NLMSG_OK(nh, (size_t)n); nh = NLMSG_NEXT(nh, n)) {
-			struct ct_entry e;
-			char req[512];
-			size_t at;
-
-			if (nh->nlmsg_type == NLMSG_DONE) {
-				done = 1;
-				break;
-			}
-			if (nh->nlmsg_type == NLMSG_ERROR) {
-				ret = ((struct nlmsgerr *)NLMSG_DATA(nh))->error;
-				set_err(err, err_len, "conntrack dump: %s", strerror(-ret));
-				goto out;
-			}
-			if (entry_of(nh, family, &e) != 0)
-				continue;
-			if (!entry_matches(rules, nrules, &e, alen))
-				continue;
-			if (e.orig->nla_len + (e.zone ? e.zone->nla_len : 0) + 64 > sizeof(req))
-				continue;
-			at = put_header(req, IPCTNL_MSG_CT_DELETE, NLM_F_ACK, family, 0);
-			at = put_attr(req, at, e.orig);
-			if (e.zone)
-				at = put_attr(req, at, e.zone);
-			if (pending_len + at > pending_cap) {
-				size_t cap = pending_cap ? pending_cap * 2 : 16384;
-				char *p = realloc(pending, cap);
-
-				if (!p) {
-					ret = -ENOMEM;
-					goto out;
-				}
-				pending = p;
-				pending_cap = cap;
-			}
-			memcpy(pending + pending_len, req, at);
-			pending_len += at;
-		}
-	}
-	for (size_t at = 0; at < pending_len;) {
-		struct nlmsghdr *nh = (struct nlmsghdr *)(pending + at);
+	ret = nl_dump(fd, buf, put_header(buf, IPCTNL_MSG_CT_GET, NLM_F_DUMP, family, seq), seq, buf, gather_match, &c,
+		      "conntrack dump", err, err_len);
+	for (size_t at = 0; ret == 0 && at < c.pending_len;) {
+		struct nlmsghdr *nh = (struct nlmsghdr *)(c.pending + at);
 		int r;
 
 		nh->nlmsg_seq = ++seq;
 		if (send(fd, nh, nh->nlmsg_len, 0) < 0) {
 			ret = -errno;
 			set_err(err, err_len, "conntrack delete: %s", strerror(errno));
-			goto out;
+			break;
 		}
-		r = read_ack(fd, buf, seq);
+		r = nl_read_ack(fd, buf, seq);
 		/* ENOENT: the entry timed out or was deleted meanwhile, which is the goal. */
 		if (r == 0)
 			(*deleted)++;
 		else if (r != -ENOENT) {
 			ret = r;
 			set_err(err, err_len, "conntrack delete: %s", strerror(-r));
-			goto out;
+			break;
 		}
 		at += NLMSG_ALIGN(nh->nlmsg_len);
 	}
-out:
-	free(pending);
+	free(c.pending);
 	free(buf);
 	return ret;
 }
@@ -378,7 +346,6 @@ static void free_rules(struct ct_rule *rules, uint32_t n)
 int bpx_ct_clear(int family, const char *rules_text, uint32_t *deleted, char *err, size_t err_len)
 {
 	int af = family == 6 ? AF_INET6 : AF_INET;
-	struct sockaddr_nl local = { .nl_family = AF_NETLINK };
 	struct ct_rule *rules = NULL;
 	uint32_t nrules = 0;
 	int fd, ret;
@@ -388,18 +355,12 @@ int bpx_ct_clear(int family, const char *rules_text, uint32_t *deleted, char *er
 	if (ret != 0 || nrules == 0)
 		goto out;
 	qsort(rules, nrules, sizeof(*rules), rule_cmp);
-	fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
+	fd = nl_open(NETLINK_NETFILTER, "conntrack", err, err_len);
 	if (fd < 0) {
-		ret = -errno;
-		set_err(err, err_len, "netlink socket: %s", strerror(errno));
+		ret = fd;
 		goto out;
 	}
-	if (bind(fd, (struct sockaddr *)&local, sizeof(local)) < 0) {
-		ret = -errno;
-		set_err(err, err_len, "netlink bind: %s", strerror(errno));
-	} else {
-		ret = clear_family(fd, af, rules, nrules, deleted, err, err_len);
-	}
+	ret = clear_family(fd, af, rules, nrules, deleted, err, err_len);
 	close(fd);
 out:
 	free_rules(rules, nrules);

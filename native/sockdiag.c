@@ -18,6 +18,7 @@
  * inside the namespace to visit (netns.c) and the thread comes back at once.
  */
 #include "sockdiag.h"
+#include "netlink.h"
 #include "netns.h"
 #include "util.h"
 
@@ -33,7 +34,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define RECV_BUF (64 * 1024)
 #define SK_CONNECTED 1		/* TCP_ESTABLISHED: the state connect() gives a UDP socket */
 /* The filter is one netlink attribute, whose length is 16 bits. */
 #define MAX_BYTECODE (UINT16_MAX - NLA_HDRLEN)
@@ -226,46 +226,48 @@ int bpx_sockdiag_encode_destroy(const char *socket, uint32_t seq, void *out, siz
 
 int bpx_sockdiag_open(const char *netns_path, char *err, size_t err_len)
 {
-	struct sockaddr_nl local = { .nl_family = AF_NETLINK };
 	struct netns_visit visit;
 	int fd, ret;
 
 	ret = netns_enter(netns_path, &visit, err, err_len);
 	if (ret)
 		return ret;
-	fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
-	ret = -errno;
+	/* Created inside the namespace, the socket keeps seeing it after the thread has left. */
+	fd = nl_open(NETLINK_SOCK_DIAG, "sock_diag", err, err_len);
 	netns_leave(&visit);
-	if (fd < 0) {
-		set_err(err, err_len, "sock_diag netlink socket: %s", strerror(-ret));
-		return ret;
-	}
-	if (bind(fd, (struct sockaddr *)&local, sizeof(local)) < 0) {
-		ret = -errno;
-		set_err(err, err_len, "sock_diag netlink bind: %s", strerror(errno));
-		close(fd);
-		return ret;
-	}
 	return fd;
 }
 
-/* Appends one socket line to out, counting what does not fit. */
-static void emit_sock(const struct inet_diag_msg *m, char *out, size_t out_len, uint64_t *total)
-{
-	char line[160] = "";
-	size_t alen = m->idiag_family == AF_INET ? 4 : 16;
-	uint64_t cookie = m->id.idiag_cookie[0] | (uint64_t)m->id.idiag_cookie[1] << 32;
-	size_t n;
+/* Where a dump's socket lines go: out (out_len bytes), total counting every byte, also what does not fit. */
+struct sock_lines {
+	char *out;
+	size_t out_len;
+	uint64_t *total;
+};
 
+/* Appends one socket line, counting what does not fit. */
+static int emit_sock(const struct nlmsghdr *nh, void *arg)
+{
+	const struct inet_diag_msg *m = NLMSG_DATA(nh);
+	struct sock_lines *o = arg;
+	char line[160] = "";
+	size_t alen, n;
+	uint64_t cookie;
+
+	if (nh->nlmsg_type != SOCK_DIAG_BY_FAMILY || nh->nlmsg_len < NLMSG_LENGTH(sizeof(struct inet_diag_msg)))
+		return 0;
+	alen = m->idiag_family == AF_INET ? 4 : 16;
+	cookie = m->id.idiag_cookie[0] | (uint64_t)m->id.idiag_cookie[1] << 32;
 	append(line, sizeof(line), "%" PRIu64 " %d ", cookie, m->idiag_family == AF_INET ? 4 : 6);
 	put_hex(line, sizeof(line), (const uint8_t *)m->id.idiag_src, alen);
 	append(line, sizeof(line), " %u ", ntohs(m->id.idiag_sport));
 	put_hex(line, sizeof(line), (const uint8_t *)m->id.idiag_dst, alen);
 	append(line, sizeof(line), " %u %u\n", ntohs(m->id.idiag_dport), m->id.idiag_if);
 	n = strlen(line);
-	if (*total + n <= out_len)
-		memcpy(out + *total, line, n);
-	*total += n;
+	if (*o->total + n <= o->out_len)
+		memcpy(o->out + *o->total, line, n);
+	*o->total += n;
+	return 0;
 }
 
 int bpx_sockdiag_dump(int fd, int family, const char *targets, void *out, size_t out_len, uint64_t *total,
@@ -273,8 +275,9 @@ int bpx_sockdiag_dump(int fd, int family, const char *targets, void *out, size_t
 {
 	uint32_t seq = (uint32_t)getpid() ^ (uint32_t)family << 16;
 	size_t req_len = NLMSG_SPACE(sizeof(struct inet_diag_req_v2)) + NLA_HDRLEN + MAX_BYTECODE + 8;
-	char *req = calloc(1, req_len), *buf = malloc(RECV_BUF);
-	int len, ret = 0, done = 0;
+	char *req = calloc(1, req_len), *buf = malloc(NL_RECV_BUF);
+	struct sock_lines lines = { .out = out, .out_len = out_len, .total = total };
+	int len, ret = 0;
 
 	*total = 0;
 	if (!req || !buf) {
@@ -289,40 +292,12 @@ int bpx_sockdiag_dump(int fd, int family, const char *targets, void *out, size_t
 	}
 	if (len == 0)
 		goto out;
-	if (send(fd, req, len, 0) < 0) {
-		ret = -errno;
-		set_err(err, err_len, "sock_diag dump request: %s", strerror(errno));
-		goto out;
-	}
-	while (!done) {
-		ssize_t n = recv(fd, buf, RECV_BUF, 0);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			ret = -errno;
-			set_err(err, err_len, "sock_diag dump: %s", strerror(errno));
-			goto out;
-		}
-		for (struct nlmsghdr *nh = (struct nlmsghdr *)buf; NLMSG_OK(nh, (size_t)n); nh = NLMSG_NEXT(nh, n)) {
-			if (nh->nlmsg_seq != seq)
-				continue;
-			if (nh->nlmsg_type == NLMSG_DONE) {
-				done = 1;
-				break;
-			}
-			if (nh->nlmsg_type == NLMSG_ERROR) {
-				ret = ((struct nlmsgerr *)NLMSG_DATA(nh))->error;
-				/* No handler for the family, or no udp_diag: sock_diag answers ENOENT. */
-				set_err(err, err_len, "sock_diag dump of UDP sockets: %s%s", strerror(-ret),
-					ret == -ENOENT ? " (no UDP socket diagnostics: CONFIG_INET_UDP_DIAG, or its module did not load)" : "");
-				goto out;
-			}
-			if (nh->nlmsg_type == SOCK_DIAG_BY_FAMILY && nh->nlmsg_len >= NLMSG_LENGTH(sizeof(struct inet_diag_msg)))
-				emit_sock(NLMSG_DATA(nh), out, out_len, total);
-		}
-	}
-	if (*total > out_len) {
+	ret = nl_dump(fd, req, len, seq, buf, emit_sock, &lines, "sock_diag dump of UDP sockets", err, err_len);
+	/* No handler for the family, or no udp_diag: sock_diag answers ENOENT. */
+	if (ret == -ENOENT)
+		set_err(err, err_len, "sock_diag dump of UDP sockets: %s (no UDP socket diagnostics: CONFIG_INET_UDP_DIAG, or its module did not load)",
+			strerror(ENOENT));
+	if (ret == 0 && *total > out_len) {
 		ret = -ENOSPC;
 		set_err(err, err_len, "sock_diag dump: %" PRIu64 " bytes of sockets, room for %zu", *total, out_len);
 	}
@@ -330,23 +305,6 @@ out:
 	free(req);
 	free(buf);
 	return ret;
-}
-
-/* The error of the reply to seq (0 for an ack), reading as needed. */
-static int read_ack(int fd, char *buf, uint32_t seq)
-{
-	for (;;) {
-		ssize_t n = recv(fd, buf, RECV_BUF, 0);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		for (struct nlmsghdr *nh = (struct nlmsghdr *)buf; NLMSG_OK(nh, (size_t)n); nh = NLMSG_NEXT(nh, n))
-			if (nh->nlmsg_seq == seq && nh->nlmsg_type == NLMSG_ERROR)
-				return ((struct nlmsgerr *)NLMSG_DATA(nh))->error;
-	}
 }
 
 /*
@@ -359,7 +317,7 @@ static int read_ack(int fd, char *buf, uint32_t seq)
  */
 int bpx_sockdiag_destroy(int fd, const char *sockets, void *out, size_t out_len, char *err, size_t err_len)
 {
-	char *copy = strdup(sockets ? sockets : ""), *save = NULL, *buf = malloc(RECV_BUF);
+	char *copy = strdup(sockets ? sockets : ""), *save = NULL, *buf = malloc(NL_RECV_BUF);
 	uint32_t seq = (uint32_t)getpid() << 8;
 	int destroyed = 0, ret = 0;
 
@@ -385,7 +343,7 @@ int bpx_sockdiag_destroy(int fd, const char *sockets, void *out, size_t out_len,
 			set_err(err, err_len, "sock_diag destroy request: %s", strerror(-ret));
 			goto out;
 		}
-		r = read_ack(fd, buf, seq);
+		r = nl_read_ack(fd, buf, seq);
 		if (r == 0)
 			destroyed++;
 		append(out, out_len, "%" PRIu64 " %d\n", s.cookie, -r);
