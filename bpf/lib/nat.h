@@ -24,6 +24,7 @@
 #include "lb.h"
 #include "parse.h"
 #include "csum.h"
+#include "nat-l4.h"
 
 #define BPX_NAT_PORT_MIN 61000
 #define BPX_NAT_PORT_MAX 65535
@@ -141,21 +142,10 @@ static __always_inline bool nat_rewrite_v4(void *data, void *data_end, __u8 prot
 
 	if ((void *)(ip + 1) > data_end)
 		return false;
-	if (proto == IPPROTO_TCP) {
-		struct tcphdr *th = (void *)ports;
-
-		if ((void *)(th + 1) > data_end)
-			return false;
-		l4sum = &th->check;
-		has_l4sum = true;
-	} else {
-		struct udphdr *uh = (void *)ports;
-
-		if ((void *)(uh + 1) > data_end)
-			return false;
-		l4sum = &uh->check;
-		has_l4sum = uh->check != 0;
-	}
+	l4sum = l4_check_field(ports, proto, data_end);
+	if (!l4sum)
+		return false;
+	has_l4sum = proto == IPPROTO_TCP || *l4sum != 0;
 	if (ip->saddr != t->saddr) {
 		csum_replace4(&ip->check, ip->saddr, t->saddr);
 		if (has_l4sum)
@@ -168,19 +158,7 @@ static __always_inline bool nat_rewrite_v4(void *data, void *data_end, __u8 prot
 			csum_replace4(l4sum, ip->daddr, t->daddr);
 		ip->daddr = t->daddr;
 	}
-	if (ports->source != t->sport) {
-		if (has_l4sum)
-			csum_replace2(l4sum, ports->source, t->sport);
-		ports->source = t->sport;
-	}
-	if (ports->dest != t->dport) {
-		if (has_l4sum)
-			csum_replace2(l4sum, ports->dest, t->dport);
-		ports->dest = t->dport;
-	}
-	/* In UDP, 0 means "no checksum": a computed 0 is sent as its other form. */
-	if (proto == IPPROTO_UDP && has_l4sum && *l4sum == 0)
-		*l4sum = 0xffff;
+	nat_rewrite_ports(ports, l4sum, has_l4sum, proto, t->sport, t->dport);
 	return true;
 }
 

@@ -17,6 +17,7 @@
 #include <linux/if_ether.h>
 #include "parse.h"
 #include "csum.h"
+#include "nat-l4.h"
 
 /* A 4-tuple of either family as the packet should leave (IPv4 in the unions' first 4 bytes). */
 struct bpx_tuple {
@@ -42,19 +43,10 @@ static __always_inline bool nat_rewrite_v6(void *data, void *data_end, __u16 l4_
 
 	if ((void *)(ip6 + 1) > data_end)
 		return false;
-	if (proto == IPPROTO_TCP) {
-		struct tcphdr *th = (void *)ports;
-
-		if ((void *)(th + 1) > data_end)
-			return false;
-		l4sum = &th->check;
-	} else {
-		struct udphdr *uh = (void *)ports;
-
-		if ((void *)(uh + 1) > data_end)
-			return false;
-		l4sum = &uh->check;
-	}
+	/* IPv6 has no header checksum, and its UDP checksum is never absent. */
+	l4sum = l4_check_field(ports, proto, data_end);
+	if (!l4sum)
+		return false;
 	if (!addr6_eq(ip6->saddr.in6_u.u6_addr32, t->saddr.v6)) {
 		csum_replace16(l4sum, ip6->saddr.in6_u.u6_addr32, t->saddr.v6);
 		__builtin_memcpy(&ip6->saddr, t->saddr.v6, 16);
@@ -63,17 +55,7 @@ static __always_inline bool nat_rewrite_v6(void *data, void *data_end, __u16 l4_
 		csum_replace16(l4sum, ip6->daddr.in6_u.u6_addr32, t->daddr.v6);
 		__builtin_memcpy(&ip6->daddr, t->daddr.v6, 16);
 	}
-	if (ports->source != t->sport) {
-		csum_replace2(l4sum, ports->source, t->sport);
-		ports->source = t->sport;
-	}
-	if (ports->dest != t->dport) {
-		csum_replace2(l4sum, ports->dest, t->dport);
-		ports->dest = t->dport;
-	}
-	/* As for IPv4: a computed 0 goes out as its other form. */
-	if (proto == IPPROTO_UDP && *l4sum == 0)
-		*l4sum = 0xffff;
+	nat_rewrite_ports(ports, l4sum, true, proto, t->sport, t->dport);
 	return true;
 }
 

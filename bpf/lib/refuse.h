@@ -69,6 +69,62 @@ static __always_inline __u32 tcp_seg_len(const struct tcphdr *th, __u16 l4_len)
 	return l4_len - th->doff * 4 + th->syn + th->fin;
 }
 
+/* What a RST answering th carries (tcp_v4/v6_send_reset's numbers). */
+struct bpx_rst {
+	__u32 seq;
+	__u32 ack;
+	bool acks;	/* the answered segment carried no ACK, so the RST acknowledges it */
+};
+
+/* The RST's numbers: with the ACK of the segment's sequence space when the segment carried no ACK, else from its ack number. */
+static __always_inline struct bpx_rst rst_for(const struct tcphdr *th, __u16 l4_len)
+{
+	struct bpx_rst r = { .acks = !th->ack };
+
+	if (th->ack)
+		r.seq = th->ack_seq;
+	else
+		r.ack = bpf_htonl(bpf_ntohl(th->seq) + tcp_seg_len(th, l4_len));
+	return r;
+}
+
+/* Writes the RST's TCP header (no options; the checksum is the caller's, over its family's pseudo header). */
+static __always_inline void rst_header(struct tcphdr *th, const struct bpx_pkt *p, struct bpx_rst r)
+{
+	__builtin_memset(th, 0, sizeof(*th));
+	th->source = p->dport;
+	th->dest = p->sport;
+	th->seq = r.seq;
+	th->ack_seq = r.ack;
+	th->doff = 5;
+	th->rst = 1;
+	th->ack = r.acks;
+}
+
+/*
+ * The Ethernet header of an ICMP error: the head grown by `grow` bytes for
+ * the new IP and ICMP headers, the old Ethernet header's addresses swapped
+ * into the new one. BPX_CONTINUE, or the verdict when that cannot be done.
+ */
+static __always_inline int icmp_reply_eth(struct xdp_md *ctx, int grow, __be16 proto)
+{
+	struct ethhdr *eth, *old_eth;
+	void *data, *data_end;
+
+	if (bpf_xdp_adjust_head(ctx, -grow))
+		return drop(BPX_DROP_NO_ENDPOINTS);
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
+	eth = data;
+	old_eth = data + grow;
+	if ((void *)(old_eth + 1) > data_end)
+		return drop(BPX_DROP_TRUNCATED_L2);
+	__builtin_memcpy(eth->h_dest, old_eth->h_source, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, old_eth->h_dest, ETH_ALEN);
+	eth->h_proto = proto;
+	return BPX_CONTINUE;
+}
+
 /*
  * TCP: a RST as tcp_v4_send_reset would send it: with the ACK of the
  * segment's sequence space when the segment carried no ACK, else from the
@@ -81,20 +137,16 @@ static __always_inline int refuse_tcp(struct xdp_md *ctx, const struct bpx_pkt *
 	struct ethhdr *eth = data;
 	struct iphdr *ip = (void *)(eth + 1);
 	struct tcphdr *th = (void *)(ip + 1);
-	__u32 seq = 0, ack = 0, pseudo[3];
-	bool has_ack;
 	int len = sizeof(*eth) + sizeof(*ip) + sizeof(*th);
+	__u32 pseudo[3];
+	struct bpx_rst r;
 	__s64 sum;
 
 	if ((void *)(th + 1) > data_end)
 		return drop(BPX_DROP_TRUNCATED_L4);
 	if (th->rst)
 		return drop(BPX_DROP_NO_ENDPOINTS);
-	has_ack = th->ack;
-	if (has_ack)
-		seq = th->ack_seq;
-	else
-		ack = bpf_htonl(bpf_ntohl(th->seq) + tcp_seg_len(th, p->l4_len));
+	r = rst_for(th, p->l4_len);
 	if (bpf_xdp_adjust_tail(ctx, len - (int)(data_end - data)))
 		return drop(BPX_DROP_NO_ENDPOINTS);
 	data = (void *)(long)ctx->data;
@@ -106,14 +158,7 @@ static __always_inline int refuse_tcp(struct xdp_md *ctx, const struct bpx_pkt *
 		return drop(BPX_DROP_TRUNCATED_L4);
 	eth_swap(eth);
 	ipv4_reply_header(ip, p->dst.v4, p->src.v4, IPPROTO_TCP, sizeof(*ip) + sizeof(*th));
-	__builtin_memset(th, 0, sizeof(*th));
-	th->source = p->dport;
-	th->dest = p->sport;
-	th->seq = seq;
-	th->ack_seq = ack;
-	th->doff = 5;
-	th->rst = 1;
-	th->ack = !has_ack;
+	rst_header(th, p, r);
 	pseudo[0] = p->dst.v4;
 	pseudo[1] = p->src.v4;
 	pseudo[2] = bpf_htonl((IPPROTO_TCP << 16) | sizeof(*th));
@@ -129,22 +174,16 @@ static __always_inline int refuse_udp(struct xdp_md *ctx, const struct bpx_pkt *
 	int grow = sizeof(struct iphdr) + sizeof(struct bpx_icmphdr);
 	int len = sizeof(struct ethhdr) + grow + BPX_ICMP_QUOTE;
 	void *data, *data_end;
-	struct ethhdr *eth, *old_eth;
 	struct iphdr *ip;
 	struct bpx_icmphdr *icmp;
 	__s64 sum;
+	int v;
 
-	if (bpf_xdp_adjust_head(ctx, -grow))
-		return drop(BPX_DROP_NO_ENDPOINTS);
+	v = icmp_reply_eth(ctx, grow, bpf_htons(ETH_P_IP));
+	if (v != BPX_CONTINUE)
+		return v;
 	data = (void *)(long)ctx->data;
 	data_end = (void *)(long)ctx->data_end;
-	eth = data;
-	old_eth = data + grow;
-	if ((void *)(old_eth + 1) > data_end)
-		return drop(BPX_DROP_TRUNCATED_L2);
-	__builtin_memcpy(eth->h_dest, old_eth->h_source, ETH_ALEN);
-	__builtin_memcpy(eth->h_source, old_eth->h_dest, ETH_ALEN);
-	eth->h_proto = bpf_htons(ETH_P_IP);
 	if (bpf_xdp_adjust_tail(ctx, len - (int)(data_end - data)))
 		return drop(BPX_DROP_NO_ENDPOINTS);
 	data = (void *)(long)ctx->data;

@@ -55,21 +55,16 @@ static __always_inline int refuse6_tcp(struct xdp_md *ctx, const struct bpx_pkt 
 	void *data_end = (void *)(long)ctx->data_end;
 	struct tcphdr *th = data + ipv6_l4_off(p->l4_off);
 	int len = sizeof(struct ethhdr) + sizeof(struct ipv6hdr) + sizeof(*th);
-	__u32 seq = 0, ack = 0;
 	struct ipv6hdr *ip6;
 	struct ethhdr *eth;
-	bool has_ack;
+	struct bpx_rst r;
 	__s64 sum;
 
 	if ((void *)(th + 1) > data_end)
 		return drop(BPX_DROP_TRUNCATED_L4);
 	if (th->rst)
 		return drop(BPX_DROP_NO_ENDPOINTS);
-	has_ack = th->ack;
-	if (has_ack)
-		seq = th->ack_seq;
-	else
-		ack = bpf_htonl(bpf_ntohl(th->seq) + tcp_seg_len(th, p->l4_len));
+	r = rst_for(th, p->l4_len);
 	/* The RST goes right after the fixed header: extension headers are not repeated. */
 	if (bpf_xdp_adjust_tail(ctx, len - (int)(data_end - data)))
 		return drop(BPX_DROP_NO_ENDPOINTS);
@@ -82,14 +77,7 @@ static __always_inline int refuse6_tcp(struct xdp_md *ctx, const struct bpx_pkt 
 		return drop(BPX_DROP_TRUNCATED_L4);
 	eth_swap(eth);
 	ipv6_reply_header(ip6, p, IPPROTO_TCP, sizeof(*th));
-	__builtin_memset(th, 0, sizeof(*th));
-	th->source = p->dport;
-	th->dest = p->sport;
-	th->seq = seq;
-	th->ack_seq = ack;
-	th->doff = 5;
-	th->rst = 1;
-	th->ack = !has_ack;
+	rst_header(th, p, r);
 	sum = csum_pseudo6(&p->dst, &p->src, sizeof(*th), IPPROTO_TCP);
 	sum = bpf_csum_diff(NULL, 0, (__be32 *)th, sizeof(*th), (__u32)sum);
 	th->check = csum_fold_neg(sum);
@@ -116,25 +104,19 @@ static __always_inline int refuse6_udp(struct xdp_md *ctx, const struct bpx_pkt 
 {
 	int grow = sizeof(struct ipv6hdr) + sizeof(struct bpx_icmphdr);
 	__u32 quote = ipv6_l4_off(p->l4_off) - sizeof(struct ethhdr) + sizeof(struct udphdr);
-	struct ethhdr *eth, *old_eth;
 	struct bpx_icmphdr *icmp;
 	void *data, *data_end;
 	struct ipv6hdr *ip6;
 	__u64 sum;
+	int v;
 
 	if (quote > BPX_ICMP6_QUOTE_MAX)
 		return drop(BPX_DROP_NO_ENDPOINTS);	/* the parse stage's bound makes this unreachable */
-	if (bpf_xdp_adjust_head(ctx, -grow))
-		return drop(BPX_DROP_NO_ENDPOINTS);
+	v = icmp_reply_eth(ctx, grow, bpf_htons(ETH_P_IPV6));
+	if (v != BPX_CONTINUE)
+		return v;
 	data = (void *)(long)ctx->data;
 	data_end = (void *)(long)ctx->data_end;
-	eth = data;
-	old_eth = data + grow;
-	if ((void *)(old_eth + 1) > data_end)
-		return drop(BPX_DROP_TRUNCATED_L2);
-	__builtin_memcpy(eth->h_dest, old_eth->h_source, ETH_ALEN);
-	__builtin_memcpy(eth->h_source, old_eth->h_dest, ETH_ALEN);
-	eth->h_proto = bpf_htons(ETH_P_IPV6);
 	if (bpf_xdp_adjust_tail(ctx, (int)(sizeof(struct ethhdr) + grow + quote) - (int)(data_end - data)))
 		return drop(BPX_DROP_NO_ENDPOINTS);
 	data = (void *)(long)ctx->data;
