@@ -5,16 +5,14 @@
 // (any backend; SNAT to node1 for a remote one; replies restored to the
 // ClusterIP and port), internalTrafficPolicy Local kept to local backends and
 // dropped without one. Each case: verdict, output byte for byte, the counter.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe } from 'vitest';
 import { FE_CLUSTER_IP } from '../../src/dataplane/bpf/layout.js';
 import { XDP_DROP, XDP_PASS, XDP_REDIRECT } from '../../src/dataplane/bpf/testrun.js';
-import type { Lab } from '../../src/lab/lab.js';
-import { enterNetns } from '../../src/lab/netns-thread.js';
 import { TCP_FLAGS } from '../helpers/packet.js';
 import type { Frontend } from './xdp-cases.js';
-import { counterDelta, testPinDir, XdpHarness, type TestSet } from './xdp-harness.js';
-import { CLIENT, LOCAL_POD, NAT_PORT_MAX, NAT_PORT_MIN, NODE1, packet, REMOTE_POD, TC_ACT_OK, type MacEnv, type NatCase } from './xdp-nat-cases.js';
-import { natLab, natPort, prepare } from './xdp-nat-lab.js';
+import type { TestSet } from './xdp-harness.js';
+import { CLIENT, LOCAL_POD, NODE1, packet, REMOTE_POD, TC_ACT_OK, type MacEnv, type NatCase } from './xdp-nat-cases.js';
+import { itNatCases, PLACEHOLDER_MACS, useNatLab } from './xdp-nat-suite.js';
 
 const isRoot = process.getuid?.() === 0;
 if (!isRoot) console.log('xdp ClusterIP packet tests skipped: they build a lab and load BPF programs, which needs root');
@@ -118,46 +116,15 @@ function cases(mac: MacEnv, pm: PodMacs): NatCase[] {
 }
 
 describe.skipIf(!isRoot)('ClusterIPs routed to the node, at XDP and TC (BPF_PROG_TEST_RUN in a lab node)', () => {
-  let lab: Lab;
-  let mac: MacEnv;
   let pm: PodMacs;
-  let h: XdpHarness | undefined;
-  let leave: (() => void) | undefined;
-
-  beforeAll(async () => {
-    ({ lab, mac } = await natLab());
-    // node1 learns pod a1's MAC the way any traffic teaches it.
-    await lab.client(lab.nodes[0]!, { proto: 'tcp', host: LOCAL_POD, port: 80, count: 1, timeoutMs: 2000 });
-    const macOf = async (netns: string, dev: string) => (JSON.parse((await lab.exec(netns, ['ip', '-j', 'link', 'show', dev])).stdout)[0] as { address: string }).address;
-    pm = { br0: await macOf(lab.nodes[0]!.netns, 'br0'), pod: await macOf(lab.pod('a1').netns, 'eth0') };
-    leave = enterNetns(lab.nodes[0]!.netns);
-    h = XdpHarness.load(testPinDir('xdp-clusterip'));
-    h.loadTc();
+  const s = useNatLab('xdp-clusterip', {
+    setup: async (lab) => {
+      // node1 learns pod a1's MAC the way any traffic teaches it.
+      await lab.client(lab.nodes[0]!, { proto: 'tcp', host: LOCAL_POD, port: 80, count: 1, timeoutMs: 2000 });
+      const macOf = async (netns: string, dev: string) => (JSON.parse((await lab.exec(netns, ['ip', '-j', 'link', 'show', dev])).stdout)[0] as { address: string }).address;
+      pm = { br0: await macOf(lab.nodes[0]!.netns, 'br0'), pod: await macOf(lab.pod('a1').netns, 'eth0') };
+    },
   });
-  afterAll(async () => {
-    h?.close();
-    leave?.();
-    await lab?.teardown();
-  });
-
-  const names = cases({ node1: '02:00:00:00:00:01', node2: '02:00:00:00:00:02', client: '02:00:00:00:00:03', eth0Ifindex: 0 }, { br0: '02:00:00:00:00:04', pod: '02:00:00:00:00:05' }).map((c) => c.name);
-  names.forEach((name, i) => {
-    it(name, () => {
-      const c = cases(mac, pm)[i]!;
-      const before = prepare(h!, c);
-      const counters = h!.readCounters();
-      const step = c.step(before);
-      const res = h!.run(step.packet, { program: step.program });
-      const moved = counterDelta(counters, h!.readCounters());
-      const port = natPort(h!);
-      expect(res.retval).toBe(c.verdict);
-      expect(moved).toEqual('drop' in c.counter ? { [`drop:${c.counter.drop}`]: 1 } : { [`event:${c.counter.event}`]: 1 });
-      if (c.snat) {
-        expect(port).toBeGreaterThanOrEqual(NAT_PORT_MIN);
-        expect(port).toBeLessThanOrEqual(NAT_PORT_MAX);
-        if (before) expect(port).toBe(before);
-      }
-      expect(res.data.toString('hex')).toBe(c.output(port).toString('hex'));
-    });
-  });
+  const names = cases(PLACEHOLDER_MACS, { br0: '02:00:00:00:00:04', pod: '02:00:00:00:00:05' }).map((c) => c.name);
+  itNatCases(names, (i) => cases(s.mac, pm)[i]!, s);
 });

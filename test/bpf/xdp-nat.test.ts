@@ -5,82 +5,43 @@
 // checksums: the expected packets are built with valid checksums), the one
 // counter it moves, and for SNAT the port range and that the flow keeps its
 // port. Maps are pinned in a directory of this test's own; nothing is attached.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Lab } from '../../src/lab/lab.js';
+import { describe, expect, it } from 'vitest';
 import { NAT_KEY, NAT_VAL, writeAddr } from '../../src/dataplane/bpf/layout.js';
 import { XDP_DROP } from '../../src/dataplane/bpf/testrun.js';
 import { parsePacket } from '../helpers/packet.js';
-import { enterNetns } from '../../src/lab/netns-thread.js';
-import { CLIENT, NAT_PORT_MAX, NAT_PORT_MIN, NODE1, NODE_PORT, natCases, packet, type MacEnv } from './xdp-nat-cases.js';
-import { counterDelta, testPinDir, XdpHarness } from './xdp-harness.js';
-import { natLab, natPort, prepare } from './xdp-nat-lab.js';
+import { CLIENT, NAT_PORT_MAX, NAT_PORT_MIN, NODE1, NODE_PORT, natCases, packet } from './xdp-nat-cases.js';
+import { counterDelta } from './xdp-harness.js';
+import { prepare } from './xdp-nat-lab.js';
+import { itNatCases, PLACEHOLDER_MACS, useNatLab } from './xdp-nat-suite.js';
 
 const isRoot = process.getuid?.() === 0;
 if (!isRoot) console.log('xdp NAT packet tests skipped: they build a lab and load BPF programs, which needs root');
 
 describe.skipIf(!isRoot)('packet NAT of xdp.bpf.o and tc.bpf.o under BPF_PROG_TEST_RUN, in a lab node', () => {
-  let lab: Lab;
-  let mac: MacEnv;
-  let h: XdpHarness | undefined;
-  let leave: (() => void) | undefined;
-
-  beforeAll(async () => {
-    ({ lab, mac } = await natLab());
-    leave = enterNetns(lab.nodes[0]!.netns);
-    h = XdpHarness.load(testPinDir('xdp-nat'));
-    h.loadTc();
-  });
-  afterAll(async () => {
-    h?.close();
-    leave?.();
-    await lab?.teardown();
-  });
-
-  // Built with placeholder MACs for the names; run with the lab's.
-  const names = natCases({ node1: '02:00:00:00:00:01', node2: '02:00:00:00:00:02', client: '02:00:00:00:00:03', eth0Ifindex: 0 }).map((c) => c.name);
-  names.forEach((name, i) => {
-    it(name, () => {
-      const c = natCases(mac)[i]!;
-      const before = prepare(h!, c);
-      const counters = h!.readCounters();
-      const res = h!.run(c.step(before).packet, { program: c.step(before).program });
-      const moved = counterDelta(counters, h!.readCounters());
-      const port = natPort(h!);
-      expect(res.retval).toBe(c.verdict);
-      const also = Object.fromEntries((c.also ?? []).map((e) => [`event:${e}`, 1]));
-      expect(moved).toEqual({ ...also, ...('drop' in c.counter ? { [`drop:${c.counter.drop}`]: 1 } : { [`event:${c.counter.event}`]: 1 }) });
-      if (c.natHeldAfter !== undefined) expect(h!.nat.dump().count).toBe(c.natHeldAfter);
-      if (c.snat) {
-        expect(port).toBeGreaterThanOrEqual(NAT_PORT_MIN);
-        expect(port).toBeLessThanOrEqual(NAT_PORT_MAX);
-        if (before) expect(port).toBe(before); // a known flow keeps its port
-      }
-      // Byte for byte: the expected packets carry valid checksums (packet.ts builds them so).
-      expect(res.data.toString('hex')).toBe(c.output(port).toString('hex'));
-    });
-  });
+  const s = useNatLab('xdp-nat');
+  itNatCases(natCases(PLACEHOLDER_MACS).map((c) => c.name), (i) => natCases(s.mac)[i]!, s);
 
   it('two flows from different client ports never share a NAT port, and each reply finds its own client', () => {
-    const c = natCases(mac).find((x) => 'event' in x.counter && x.counter.event === 'pkt_remote_new' && x.name.startsWith('TCP'))!;
-    prepare(h!, c);
+    const c = natCases(s.mac).find((x) => 'event' in x.counter && x.counter.event === 'pkt_remote_new' && x.name.startsWith('TCP'))!;
+    prepare(s.h, c);
     const ports = new Set<number>();
     for (let sport = 41000; sport < 41200; sport++) {
       const p = packet('TCP', CLIENT, sport, NODE1, NODE_PORT);
-      const out = parsePacket(h!.run(p).data);
+      const out = parsePacket(s.h.run(p).data);
       expect(out.l4!.checksumOk).toBe(true);
       ports.add(out.l4!.sport!);
     }
     expect(ports.size).toBe(200);
-    expect(h!.nat.dump().count).toBe(200);
+    expect(s.h.nat.dump().count).toBe(200);
   });
 
   it('a node address whose NAT ports are all held drops a new remote flow as nat_ports_exhausted', () => {
-    const c = natCases(mac).find((x) => 'event' in x.counter && x.counter.event === 'pkt_remote_new' && x.name.startsWith('TCP'))!;
-    prepare(h!, c);
+    const c = natCases(s.mac).find((x) => 'event' in x.counter && x.counter.event === 'pkt_remote_new' && x.name.startsWith('TCP'))!;
+    prepare(s.h, c);
     // Hold every port of node1/TCP, fresh (last_ns = now on the monotonic clock bpf_ktime_get_ns reads).
     const n = NAT_PORT_MAX - NAT_PORT_MIN + 1;
     const now = process.hrtime.bigint();
-    const failed = h!.nat.update(n, (i, k, ko, v, vo) => {
+    const failed = s.h.nat.update(n, (i, k, ko, v, vo) => {
       k.fill(0, ko, ko + NAT_KEY.size);
       writeAddr(k, ko + NAT_KEY.fields.addr.offset, NODE1);
       k.writeUInt16BE(NAT_PORT_MIN + i, ko + NAT_KEY.fields.port.offset);
@@ -91,9 +52,9 @@ describe.skipIf(!isRoot)('packet NAT of xdp.bpf.o and tc.bpf.o under BPF_PROG_TE
       writeAddr(v, vo + NAT_VAL.fields.client.offset, CLIENT);
     });
     expect(failed).toEqual([]);
-    const counters = h!.readCounters();
-    const res = h!.run(c.step(0).packet);
+    const counters = s.h.readCounters();
+    const res = s.h.run(c.step(0).packet);
     expect(res.retval).toBe(XDP_DROP);
-    expect(counterDelta(counters, h!.readCounters())).toEqual({ 'drop:nat_ports_exhausted': 1 });
+    expect(counterDelta(counters, s.h.readCounters())).toEqual({ 'drop:nat_ports_exhausted': 1 });
   });
 });
