@@ -3,28 +3,12 @@
 // IP the default is chosen by) and --bpf-lb-maglev-map-max (with its config
 // file field), as an operator meets them.
 import { describe, expect, it } from 'vitest';
-import { ConfigError } from '../../../src/config/errors.js';
-import { parseCommandLine, type CommandLine } from '../../../src/config/flags.js';
+import { parseCommandLine } from '../../../src/config/flags.js';
 import { maglevArrayBytes, maglevMapSizes } from '../../../src/dataplane/bpf/maglev-tables.js';
-import { fakeEnv } from './fake-env.js';
+import { fakeEnv, flagError as errorOf, parseRun as parse } from './fake-env.js';
 
-type Run = Exclude<CommandLine, { command: 'help' }>;
 
-function parse(argv: string[], files: Record<string, string> = {}): Run {
-  const r = parseCommandLine(argv, fakeEnv(files));
-  if (r.command === 'help') throw new Error('unexpected help');
-  return r;
-}
 
-function errorOf(argv: string[], files: Record<string, string> = {}): ConfigError {
-  try {
-    parseCommandLine(argv, fakeEnv(files));
-  } catch (err) {
-    if (err instanceof ConfigError) return err;
-    throw err;
-  }
-  throw new Error(`expected a ConfigError for ${argv.join(' ')}`);
-}
 
 const file = (body: string) => ({ '/c.yaml': `apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\n${body}` });
 

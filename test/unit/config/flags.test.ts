@@ -1,26 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import type { ProxyConfig } from '../../../src/config/config.js';
-import { ConfigError } from '../../../src/config/errors.js';
-import { parseCommandLine, type CommandLine } from '../../../src/config/flags.js';
-import { fakeEnv } from './fake-env.js';
+import { parseCommandLine } from '../../../src/config/flags.js';
+import { fakeEnv, flagError as errorOf, parseRun as parse } from './fake-env.js';
 
-type Run = Exclude<CommandLine, { command: 'help' }>;
 
-function parse(argv: string[], files: Record<string, string> = {}): Run {
-  const r = parseCommandLine(argv, fakeEnv(files));
-  if (r.command === 'help') throw new Error('unexpected help');
-  return r;
-}
 
-function errorOf(argv: string[], files: Record<string, string> = {}): ConfigError {
-  try {
-    parseCommandLine(argv, fakeEnv(files));
-  } catch (err) {
-    if (err instanceof ConfigError) return err;
-    throw err;
-  }
-  throw new Error(`expected a ConfigError for ${argv.join(' ')}`);
-}
 
 /** Reads a dotted path such as "bpf.mapSizes.backends". */
 function at(c: ProxyConfig, path: string): unknown {

@@ -4,19 +4,12 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parseCommandLine, type CommandLine } from '../../../src/config/flags.js';
-import { fakeEnv } from './fake-env.js';
+import { parseRun as parse } from './fake-env.js';
 
 const FIXTURES = join(import.meta.dirname, 'fixtures');
 const fixture = (name: string) => readFileSync(join(FIXTURES, name), 'utf8');
 const args = (name: string) => fixture(name).split('\n').filter((l) => l.trim() !== '' && !l.startsWith('#'));
 
-type Run = Exclude<CommandLine, { command: 'help' }>;
-function parse(argv: string[], files: Record<string, string> = {}): Run {
-  const r = parseCommandLine(argv, fakeEnv(files));
-  if (r.command === 'help') throw new Error('unexpected help');
-  return r;
-}
 
 describe('kube-proxy configurations as installers write them', () => {
   it('kubeadm: mode "" with iptables.minSyncPeriod 10s keeps the 10 s in bpf mode', () => {
