@@ -42,16 +42,9 @@
 
 extern int bpf_sock_destroy(struct sock_common *sk) __ksym;
 
-/* Socket + backend -> the frontend it was connected through: the map of
- * sock.h, reused through its pin (same name, type and layout; the loader
- * refuses a pinned map of another layout). */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 262144);
-	__type(key, struct bpx_sk_rnat_key);
-	__type(value, struct bpx_sk_rnat_val);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} bpx_sk_rnat_v1 SEC(".maps");
+/* Socket + backend -> the frontend it was connected through: sock.h's map,
+ * reused through its pin (the loader refuses a pinned map of another layout). */
+#include "lib/sock-rnat-map.h"
 
 /* A backend a sync took out of a service. */
 struct bpx_sk_dead_key {

@@ -16,13 +16,7 @@
 #define BPX_UDP_FLOW_TIMEOUT_NS (120 * NSEC_PER_SEC)
 
 /* reverse translation: socket + backend -> frontend */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 262144);
-	__type(key, struct bpx_sk_rnat_key);
-	__type(value, struct bpx_sk_rnat_val);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} bpx_sk_rnat_v1 SEC(".maps");
+#include "sock-rnat-map.h"
 
 /* unconnected UDP flows: socket + frontend -> backend */
 struct {
