@@ -1,9 +1,9 @@
-// The API server as the recorder's EventSink (events.ts): plain requests with
-// the kubeconfig's credentials. Not client-node's generated EventsV1Api: its
+// The API server as the recorder's EventSink (events.ts): plain requests over
+// the source's connection (kube/connection.ts). Not client-node's generated EventsV1Api: its
 // serializer writes eventTime as a JS Date (milliseconds), and the API server
 // parses MicroTime with exactly six fractional digits.
-import type * as K8s from '@kubernetes/client-node';
 import { ApiStatusError, apiRequest } from './api-request.js';
+import type { ApiConnection } from './kube/connection.js';
 import { eventNamespace, type EventBody, type EventObject, type EventSeries, type EventSink, type ObjectIdentity } from './events.js';
 
 const REQUEST_TIMEOUT_MS = 10_000;
@@ -23,7 +23,7 @@ const eventsPath = (ns: string) => `/apis/events.k8s.io/v1/namespaces/${encodeUR
 export class ApiEventSink implements EventSink {
   private readonly closing = new AbortController();
 
-  constructor(private readonly kc: K8s.KubeConfig) {}
+  constructor(private readonly conn: ApiConnection) {}
 
   close(): void {
     this.closing.abort();
@@ -54,7 +54,7 @@ export class ApiEventSink implements EventSink {
   private async request(method: string, path: string, body: unknown, headers: Record<string, string>): Promise<unknown> {
     if (this.closing.signal.aborted) throw new Error('the event sink is closed');
     const signal = AbortSignal.any([this.closing.signal, AbortSignal.timeout(REQUEST_TIMEOUT_MS)]);
-    const text = await apiRequest(this.kc, { method, path, body, headers, signal, maxBytes: MAX_RESPONSE_BYTES });
+    const text = await apiRequest(this.conn, { method, path, body, headers, signal, maxBytes: MAX_RESPONSE_BYTES });
     return text === '' ? null : JSON.parse(text);
   }
 }

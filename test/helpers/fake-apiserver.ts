@@ -2,7 +2,9 @@
 // watches, speaking the real list/watch protocol over plain HTTP on 127.0.0.1:
 // - list: {kind: XList, apiVersion, metadata: {resourceVersion}, items}, with
 //   labelSelector (key, !key, key=value, key!=value) and fieldSelector
-//   (metadata.name=, metadata.namespace=);
+//   (metadata.name=, metadata.namespace=); with `limit`, in pages of a
+//   snapshot taken at the first page (metadata.continue names the rest), as
+//   etcd serves them; compaction expires the continue tokens (410);
 // - watch: newline-delimited JSON events ADDED/MODIFIED/DELETED (and BOOKMARK
 //   when allowWatchBookmarks=true) with increasing resourceVersions, replayed
 //   from the requested resourceVersion; an object that starts or stops
@@ -80,6 +82,9 @@ export class FakeApiServer {
   private readonly heldLists = new Map<ObjectKind, Promise<void>>();
   private readonly heldWatches = new Map<ObjectKind, Promise<void>>();
   private failStatus: number | undefined;
+  /** The rest of each paginated list, by continue token: its resourceVersion and the items not yet sent. */
+  private readonly continuations = new Map<string, { rv: number; items: Buffer[] }>();
+  private nextContinue = 0;
 
   private constructor(private readonly server: Server) {
     for (const r of RESOURCES) {
@@ -173,6 +178,7 @@ export class FakeApiServer {
   compact(): void {
     this.compactedRV = this.rv;
     for (const events of this.history.values()) events.length = 0;
+    this.continuations.clear();
   }
 
   /**
@@ -213,7 +219,13 @@ export class FakeApiServer {
     return [...this.watches].filter((w) => !kind || w.resource.kind === kind).length;
   }
 
+  /** The lists of `kind` started (first pages; a list's further pages carry `continue`). */
   lists(kind: ObjectKind): RecordedRequest[] {
+    return this.requests.filter((r) => r.kind === kind && !r.watch && r.query.continue === undefined);
+  }
+
+  /** Every list page of `kind` requested. */
+  pages(kind: ObjectKind): RecordedRequest[] {
     return this.requests.filter((r) => r.kind === kind && !r.watch);
   }
 
@@ -267,13 +279,30 @@ export class FakeApiServer {
     }
     await this.heldLists.get(resource.kind);
     if (res.destroyed) return;
-    const head = JSON.stringify({ kind: `${resource.kind}List`, apiVersion: resource.apiVersion, metadata: { resourceVersion: String(this.rv) } });
-    const json = this.serialized.get(resource.kind)!;
+    let rv = this.rv;
+    let items: Buffer[];
+    if (query.continue !== undefined) {
+      const rest = this.continuations.get(query.continue);
+      this.continuations.delete(query.continue);
+      if (!rest) return status(res, 410, 'Expired', 'The provided continue parameter is too old to display a consistent list result.');
+      ({ rv, items } = rest);
+    } else {
+      const json = this.serialized.get(resource.kind)!;
+      items = [];
+      for (const [key, o] of this.objects.get(resource.kind)!) if (matches(o)) items.push(json.get(key)!);
+    }
+    const limit = Number(query.limit ?? 0);
+    let token: string | undefined;
+    if (Number.isInteger(limit) && limit > 0 && items.length > limit) {
+      token = `c${++this.nextContinue}`;
+      this.continuations.set(token, { rv, items: items.slice(limit) });
+      items = items.slice(0, limit);
+    }
+    const head = JSON.stringify({ kind: `${resource.kind}List`, apiVersion: resource.apiVersion, metadata: { resourceVersion: String(rv), ...(token && { continue: token }) } });
     const body: Buffer[] = [Buffer.from(`${head.slice(0, -1)},"items":[`)];
-    for (const [key, o] of this.objects.get(resource.kind)!) {
-      if (!matches(o)) continue;
+    for (const item of items) {
       if (body.length > 1) body.push(COMMA);
-      body.push(json.get(key)!);
+      body.push(item);
     }
     body.push(CLOSE_ITEMS);
     res.writeHead(200, { 'content-type': 'application/json' });

@@ -2,29 +2,30 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { gzipSync } from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
-import { KubeConfig } from '@kubernetes/client-node';
 import { ApiStatusError, apiRequest } from '../../../src/sources/api-request.js';
+import { DirectConnection } from '../../../src/sources/kube/connection.js';
 
 let server: http.Server | undefined;
+let conn: DirectConnection | undefined;
 
 afterEach(async () => {
+  conn?.close();
+  conn = undefined;
   await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
   server = undefined;
 });
 
 /** A server answering every request with `handler`, and a kubeconfig that points at it. */
-async function serve(handler: http.RequestListener): Promise<KubeConfig> {
+async function serve(handler: http.RequestListener): Promise<DirectConnection> {
   server = http.createServer(handler);
   await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
-  const kc = new KubeConfig();
-  kc.loadFromOptions({
-    clusters: [{ name: 'c', server: `http://127.0.0.1:${port}`, skipTLSVerify: true }],
-    users: [{ name: 'u', token: 'secret-token' }],
-    contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
-    currentContext: 'x',
+  conn = new DirectConnection({
+    origin: 'test',
+    cluster: { server: `http://127.0.0.1:${port}`, insecureSkipTlsVerify: true },
+    user: { header: { kind: 'token', token: 'secret-token' } },
   });
-  return kc;
+  return conn;
 }
 
 describe('apiRequest', () => {

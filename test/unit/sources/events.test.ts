@@ -189,21 +189,15 @@ describe('Event fields the API server checks', () => {
 describe('ApiEventSink', () => {
   it('stop() ends a request the API server never answers, instead of waiting out its timeout', async () => {
     const { createServer } = await import('node:http');
-    const { KubeConfig } = await import('@kubernetes/client-node');
+    const { DirectConnection } = await import('../../../src/sources/kube/connection.js');
     const { ApiEventSink } = await import('../../../src/sources/event-sink.js');
     let arrived!: () => void;
     const requestArrived = new Promise<void>((r) => (arrived = r));
     const server = createServer(() => arrived()); // never answers
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const port = (server.address() as { port: number }).port;
-    const kc = new KubeConfig();
-    kc.loadFromOptions({
-      clusters: [{ name: 'c', server: `http://127.0.0.1:${port}`, skipTLSVerify: true }],
-      users: [{ name: 'u' }],
-      contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
-      currentContext: 'x',
-    });
-    const rec = new EventRecorder({ controller: 'bpfproxy', instance: 'n', sink: new ApiEventSink(kc), log: silentLogger() });
+    const conn = new DirectConnection({ origin: 'test', cluster: { server: `http://127.0.0.1:${port}`, insecureSkipTlsVerify: true }, user: { header: { kind: 'none' } } });
+    const rec = new EventRecorder({ controller: 'bpfproxy', instance: 'n', sink: new ApiEventSink(conn), log: silentLogger() });
     try {
       rec.record(svc('a'), rejected());
       await requestArrived;
@@ -211,6 +205,7 @@ describe('ApiEventSink', () => {
       await rec.stop();
       expect(performance.now() - t).toBeLessThan(5000); // the request timeout is 10 s
     } finally {
+      conn.close();
       server.closeAllConnections();
       await new Promise((r) => server.close(r));
     }

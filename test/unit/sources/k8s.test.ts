@@ -331,7 +331,21 @@ describe('KubernetesSource', () => {
 
     vi.stubEnv('KUBERNETES_SERVICE_HOST', '');
     vi.stubEnv('KUBERNETES_SERVICE_PORT', '');
+    vi.stubEnv('KUBECONFIG', '');
     const inCluster = new KubernetesSource({ nodeName: OWN_NODE, log: silentLogger() });
     await expect(inCluster.start(log.listener)).rejects.toThrow(/not running in a cluster/);
+  });
+
+  it('loads @kubernetes/client-node nowhere but for plugin users (importing it costs about 64 MB of RSS)', async () => {
+    const { readdir, readFile } = await import('node:fs/promises');
+    const root = join(import.meta.dirname, '../../../src');
+    const offenders: string[] = [];
+    for (const f of await readdir(root, { recursive: true })) {
+      if (!f.endsWith('.ts') || f === join('sources', 'kube', 'plugin-connection.ts')) continue;
+      const text = await readFile(join(root, f), 'utf8');
+      // Type-only imports vanish at compile time; any other import or import() loads it.
+      if (/^import (?!type )[^;]*from '@kubernetes\/client-node'|import\('@kubernetes\/client-node'\)/m.test(text)) offenders.push(f);
+    }
+    expect(offenders).toEqual([]);
   });
 });
