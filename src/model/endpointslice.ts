@@ -4,9 +4,12 @@
 // slices are none of its business, ports without a number are skipped, only
 // the first address of an endpoint counts, and absent conditions mean
 // ready and serving.
-import type { KubeObject } from './objects.js';
+import { namespacedKey, type KubeObject } from './objects.js';
 import type { IPFamily } from '../util/ip.js';
-import { LABEL_SERVICE_NAME, PROTOCOLS, type EndpointInfo, type Protocol, type SliceInfo, type SlicePort, type Validated } from './types.js';
+import { ipv6Words } from '../util/ip.js';
+import { EndpointPacker, endpointMeta, placeId } from './packed-endpoints.js';
+import { freezeList, SharedValues } from './shared-values.js';
+import { LABEL_SERVICE_NAME, PROTOCOLS, type Protocol, type SliceInfo, type SlicePort, type Validated } from './types.js';
 import {
   Findings,
   dns1123LabelErrors,
@@ -62,16 +65,24 @@ export function sliceFromObject(obj: KubeObject): Validated<SliceInfo | null> {
   const family: IPFamily = addressType === 'IPv6' ? 'IPv6' : 'IPv4';
 
   const ports = readPorts(f, obj.ports);
-  const endpoints = readEndpoints(f, obj.endpoints, family);
+  const packed = readEndpoints(f, obj.endpoints, family);
   return f.accept<SliceInfo>({
     namespace,
     name,
-    key: `${namespace}/${name}`,
-    serviceKey: `${namespace}/${serviceName}`,
+    key: namespacedKey(namespace, name),
+    serviceKey: namespacedKey(namespace, serviceName),
     family,
     ports,
-    endpoints,
+    packed,
   });
+}
+
+/** Port lists by their text: the slices of services with the same ports (most of a cluster's, often) share one. */
+const portLists = new SharedValues<SlicePort[]>();
+
+function sharedPorts(ports: SlicePort[]): SlicePort[] {
+  const text = ports.map((p) => `${p.name}\u0000${p.protocol}\u0000${p.port}`).join('\u0001');
+  return portLists.share(text, ports, freezeList);
 }
 
 function readPorts(f: Findings, v: unknown): SlicePort[] {
@@ -100,22 +111,32 @@ function readPorts(f: Findings, v: unknown): SlicePort[] {
       out.push({ name, protocol, port });
     }
   });
-  return out;
+  return sharedPorts(out);
 }
 
-function readEndpoints(f: Findings, v: unknown, family: IPFamily): EndpointInfo[] {
+const packers = { IPv4: new EndpointPacker('IPv4'), IPv6: new EndpointPacker('IPv6') };
+/** Scratch: an IPv6 address's four words. */
+const words = new Uint32Array(4);
+
+/** Packs the endpoint's first address (canonical text; `v4` its IPv4 number) and meta. */
+function pack(p: EndpointPacker, ip: ParsedIP, meta: number): void {
+  if (p.family === 'IPv4') p.add(ip.v4, 0, 0, 0, meta);
+  else {
+    ipv6Words(ip.ip, words, 0);
+    p.add(words[0]!, words[1]!, words[2]!, words[3]!, meta);
+  }
+}
+
+function readEndpoints(f: Findings, v: unknown, family: IPFamily): readonly number[] {
   const list = readList(f, v, 'endpoints');
   if (list.length > MAX_ENDPOINTS) {
     f.tooMany('endpoints', list.length, MAX_ENDPOINTS);
     return [];
   }
-  const out: EndpointInfo[] = [];
+  const p = packers[family];
+  p.finish(); // empty it, should an earlier call have thrown half way
   list.forEach((item, i) => {
-    const plain = wellFormedEndpoint(item, family);
-    if (plain) {
-      out.push(plain);
-      return;
-    }
+    if (wellFormedEndpoint(p, item, family)) return;
     const path = `endpoints[${i}]`;
     const o = readObject(f, item, path);
     const first = readAddresses(f, o.addresses, `${path}.addresses`, family);
@@ -130,20 +151,10 @@ function readEndpoints(f: Findings, v: unknown, family: IPFamily): EndpointInfo[
     const hints = readObject(f, o.hints, `${path}.hints`);
     const zoneHints = readHints(f, hints.forZones, `${path}.hints.forZones`, labelValueErrors);
     const nodeHints = readHints(f, hints.forNodes, `${path}.hints.forNodes`, dns1123SubdomainErrors);
-    if (first === null) return;
-    out.push({
-      address: first.ip,
-      v4: first.v4,
-      ready,
-      serving,
-      terminating,
-      nodeName: nodeName ?? null,
-      zone: zone ?? null,
-      zoneHints,
-      nodeHints,
-    });
+    if (first === null || f.failed) return;
+    pack(p, first, endpointMeta(ready, serving, terminating, placeId(nodeName ?? null, zone ?? null, zoneHints, nodeHints)));
   });
-  return out;
+  return p.finish();
 }
 
 /** A value that is absent (undefined or null) or a boolean: the boolean or `absent`; null when it is something else. */
@@ -157,35 +168,36 @@ function boolOr(v: unknown, absent: boolean): boolean | null {
  * field path string per field read (a dozen per endpoint, 300,000
  * endpoints in a large cluster) to name problems there are none of. Only an
  * endpoint whose every field has its expected type and a valid value is
- * read here, with the same result the general reading gives; anything else,
- * hints included, returns null and goes the general way, which names every
- * problem.
+ * read (packed into `p`) here, with the same result the general reading
+ * gives, and true returned; anything else, hints included, returns false,
+ * packing nothing, and goes the general way, which names every problem.
  */
-function wellFormedEndpoint(item: unknown, family: IPFamily): EndpointInfo | null {
-  if (typeof item !== 'object' || item === null || Array.isArray(item)) return null;
+function wellFormedEndpoint(p: EndpointPacker, item: unknown, family: IPFamily): boolean {
+  if (typeof item !== 'object' || item === null || Array.isArray(item)) return false;
   const o = item as JsonObject;
   const addresses = o.addresses;
-  if (!Array.isArray(addresses) || addresses.length === 0 || addresses.length > MAX_ADDRESSES) return null;
+  if (!Array.isArray(addresses) || addresses.length === 0 || addresses.length > MAX_ADDRESSES) return false;
   let first: ParsedIP | null = null;
   for (let j = 0; j < addresses.length; j++) {
     const text: unknown = addresses[j];
     const parsed = typeof text === 'string' ? parseIP(text) : null;
-    if (familyError(parsed, family) !== null || specialIPError(parsed!.ip) !== null) return null;
+    if (familyError(parsed, family) !== null || specialIPError(parsed!.ip) !== null) return false;
     if (j === 0) first = parsed;
   }
   const c = o.conditions;
-  if (c !== undefined && c !== null && (typeof c !== 'object' || Array.isArray(c))) return null;
+  if (c !== undefined && c !== null && (typeof c !== 'object' || Array.isArray(c))) return false;
   const conditions = (c ?? NO_CONDITIONS) as JsonObject;
   const ready = boolOr(conditions.ready, true);
   const serving = boolOr(conditions.serving, true);
   const terminating = boolOr(conditions.terminating, false);
-  if (ready === null || serving === null || terminating === null) return null;
+  if (ready === null || serving === null || terminating === null) return false;
   const nodeName = o.nodeName ?? null;
-  if (nodeName !== null && (typeof nodeName !== 'string' || !isDns1123Subdomain(nodeName))) return null;
+  if (nodeName !== null && (typeof nodeName !== 'string' || !isDns1123Subdomain(nodeName))) return false;
   const zone = o.zone ?? null;
-  if (zone !== null && typeof zone !== 'string') return null;
-  if (o.hints !== undefined && o.hints !== null) return null;
-  return { address: first!.ip, v4: first!.v4, ready, serving, terminating, nodeName, zone, zoneHints: NO_HINTS, nodeHints: NO_HINTS };
+  if (zone !== null && typeof zone !== 'string') return false;
+  if (o.hints !== undefined && o.hints !== null) return false;
+  pack(p, first!, endpointMeta(ready, serving, terminating, placeId(nodeName, zone as string | null, NO_HINTS, NO_HINTS)));
+  return true;
 }
 
 const NO_CONDITIONS: JsonObject = Object.freeze({});

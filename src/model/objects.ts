@@ -36,5 +36,15 @@ export function objectKey(kind: ObjectKind, obj: KubeObject): ObjectKey | null {
   const name = obj.metadata?.name;
   if (!name) return null;
   if (kind === 'Node') return name;
-  return `${obj.metadata?.namespace || 'default'}/${name}`;
+  return namespacedKey(obj.metadata?.namespace || 'default', name);
+}
+
+/**
+ * "namespace/name" as one flat string. A template literal makes a rope (a
+ * ConsString per `+`, 32 bytes each, and a flat copy besides once it is
+ * hashed as a Map key); join() writes one sequential string. Keys are kept
+ * per object, several per object, so at 30,000 services this was megabytes.
+ */
+export function namespacedKey(namespace: string, name: string): string {
+  return [namespace, name].join('/');
 }

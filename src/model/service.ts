@@ -5,7 +5,8 @@
 // Where the API server would allocate something (a cluster IP, a nodePort, a
 // health-check port), we have no allocator and say so.
 import { cidrContains, familyOf, parseCidr, type Cidr, type IPFamily } from '../util/ip.js';
-import type { KubeObject } from './objects.js';
+import { namespacedKey, type KubeObject } from './objects.js';
+import { freezeList, SharedValues } from './shared-values.js';
 import {
   DEFAULT_AFFINITY_TIMEOUT,
   MAX_AFFINITY_TIMEOUT,
@@ -82,11 +83,11 @@ export function serviceFromObject(obj: KubeObject, cfg: ValidationConfig): Valid
   return f.accept<ServiceInfo>({
     namespace,
     name,
-    key: `${namespace}/${name}`,
+    key: namespacedKey(namespace, name),
     type,
     notProxied,
     clusterIPs: addrs.clusterIPs,
-    ipFamilies: addrs.ipFamilies,
+    ipFamilies: familyLists.share(addrs.ipFamilies.join(), addrs.ipFamilies, freezeList),
     externalIPs: orNone(externalIPs),
     loadBalancerIPs: orNone(loadBalancerIPs),
     loadBalancerSourceRanges: orNone(loadBalancerSourceRanges),
@@ -95,13 +96,17 @@ export function serviceFromObject(obj: KubeObject, cfg: ValidationConfig): Valid
     internalTrafficPolicy: policies.internalTrafficPolicy,
     healthCheckNodePort: policies.healthCheckNodePort,
     trafficDistribution,
-    ports,
+    ports: portLists.share(ports.map((p) => `${p.name}\u0000${p.protocol}\u0000${p.port}\u0000${p.targetPort}\u0000${typeof p.targetPort}\u0000${p.nodePort}`).join('\u0001'), ports, freezeList),
     creationTimestamp: readTimestamp(meta.creationTimestamp),
   });
 }
 
 /** One frozen empty list for every service without externalIPs, load balancer IPs or source ranges. */
 const NONE: readonly string[] = Object.freeze([]);
+/** Lists most services hold alike (shared-values.ts). */
+const familyLists = new SharedValues<IPFamily[]>(16);
+const portLists = new SharedValues<ServicePortSpec[]>();
+
 const orNone = (list: string[]): readonly string[] => (list.length === 0 ? NONE : list);
 
 function readType(f: Findings, spec: JsonObject): ServiceType {

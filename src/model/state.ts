@@ -156,6 +156,8 @@ export class ClusterState implements ClusterView {
       this.report.rejected({ kind: 'Service', key, origin, reason: v.reason, keptPrevious: kept });
       return;
     }
+    // One string for the key, not two: the source's (our Map key) and the record's.
+    if (v.value.key === key) v.value.key = key;
     const c = { info: v.value, origin };
     if (this.initial) {
       this.initial.set(key, c);
@@ -254,8 +256,15 @@ export class ClusterState implements ClusterView {
       return;
     }
     for (const w of v.warnings) this.report.warned({ kind: 'EndpointSlice', key, origin, message: w });
+    const info = v.value;
+    if (info) {
+      // Shared strings rather than copies: the source's key, and the service's own key when it is known.
+      if (info.key === key) info.key = key;
+      const svc = this.services.get(info.serviceKey);
+      if (svc) info.serviceKey = svc.key;
+    }
     // null: a slice kube-proxy ignores on purpose (FQDN, no service label).
-    this.setSlice(key, v.value ?? undefined);
+    this.setSlice(key, info ?? undefined);
   }
 
   private setSlice(key: string, info: SliceInfo | undefined): void {

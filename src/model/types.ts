@@ -55,6 +55,11 @@ export interface ServiceInfo {
   creationTimestamp: string | null;
 }
 
+/**
+ * One endpoint, unpacked: what a slice's packed endpoints
+ * (packed-endpoints.ts) read as, for tests and debugging. The model keeps
+ * the packed form only.
+ */
 export interface EndpointInfo {
   /** Canonical first address of the endpoint (kube-proxy uses only the first). */
   address: string;
@@ -92,7 +97,12 @@ export interface SliceInfo {
   family: IPFamily;
   /** Ports whose number is set; kube-proxy ignores the others. */
   ports: SlicePort[];
-  endpoints: EndpointInfo[];
+  /**
+   * The endpoints, packed (packed-endpoints.ts): strideOf(family) numbers
+   * each, address first (kube-proxy uses only the first address of an
+   * endpoint), then conditions and place. unpackEndpoints() reads them as objects.
+   */
+  packed: readonly number[];
 }
 
 export interface NodeInfo {

@@ -36,6 +36,17 @@ export function writeAddressKey(out: Uint32Array, off: number, protocol: Protoco
 }
 
 /**
+ * Writes the key of an endpoint's address as the model packs it
+ * (packed-endpoints.ts): packed[at] is the IPv4 number, or packed[at..at+4)
+ * the IPv6 words.
+ */
+export function writePackedKey(out: Uint32Array, off: number, protocol: Protocol, family: IPFamily, packed: readonly number[], at: number, port: number): void {
+  const words = family === 'IPv4' ? 1 : 4;
+  for (let w = 0; w < 4; w++) out[off + w] = w < words ? packed[at + w]! : 0;
+  out[off + 4] = (PROTOCOL_NUMBERS[protocol] << 24) | (familyNumber(family) << 16) | port;
+}
+
+/**
  * Writes the key of an address given as bytes, the way a dataplane's map
  * dump holds it: `addr[addrOffset..]` is 4 bytes (IPv4) or 16 (IPv6) in
  * network order. `protocol` is the IANA number.

@@ -1,8 +1,8 @@
 // The endpoints of one service port in one family, joined from every slice of
 // the service: a slice port matches by name and protocol (this is how named
 // targetPorts resolve: the EndpointSlice carries the number). Pure.
+import { metaPlace, READY, SERVING, strideOf, TERMINATING } from '../model/packed-endpoints.js';
 import type { IPFamily, Protocol, SliceInfo } from '../model/types.js';
-import { ipv6Words } from '../util/ip.js';
 import type { PortEndpoint } from './topology.js';
 
 function better(a: PortEndpoint, b: PortEndpoint): boolean {
@@ -12,24 +12,24 @@ function better(a: PortEndpoint, b: PortEndpoint): boolean {
   return false;
 }
 
-/** Scratch for comparing two IPv6 addresses without allocating. */
-const words = new Uint32Array(8);
-
-function compareIPv6(a: string, b: string): number {
-  ipv6Words(a, words, 0);
-  ipv6Words(b, words, 4);
-  for (let i = 0; i < 4; i++) if (words[i] !== words[i + 4]) return words[i]! - words[i + 4]!;
+/** IPv6 addresses by their packed words, read unsigned. */
+function compareIPv6(a: PortEndpoint, b: PortEndpoint): number {
+  for (let i = 0; i < 4; i++) {
+    const x = a.packed[a.at + i]! >>> 0;
+    const y = b.packed[b.at + i]! >>> 0;
+    if (x !== y) return x - y;
+  }
   return 0;
 }
 
 /** Address, then port; IPv4 by number (`v4` read unsigned), IPv6 (`v4` 0) by bytes. Both endpoints of one family. */
 export function compareEndpoints(a: PortEndpoint, b: PortEndpoint): number {
   if (a.v4 !== b.v4) return (a.v4 >>> 0) - (b.v4 >>> 0);
-  return (a.v4 === 0 && a.address !== b.address ? compareIPv6(a.address, b.address) : 0) || a.port - b.port;
+  return (a.v4 === 0 ? compareIPv6(a, b) : 0) || a.port - b.port;
 }
 
 function sameEndpoint(a: PortEndpoint, b: PortEndpoint): boolean {
-  return a.v4 === b.v4 && a.port === b.port && a.address === b.address;
+  return a.port === b.port && compareEndpoints(a, b) === 0;
 }
 
 /**
@@ -51,20 +51,22 @@ export function endpointsForPort(
     if (slice.family !== family) continue;
     const port = slice.ports.find((p) => p.name === portName && p.protocol === protocol);
     if (!port) continue;
-    for (const ep of slice.endpoints) {
-      // A literal, not a spread: one hidden class for every endpoint, and this runs per endpoint.
+    const packed = slice.packed;
+    const stride = strideOf(family);
+    for (let at = 0; at < packed.length; at += stride) {
+      const meta = packed[at + stride - 1]!;
+      const place = metaPlace(meta);
+      // A literal: one hidden class for every endpoint, and this runs per endpoint.
       all.push({
-        address: ep.address,
-        v4: ep.v4,
-        ready: ep.ready,
-        serving: ep.serving,
-        terminating: ep.terminating,
-        nodeName: ep.nodeName,
-        zone: ep.zone,
-        zoneHints: ep.zoneHints,
-        nodeHints: ep.nodeHints,
+        packed,
+        at,
+        v4: family === 'IPv4' ? packed[at]! : 0,
+        ready: (meta & READY) !== 0,
+        serving: (meta & SERVING) !== 0,
+        terminating: (meta & TERMINATING) !== 0,
+        place,
         port: port.port,
-        local: ep.nodeName !== null && ep.nodeName === nodeName,
+        local: place.nodeName !== null && place.nodeName === nodeName,
         backend: null,
       });
     }

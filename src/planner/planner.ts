@@ -13,7 +13,9 @@ import type { ClusterView } from '../model/state.js';
 import { plainEqual } from '../util/equal.js';
 import { FlatIndex } from '../util/flat-index.js';
 import { familyOf, hostPort } from '../util/ip.js';
-import { KEY_WORDS, writeAddressKey } from './address-key.js';
+import { packedAddress } from '../model/packed-endpoints.js';
+import { KEY_WORDS, writeAddressKey, writePackedKey } from './address-key.js';
+import { CompactBackend, CompactBackend6 } from './backend.js';
 import { IdAllocator, IdPool } from './ids.js';
 import { DEFAULT_MAGLEV_M } from '../util/maglev-size.js';
 import { selectNodePortAddresses } from './nodeports.js';
@@ -45,15 +47,16 @@ export interface PlanResult {
   warnings: PlanWarning[];
 }
 
+/**
+ * What the planner keeps per service besides its planned services. Each
+ * planned service holds a reference on the backend ID of each of its
+ * distinct backends (IdAllocator); they are released through its
+ * PlannedService, by key, rather than remembered here: a list of slots per
+ * service was 4 MB at 30,000 x 10, and releasing happens only on a change.
+ */
 interface ServiceEntry {
   /** Planned-service keys of this service. */
   planned: string[];
-  /**
-   * Backend ID slots it holds a reference on (once per planned service and
-   * backend): see IdAllocator. A plain array of small integers: a typed
-   * array per service costs more (an ArrayBuffer each) for ten-odd entries.
-   */
-  backendSlots: number[];
   /** Slots of the frontends it owns, in `frontendIndex`. */
   frontendSlots: number[];
 }
@@ -75,6 +78,8 @@ export class Planner {
   private readonly frontendIndex = new FlatIndex(KEY_WORDS, 1024);
   private readonly frontendOwner: (string | undefined)[] = [];
   private readonly frontendWaiters: (Set<string> | undefined)[] = [];
+  /** Scratch: the backends released so far of one planned service. */
+  private readonly releasing = new Set<PlannedBackend>();
   /** Scratch: one frontend or backend key. */
   private readonly key = new Uint32Array(KEY_WORDS);
   private localAddresses: readonly string[] = [];
@@ -89,6 +94,11 @@ export class Planner {
     this.backendIds = new IdAllocator(cfg.maxBackendId, hints.backends);
     this.frontendHints = hints.frontends;
     this.node = { name: cfg.nodeName, zone: null };
+  }
+
+  /** Backends (address, port, protocol) holding an ID: every one some planned service uses. */
+  get backendIdsInUse(): number {
+    return this.backendIds.size;
   }
 
   /** The addresses on this node's interfaces. Returns true when NodePort addresses changed (plan everything). */
@@ -159,10 +169,12 @@ export class Planner {
     const ctx: PlanContext = { node: this.node, nodePortAddresses: this.nodePortAddresses };
     const plan = svc ? planService(svc, view.slicesOf(key), ctx) : { drafts: [], health: null };
 
-    const entry: ServiceEntry = { planned: [], backendSlots: [], frontendSlots: [] };
+    const entry: ServiceEntry = { planned: [], frontendSlots: [] };
+    // The old plans, before the new ones replace them: their backend references are released below.
+    const oldPlans = old ? old.planned.map((k) => this.services.get(k)) : [];
     const oldFrontends = old?.frontendSlots ?? [];
     for (const draft of plan.drafts) {
-      const frontends = draft.frontends.filter((f) => {
+      const kept = draft.frontends.filter((f) => {
         let slot = this.frontendSlot(draft, f);
         const owner = slot >= 0 ? this.frontendOwner[slot] : undefined;
         if (owner && owner !== draft.key && !oldFrontends.includes(slot)) {
@@ -180,8 +192,10 @@ export class Planner {
         entry.frontendSlots.push(slot);
         return true;
       });
+      // The draft's own list when nothing was left out: filter() leaves spare capacity behind.
+      const frontends = kept.length === draft.frontends.length ? draft.frontends : kept;
       // Kept out of every external frontend it asked for: nothing external to plan for.
-      const planned = this.assign({ ...draft, frontends, preserveSource: draft.preserveSource && hasExternalFrontends(frontends) }, entry);
+      const planned = this.assign({ ...draft, frontends, preserveSource: draft.preserveSource && hasExternalFrontends(frontends) });
       const prev = this.services.get(draft.key);
       entry.planned.push(draft.key);
       // An unchanged plan keeps its object: dataplanes may cache by identity.
@@ -198,7 +212,7 @@ export class Planner {
       this.services.delete(k);
       changed.add(k);
     }
-    for (const slot of old?.backendSlots ?? []) this.backendIds.release(slot);
+    for (const p of oldPlans) if (p) this.releaseBackends(p);
     for (const slot of oldFrontends) {
       const owner = this.frontendOwner[slot];
       if (entry.frontendSlots.includes(slot) || owner === undefined || !old!.planned.includes(owner)) continue;
@@ -207,6 +221,10 @@ export class Planner {
       this.frontendWaiters[slot] = undefined;
       this.frontendIndex.removeSlot(slot);
     }
+    // Copied out at their exact length: arrays grown by push keep spare
+    // capacity (16 elements for the first push), per service.
+    if (entry.frontendSlots.length > 0) entry.frontendSlots = entry.frontendSlots.slice();
+    entry.planned = entry.planned.slice();
     if (entry.planned.length > 0) this.entries.set(key, entry);
     else this.entries.delete(key);
 
@@ -221,11 +239,11 @@ export class Planner {
     return this.frontendIndex.find(this.key, 0);
   }
 
-  private assign(d: DraftService, entry: ServiceEntry): PlannedService {
+  private assign(d: DraftService): PlannedService {
     const id = this.services.get(d.key)?.id ?? this.newServiceId(d);
     const toSet = (s: DraftSet): BackendSet => ({
       onEmpty: s.onEmpty,
-      backends: s.endpoints.map((ep) => this.backend(d, ep, entry)),
+      backends: s.endpoints.map((ep) => this.backend(d, ep)),
     });
     const internal = toSet(d.internal);
     const external = d.external === d.internal ? internal : toSet(d.external);
@@ -263,22 +281,29 @@ export class Planner {
   }
 
   /** The endpoint's PlannedBackend, made once per planned service (sets share it) with a reference on its ID. */
-  private backend(d: DraftService, ep: PortEndpoint, entry: ServiceEntry): PlannedBackend {
+  private backend(d: DraftService, ep: PortEndpoint): PlannedBackend {
     if (ep.backend) return ep.backend;
-    writeAddressKey(this.key, 0, d.protocol, d.family, ep.v4, ep.address, ep.port);
-    const slot = this.backendIds.acquire(this.key, 0);
-    entry.backendSlots.push(slot);
-    ep.backend = {
-      id: this.backendIds.idAt(slot),
-      address: ep.address,
-      v4: ep.v4,
-      port: ep.port,
-      nodeName: ep.nodeName,
-      zone: ep.zone,
-      local: ep.local,
-      terminating: ep.terminating,
-    };
+    writePackedKey(this.key, 0, d.protocol, d.family, ep.packed, ep.at, ep.port);
+    const id = this.backendIds.idAt(this.backendIds.acquire(this.key, 0));
+    ep.backend = d.family === 'IPv4'
+      ? new CompactBackend(id, ep.v4, ep.port, ep.local, ep.terminating, ep.place)
+      : new CompactBackend6(id, ep.port, ep.local, ep.terminating, ep.place, packedAddress(ep.packed, ep.at, 'IPv6'));
     return ep.backend;
+  }
+
+  /** Drops the references `p` holds: one per distinct backend of its sets (they share backend objects). */
+  private releaseBackends(p: PlannedService): void {
+    const seen = this.releasing;
+    seen.clear();
+    for (const set of [p.internal, p.external, p.cluster]) {
+      for (const b of set.backends) {
+        if (seen.has(b)) continue;
+        seen.add(b);
+        writeAddressKey(this.key, 0, p.protocol, p.family, b.v4, p.family === 'IPv4' ? '' : b.address, b.port);
+        this.backendIds.releaseKey(this.key, 0);
+      }
+    }
+    seen.clear();
   }
 }
 

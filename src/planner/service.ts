@@ -29,9 +29,13 @@ export interface PlanContext {
   nodePortAddresses: Readonly<Record<IPFamily, readonly string[]>>;
 }
 
+/** One flat string (join, not a template literal's rope of ConsStrings): it is kept as a Map key per planned service. */
 export function plannedKey(serviceKey: string, portName: string, family: IPFamily): string {
-  return `${serviceKey}:${portName}/${family}`;
+  return [serviceKey, ':', portName, '/', family].join('');
 }
+
+/** Shared by every planned service without source ranges (all but LoadBalancers that set them). */
+const NO_RANGES: string[] = Object.freeze([]) as unknown as string[];
 
 /**
  * A frontend of an address of `family`. Service addresses are few (a
@@ -64,6 +68,13 @@ function shareSet(a: DraftSet, b: DraftSet): DraftSet {
   return a.endpoints.every((ep, i) => ep === b.endpoints[i]) ? a : b;
 }
 
+/** An endpoint's address as a Set member: the IPv4 number, or the IPv6 words as text (rare). */
+function addressIdentity(ep: PortEndpoint, family: IPFamily): number | string {
+  if (family === 'IPv4') return ep.v4;
+  const p = ep.packed;
+  return `${p[ep.at]!},${p[ep.at + 1]!},${p[ep.at + 2]!},${p[ep.at + 3]!}`;
+}
+
 export function planService(svc: ServiceInfo, slices: readonly SliceInfo[], ctx: PlanContext): ServicePlan {
   const drafts: DraftService[] = [];
   if (svc.notProxied) return { drafts, health: null };
@@ -72,7 +83,7 @@ export function planService(svc: ServiceInfo, slices: readonly SliceInfo[], ctx:
   // Local ready addresses per family, for the health check only: kube-proxy's
   // health server of each family counts the addresses its own proxier sees
   // (LocalReadyEndpoints), so a pod with an IPv4 and an IPv6 address counts once, not twice.
-  const localReady = new Map<IPFamily, Set<string>>();
+  const localReady = new Map<IPFamily, Set<number | string>>();
   svc.ipFamilies.forEach((family, fi) => {
     const clusterIP = svc.clusterIPs[fi];
     if (!clusterIP) return;
@@ -85,7 +96,7 @@ export function planService(svc: ServiceInfo, slices: readonly SliceInfo[], ctx:
       if (hasHealthCheck) {
         let ready = localReady.get(family);
         if (!ready) localReady.set(family, (ready = new Set()));
-        for (const ep of eps) if (ep.local && ep.ready) ready.add(ep.address);
+        for (const ep of eps) if (ep.local && ep.ready) ready.add(addressIdentity(ep, family));
       }
       const cat = categorizeEndpoints(eps, svc, external, ctx.node);
       const internal = draftSet(svc.internalTrafficPolicy === 'Local' ? cat.local : cat.cluster, cat.hasAnyEndpoints);
@@ -104,7 +115,9 @@ export function planService(svc: ServiceInfo, slices: readonly SliceInfo[], ctx:
         external: ext,
         cluster,
         affinityTimeout: svc.sessionAffinityTimeout,
-        sourceRanges: svc.type === 'LoadBalancer' ? svc.loadBalancerSourceRanges.filter((c) => familyOf(c.split('/')[0]!) === family) : [],
+        sourceRanges: svc.type === 'LoadBalancer' && svc.loadBalancerSourceRanges.length > 0
+          ? svc.loadBalancerSourceRanges.filter((c) => familyOf(c.split('/')[0]!) === family)
+          : NO_RANGES,
         preserveSource: external && svc.externalTrafficPolicy === 'Local',
         topology: cat.topology,
       });

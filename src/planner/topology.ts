@@ -2,10 +2,22 @@
 // CategorizeEndpoints (pkg/proxy/topology.go), including the terminating
 // fallback (KEP-1669, GA in 1.28) and topology hints (KEP-2433, KEP-4444,
 // KEP-3015). Pure.
-import type { EndpointInfo, ServiceInfo } from '../model/types.js';
+import type { Place } from '../model/packed-endpoints.js';
+import type { ServiceInfo } from '../model/types.js';
 import type { PlannedBackend } from './types.js';
 
-export interface PortEndpoint extends EndpointInfo {
+/** One endpoint of a service port, read from a slice's packed endpoints for one plan (not kept). */
+export interface PortEndpoint {
+  /** The slice's packed endpoints, and where this one's address starts in them. */
+  packed: readonly number[];
+  at: number;
+  /** The IPv4 bits as a signed int32 (read with `>>> 0`); 0 for IPv6, whose words are packed[at..at+4). */
+  v4: number;
+  ready: boolean;
+  serving: boolean;
+  terminating: boolean;
+  /** nodeName, zone and hints: interned, shared by every endpoint with the same. */
+  place: Place;
   port: number;
   /** On this node. */
   local: boolean;
@@ -53,10 +65,10 @@ function topologyMode(eps: readonly PortEndpoint[], node: NodeTopology): { mode:
   for (const ep of eps) {
     if (!ep.ready) continue;
     anyReady = true;
-    if (ep.nodeHints.length === 0) allHaveNodeHints = false;
-    else if (ep.nodeHints.includes(node.name)) hasForNode = true;
-    if (ep.zoneHints.length === 0) allHaveZoneHints = false;
-    else if (node.zone !== null && ep.zoneHints.includes(node.zone)) hasForZone = true;
+    if (ep.place.nodeHints.length === 0) allHaveNodeHints = false;
+    else if (ep.place.nodeHints.includes(node.name)) hasForNode = true;
+    if (ep.place.zoneHints.length === 0) allHaveZoneHints = false;
+    else if (node.zone !== null && ep.place.zoneHints.includes(node.zone)) hasForZone = true;
   }
   if (!anyReady) return { mode: '', why: '' };
   let why = '';
@@ -74,8 +86,8 @@ function topologyMode(eps: readonly PortEndpoint[], node: NodeTopology): { mode:
 function availableForTopology(ep: PortEndpoint, mode: string, node: NodeTopology): boolean {
   switch (mode) {
     case '': return true;
-    case 'PreferSameNode': return ep.nodeHints.includes(node.name);
-    case 'PreferSameZone': return node.zone !== null && ep.zoneHints.includes(node.zone);
+    case 'PreferSameNode': return ep.place.nodeHints.includes(node.name);
+    case 'PreferSameZone': return node.zone !== null && ep.place.zoneHints.includes(node.zone);
     default: return false;
   }
 }

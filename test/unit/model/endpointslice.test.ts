@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { sliceFromObject } from '../../../src/model/endpointslice.js';
-import type { SliceInfo } from '../../../src/model/types.js';
+import { unpackEndpoints } from '../../../src/model/packed-endpoints.js';
+import type { EndpointInfo, SliceInfo } from '../../../src/model/types.js';
 import type { KubeObject } from '../../../src/sources/types.js';
 
 type Obj = Record<string, unknown>;
@@ -21,6 +22,8 @@ function slice(over: Obj = {}, meta: Obj = {}): KubeObject {
     ...over,
   };
 }
+
+const endpointsOf = (s: SliceInfo): EndpointInfo[] => unpackEndpoints(s.packed, s.family);
 
 function accept(obj: KubeObject): { value: SliceInfo | null; warnings: string[] } {
   const r = sliceFromObject(obj);
@@ -99,14 +102,17 @@ describe('sliceFromObject: what kube-proxy reads', () => {
     const s = acceptSlice(slice({
       endpoints: [endpoint({ nodeName: 'node-1', zone: 'zone-a', hints: { forZones: [{ name: 'zone-b' }, { name: 'zone-a' }], forNodes: [{ name: 'node-1' }] } })],
     }));
-    expect(s).toEqual({
+    const { packed: _packed, ...rest } = s;
+    expect(rest).toEqual({
       namespace: 'default',
       name: 'web-abc12',
       key: 'default/web-abc12',
       serviceKey: 'default/web',
       family: 'IPv4',
       ports: [{ name: 'http', protocol: 'TCP', port: 8080 }],
-      endpoints: [{
+      warnings: [],
+    });
+    expect(endpointsOf(s)).toEqual([{
         address: '10.244.1.5',
         v4: (10 << 24) | (244 << 16) | (1 << 8) | 5,
         ready: true,
@@ -116,9 +122,34 @@ describe('sliceFromObject: what kube-proxy reads', () => {
         zone: 'zone-a',
         zoneHints: ['zone-a', 'zone-b'],
         nodeHints: ['node-1'],
-      }],
-      warnings: [],
-    });
+    }]);
+  });
+
+  it('packs endpoints into small integers, sharing one record per node and zone', () => {
+    const s = acceptSlice(slice({ endpoints: [
+      endpoint({ addresses: ['10.244.1.5'], nodeName: 'node-1', zone: 'zone-a' }),
+      endpoint({ addresses: ['10.244.1.6'], nodeName: 'node-1', zone: 'zone-a', conditions: { ready: false, terminating: true } }),
+      endpoint({ addresses: ['10.244.2.7'], nodeName: 'node-2', zone: 'zone-a' }),
+    ] }));
+    // Two numbers per IPv4 endpoint, every one an int32 (what V8 keeps unboxed).
+    expect(s.packed).toHaveLength(6);
+    for (const n of s.packed) expect(n).toBe(n | 0);
+    const [a, b, c] = endpointsOf(s);
+    expect([a!.address, b!.address, c!.address]).toEqual(['10.244.1.5', '10.244.1.6', '10.244.2.7']);
+    expect([b!.ready, b!.serving, b!.terminating]).toEqual([false, true, true]);
+    expect([c!.nodeName, c!.zone]).toEqual(['node-2', 'zone-a']);
+    // The same node, zone and hints: the same (interned) hints arrays, not one per endpoint.
+    const again = endpointsOf(acceptSlice(slice({ endpoints: [endpoint({ nodeName: 'node-9', hints: { forZones: [{ name: 'z' }] } })] })));
+    const other = endpointsOf(acceptSlice(slice({ endpoints: [endpoint({ addresses: ['10.244.3.3'], nodeName: 'node-9', hints: { forZones: [{ name: 'z' }] } })] })));
+    expect(again[0]!.zoneHints).toEqual(['z']);
+    expect(other[0]!.zoneHints).toBe(again[0]!.zoneHints);
+    // Sharing never mixes up values: an empty zone is not an absent one, another zone is another place.
+    const zones = endpointsOf(acceptSlice(slice({ endpoints: [
+      endpoint({ addresses: ['10.244.1.5'], nodeName: 'node-1', zone: '' }),
+      endpoint({ addresses: ['10.244.1.6'], nodeName: 'node-1' }),
+      endpoint({ addresses: ['10.244.1.7'], nodeName: 'node-1', zone: 'zone-b' }),
+    ] })));
+    expect(zones.map((e) => [e.nodeName, e.zone])).toEqual([['node-1', ''], ['node-1', null], ['node-1', 'zone-b']]);
   });
 
   it('ignores a slice without the service-name label, saying why', () => {
@@ -139,15 +170,16 @@ describe('sliceFromObject: what kube-proxy reads', () => {
   it('uses only the first address, canonical', () => {
     const s = acceptSlice(slice({ addressType: 'IPv6', endpoints: [endpoint({ addresses: ['2001:DB8::0:1', '2001:db8::2'] })] }));
     expect(s.family).toBe('IPv6');
-    expect(s.endpoints.map((e) => e.address)).toEqual(['2001:db8::1']);
-    expect(s.endpoints[0]!.v4).toBe(0);
+    expect(endpointsOf(s).map((e) => e.address)).toEqual(['2001:db8::1']);
+    expect(endpointsOf(s)[0]!.v4).toBe(0);
+    expect(s.packed).toHaveLength(5); // four address words and the meta
   });
 
   it('keeps an IPv4 address parsed: its 32 bits as a signed int32, so that V8 keeps it a small integer', () => {
     const s = acceptSlice(slice({ endpoints: [endpoint({ addresses: ['192.168.7.9'] })] }));
-    expect(s.endpoints[0]!.v4).toBe((0xc0a80709 | 0));
-    expect(s.endpoints[0]!.v4 >>> 0).toBe(0xc0a80709);
-    expect(s.endpoints[0]!.v4).toBeLessThan(0);
+    expect(s.packed[0]).toBe((0xc0a80709 | 0));
+    expect(endpointsOf(s)[0]!.v4 >>> 0).toBe(0xc0a80709);
+    expect(endpointsOf(s)[0]!.v4).toBeLessThan(0);
   });
 
   const conditions: [string, unknown, [boolean, boolean, boolean]][] = [
@@ -159,7 +191,7 @@ describe('sliceFromObject: what kube-proxy reads', () => {
     ['terminating, not serving', { ready: false, serving: false, terminating: true }, [false, false, true]],
   ];
   it.each(conditions)('conditions %s -> ready/serving/terminating', (_what, cond, [ready, serving, terminating]) => {
-    const e = acceptSlice(slice({ endpoints: [{ addresses: ['10.244.1.5'], conditions: cond }] })).endpoints[0]!;
+    const e = endpointsOf(acceptSlice(slice({ endpoints: [{ addresses: ['10.244.1.5'], conditions: cond }] })))[0]!;
     expect([e.ready, e.serving, e.terminating]).toEqual([ready, serving, terminating]);
   });
 
@@ -181,12 +213,12 @@ describe('sliceFromObject: what kube-proxy reads', () => {
 
   it('accepts a slice with no endpoints and no ports', () => {
     const s = acceptSlice(slice({ ports: [], endpoints: [] }));
-    expect([s.ports, s.endpoints]).toEqual([[], []]);
+    expect([s.ports, s.packed]).toEqual([[], []]);
   });
 
   it('accepts the largest slice the API allows', () => {
     const endpoints = Array.from({ length: 1000 }, (_, i) => endpoint({ addresses: [podIP(i)] }));
-    expect(acceptSlice(slice({ endpoints })).endpoints).toHaveLength(1000);
+    expect(endpointsOf(acceptSlice(slice({ endpoints })))).toHaveLength(1000);
   });
 });
 

@@ -86,6 +86,33 @@ describe('planner IDs', () => {
     expect(after).toBe(before);
   });
 
+  it('are given back with the last service using them, whatever replans came between', () => {
+    const h = new Harness().upsert(web, webSlice, api, apiSlice);
+    h.plan();
+    // web and api share 10.244.1.10:8080/TCP: 2 backends of web's http, 2 of its dns, 1 more of api.
+    expect(h.planner.backendIdsInUse).toBe(5);
+    // A replan that changes nothing, one that changes a backend's node, one that drops and one that adds an endpoint.
+    h.upsert(web);
+    h.plan();
+    h.upsert(slice('demo', 'web-1', 'web', [{ name: 'http', port: 8080 }, { name: 'dns', port: 5353, protocol: 'UDP' }], [
+      { ip: '10.244.1.10', node: 'node1' },
+      { ip: '10.244.2.10', node: 'node9' },
+    ]));
+    h.plan();
+    h.upsert(slice('demo', 'api-1', 'api', [{ name: '', port: 8080 }], [{ ip: '10.244.3.10', node: 'node3' }]));
+    h.plan();
+    expect(h.planner.backendIdsInUse).toBe(5);
+    h.upsert(slice('demo', 'api-1', 'api', [{ name: '', port: 8080 }], [{ ip: '10.244.3.10', node: 'node3' }, { ip: '10.244.4.10', node: 'node4' }]));
+    h.plan();
+    expect(h.planner.backendIdsInUse).toBe(6);
+    h.delete('Service', 'demo/web');
+    h.plan();
+    expect(h.planner.backendIdsInUse).toBe(2);
+    h.delete('Service', 'demo/api');
+    h.plan();
+    expect(h.planner.backendIdsInUse).toBe(0);
+  });
+
   it('are restored after a restart from hints, whatever order the services come in', () => {
     const old = new Harness().upsert(web, webSlice, api, apiSlice);
     const before = old.plan().desired;
