@@ -19,8 +19,8 @@ export class FlatIndex {
   /** Bucket -> slot, or EMPTY. Power-of-two size, at most half full. */
   private buckets: Int32Array;
   private mask: number;
-  /** Free slots below `top`, as a stack. */
-  private free: Int32Array;
+  /** Free slots below `top`, as a stack (allocated by the first removal). */
+  private free: Int32Array = new Int32Array(0);
   private freeCount = 0;
   /** Slots 0..top-1 have been handed out at least once. */
   private top = 0;
@@ -32,7 +32,6 @@ export class FlatIndex {
     const cap = Math.max(16, initialCapacity);
     this.keys = new Uint32Array(cap * words);
     this.used = new Uint8Array(cap);
-    this.free = new Int32Array(cap);
     this.buckets = new Int32Array(bucketsFor(cap)).fill(EMPTY);
     this.mask = this.buckets.length - 1;
   }
@@ -86,6 +85,41 @@ export class FlatIndex {
   /** Set by insert(): whether the key was new. */
   added = false;
 
+  /**
+   * Makes `keys` (`capacity` keys of `words` words) the key store of this
+   * empty index, without copying: slot i is key i of it. Keys are then
+   * registered one by one with claimAt(). Lets a caller that encoded a batch
+   * of keys keep that very buffer as its index (a first sync into empty
+   * maps: the batch written is the mirror), so the bytes are stored once.
+   */
+  adopt(keys: Uint32Array, capacity: number): void {
+    if (this.count !== 0) throw new Error('FlatIndex.adopt: the index is not empty');
+    if (keys.length < capacity * this.words) throw new Error('FlatIndex.adopt: the key store is smaller than its capacity');
+    this.keys = keys;
+    this.used = new Uint8Array(capacity);
+    this.free = new Int32Array(0);
+    this.freeCount = 0;
+    this.top = 0;
+    this.buckets = new Int32Array(bucketsFor(capacity)).fill(EMPTY);
+    this.mask = this.buckets.length - 1;
+  }
+
+  /**
+   * Registers the key already stored in `slot` (at or past `end`: slots are
+   * claimed in increasing order). When an equal key is held, nothing is
+   * registered and its slot is returned; otherwise `slot`.
+   */
+  claimAt(slot: number): number {
+    if (slot < this.top) throw new Error(`FlatIndex.claimAt: slot ${slot} is below end ${this.top}`);
+    const found = this.find(this.keys, slot * this.words);
+    if (found >= 0) return found;
+    this.used[slot] = 1;
+    this.count++;
+    this.top = slot + 1;
+    this.buckets[this.missAt] = slot;
+    return slot;
+  }
+
   /** Removes the key in `slot`; the slot may be handed out again. */
   removeSlot(slot: number): void {
     if (!this.used[slot]) return;
@@ -107,6 +141,7 @@ export class FlatIndex {
     }
     this.buckets[hole] = EMPTY;
     this.used[slot] = 0;
+    if (this.freeCount === this.free.length) this.free = grown(this.free, Math.max(64, this.freeCount * 2));
     this.free[this.freeCount++] = slot;
     this.count--;
   }
@@ -160,7 +195,7 @@ export class FlatIndex {
     const used = new Uint8Array(cap);
     used.set(this.used);
     this.used = used;
-    this.free = new Int32Array(cap);
+    // The free stack is kept: slots removed before the growth are still free (and only they).
     this.buckets = new Int32Array(bucketsFor(cap)).fill(EMPTY);
     this.mask = this.buckets.length - 1;
     for (let s = 0; s < this.top; s++) if (this.used[s]) this.place(s);
@@ -168,9 +203,15 @@ export class FlatIndex {
   }
 }
 
+/**
+ * Buckets for `capacity` slots: a power of two at least 1.5 times as many,
+ * so the table is at most two-thirds full (a capacity that is a power of two,
+ * as growth makes it, gets twice as many). The buckets are the index's
+ * largest array and the one every lookup misses the cache in.
+ */
 function bucketsFor(capacity: number): number {
   let n = 32;
-  while (n < capacity * 2) n *= 2;
+  while (n < capacity * 1.5) n *= 2;
   return n;
 }
 

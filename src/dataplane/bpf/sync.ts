@@ -41,14 +41,23 @@ export interface WriteFaults {
   beforeWrite(table: string, op: 'upsert' | 'delete', entries: number): void;
 }
 
+/** Owner (service ID) -> planned-service key. */
+export interface OwnerNames {
+  get(owner: number): string | undefined;
+}
+
 export interface CommitScope {
   full: boolean;
   /** Partial syncs: the owners (service IDs) whose entries are compared and pruned. */
   owners: ReadonlySet<number>;
   /** Owners whose entries stay as they are (a service that could not be planned or written). */
   keep: ReadonlySet<number>;
-  /** Owner -> planned-service key: messages, and the order in which services are admitted. */
-  names: ReadonlyMap<number, string>;
+  /**
+   * Owner -> planned-service key: messages, and the order in which refused
+   * services are admitted. Read only when something fails or does not fit,
+   * so a caller may build it on first use (a Map will do).
+   */
+  names: OwnerNames;
 }
 
 export interface CommitResult {
@@ -194,6 +203,7 @@ export class TableSync {
     tm.encode = t0 - this.begun;
     tm.kernel = 0;
     this.names = scope.names;
+    if (this.tables.every((t) => t.size === 0) && this.everythingFits(scope)) return this.commitIntoEmpty(scope);
     for (const t of this.tables) t.diff();
     const errors: SyncError[] = [];
     const failed = new Set<number>(this.admit(scope, errors));
@@ -230,6 +240,76 @@ export class TableSync {
     tm.prune = performance.now() - t0;
     TableSync.last = tm;
     return { upserts, deletes, errors, failed };
+  }
+
+  /**
+   * Whether every desired entry fits even counted without deduplication
+   * (a backend named by several services counts each time): then admission
+   * refuses nobody, whatever the mirror holds.
+   */
+  private everythingFits(scope: CommitScope): boolean {
+    const need = new Map<string, number>();
+    for (const t of this.tables) {
+      let n = t.size;
+      if (scope.keep.size === 0) n += t.dn;
+      else for (let i = 0; i < t.dn; i++) if (!scope.keep.has(t.downer[i]!)) n++;
+      need.set(t.spec.map, (need.get(t.spec.map) ?? 0) + n);
+    }
+    for (const [m, n] of need) if (n > this.io.get(m)!.capacity) return false;
+    return true;
+  }
+
+  /**
+   * A sync into empty mirrors (the first sync into empty maps, the usual
+   * start): no diff, no admission (everythingFits said so), nothing to
+   * prune. Each table's batch becomes its mirror (Table.adoptBatch: the
+   * bytes written are stored once), in write order; a failed entry fails its
+   * owner, whose entries later tables then leave out, as commit() does.
+   */
+  private commitIntoEmpty(scope: CommitScope): CommitResult {
+    const tm = this.timings;
+    const t0 = performance.now();
+    const errors: SyncError[] = [];
+    const failed = new Set<number>();
+    const keep = scope.keep;
+    const left = (o: number) => keep.has(o) || failed.has(o);
+    let upserts = 0;
+    for (const t of this.tables) {
+      const io = this.io.get(t.spec.map)!;
+      const kw = t.ks / 4;
+      const vw = t.vs / 4;
+      const n = t.adoptBatch(keep.size === 0 && failed.size === 0 ? null : left);
+      if (n === 0) continue;
+      const keys = t.index.keys;
+      let failures: EntryFailure[];
+      try {
+        this.faults?.beforeWrite(t.name, 'upsert', n);
+        const ts = performance.now();
+        failures = io.write(u8(keys, n * kw), u8(t.vals, n * vw), n);
+        tm.kernel += performance.now() - ts;
+      } catch (err) {
+        // Nothing of this batch is known written: the mirror forgets it.
+        t.clear();
+        throw err;
+      }
+      const bad = new Set<number>();
+      for (const f of failures) {
+        bad.add(f.index);
+        const owners = t.spec.shared ? this.ownersReferring(t, keys, f.index * kw) : [t.owner[f.index]!];
+        this.fail(io, t, f.errno, owners, failed, errors);
+      }
+      const ref = t.spec.refersTo ? this.table(t.spec.refersTo.table) : null;
+      const refOff = t.spec.refersTo ? t.spec.refersTo.valueOffset / 4 : 0;
+      for (const j of bad) t.remove(j);
+      upserts += n - bad.size;
+      if (ref) for (let j = 0; j < n; j++) if (bad.size === 0 || !bad.has(j)) this.addRef(ref, t.vals, j * vw + refOff);
+    }
+    tm.diff = 0;
+    tm.upsert = performance.now() - t0;
+    tm.prune = 0;
+    this.releaseScratch();
+    TableSync.last = tm;
+    return { upserts, deletes: 0, errors, failed };
   }
 
   /** After a full sync: the batches and dedupe indexes it grew go back to small. */
@@ -447,7 +527,7 @@ export class TableSync {
   }
 
   /** The names of the sync in progress, for messages. */
-  private names: ReadonlyMap<number, string> = new Map();
+  private names: OwnerNames = new Map<number, string>();
 
   /** Every owner whose entries in this batch name the shared key at words[off..]: who fails when writing it fails. */
   private ownersReferring(target: Table, words: Uint32Array, off: number): number[] {

@@ -54,8 +54,17 @@ export class Table {
   stamp: Uint32Array;
   private next: Int32Array;
   private prev: Int32Array;
-  /** owner -> first slot of its list */
-  private readonly heads = new Map<number, number>();
+  /**
+   * Owner -> first slot of its list: owners (service IDs) in a hash index of
+   * their own, heads in a parallel array (no Map: a full sync links one
+   * owner per service per table).
+   */
+  private readonly ownerIndex = new FlatIndex(1, 64);
+  private headOf = new Int32Array(64);
+  private readonly ownerKey = new Uint32Array(1);
+  /** The owner last looked up and its slot in ownerIndex: a sync links a service's entries one after another. */
+  private lastOwner = -1;
+  private lastOwnerSlot = NONE;
   /** The mirror's order-independent fingerprint, as the C shim computes it over a dump. */
   readonly fp = new Fingerprint();
 
@@ -82,17 +91,22 @@ export class Table {
     const cap = this.index.capacity;
     this.vals = new Uint32Array(cap * this.vw);
     this.owner = new Uint32Array(cap);
-    this.refs = new Int32Array(cap);
+    // Reference counts only for shared tables, owner lists only for the others.
+    const shared = spec.shared === true;
+    this.refs = new Int32Array(shared ? cap : 0);
     this.stamp = new Uint32Array(cap);
-    this.next = new Int32Array(cap);
-    this.prev = new Int32Array(cap);
+    this.next = new Int32Array(shared ? 0 : cap);
+    this.prev = new Int32Array(shared ? 0 : cap);
     this.index.onGrow = (c) => {
       this.vals = grown(this.vals, c * this.vw);
       this.owner = grown(this.owner, c);
-      this.refs = grown(this.refs, c);
       this.stamp = grown(this.stamp, c);
-      this.next = grown(this.next, c);
-      this.prev = grown(this.prev, c);
+      if (shared) {
+        this.refs = grown(this.refs, c);
+      } else {
+        this.next = grown(this.next, c);
+        this.prev = grown(this.prev, c);
+      }
     };
     this.dk = new Uint32Array(256 * this.kw);
     this.dv = new Uint32Array(256 * this.vw);
@@ -134,6 +148,55 @@ export class Table {
    */
   releaseBatch(keep = 4096): void {
     if (this.downer.length <= keep * 4) return;
+    this.detachBatch(keep);
+  }
+
+  /**
+   * A sync into an empty mirror (the first sync into empty maps): the batch
+   * becomes the mirror, without copying a byte. Its key words become the
+   * index's key store, its values the mirror's values, its owners the
+   * mirror's owners; nothing is diffed (everything is new). The batch is
+   * compacted on the way: entries whose owner `skip` names are left out, and
+   * a key met again (a backend several services name) is kept once; each
+   * entry kept is recorded (owner list, fingerprint) in the same pass.
+   * Returns n: the first n entries of the (former) batch are what to write
+   * and what the mirror holds; an entry whose write fails is taken out with
+   * remove(). The table then gets a new, empty batch.
+   */
+  adoptBatch(skip: ((owner: number) => boolean) | null): number {
+    if (this.index.size !== 0) throw new Error(`table ${this.name}: adoptBatch needs an empty mirror`);
+    const { kw, vw, dk, dv, downer } = this;
+    const cap = downer.length;
+    this.index.adopt(dk, cap);
+    this.vals = dv;
+    this.owner = downer;
+    const shared = this.spec.shared === true;
+    this.refs = new Int32Array(shared ? cap : 0);
+    this.stamp = new Uint32Array(cap);
+    this.next = new Int32Array(shared ? 0 : cap);
+    this.prev = new Int32Array(shared ? 0 : cap);
+    this.forgetOwners();
+    this.fp.reset();
+    let n = 0;
+    for (let i = 0; i < this.dn; i++) {
+      if (skip !== null && skip(downer[i]!)) continue;
+      if (i !== n) {
+        for (let w = 0; w < kw; w++) dk[n * kw + w] = dk[i * kw + w]!;
+        for (let w = 0; w < vw; w++) dv[n * vw + w] = dv[i * vw + w]!;
+        downer[n] = downer[i]!;
+      }
+      if (this.index.claimAt(n) !== n) continue;
+      if (shared) downer[n] = 0;
+      else this.link(n, downer[n]!);
+      this.fp.add(dk, n * kw, kw, dv, n * vw, vw, 1);
+      n++;
+    }
+    this.detachBatch();
+    return n;
+  }
+
+  /** A new, small, empty batch; the old arrays are left to whoever holds them (the mirror, after adoptBatch). */
+  private detachBatch(keep = 256): void {
     this.dn = 0;
     this.dhigh = 0;
     this.dk = new Uint32Array(keep * this.kw);
@@ -156,8 +219,6 @@ export class Table {
     this.dkv = new DataView(this.dk.buffer);
     this.dvv = new DataView(this.dv.buffer);
     this.downer = grown(this.downer, n);
-    this.dslot = grown(this.dslot, n);
-    this.dstate = grown(this.dstate, n);
   }
 
   /**
@@ -166,6 +227,11 @@ export class Table {
    * after admission).
    */
   diff(): void {
+    // Sized here, not with the batch: a sync into an empty mirror never diffs (Table.adoptBatch).
+    if (this.dslot.length < this.dn) {
+      this.dslot = new Int32Array(this.downer.length);
+      this.dstate = new Uint8Array(this.downer.length);
+    }
     const { kw, vw, dk, dv, vals } = this;
     if (this.index.size === 0) {
       // An empty mirror (the first sync into empty maps): everything is new, nothing to look up.
@@ -202,7 +268,7 @@ export class Table {
     if (!this.index.added) this.fp.add(this.index.keys, slot * kw, kw, this.vals, slot * vw, vw, -1);
     this.fp.add(key, koff, kw, val, voff, vw, 1);
     if (this.index.added) {
-      this.refs[slot] = 0;
+      if (this.spec.shared) this.refs[slot] = 0;
       this.stamp[slot] = 0;
       this.link(slot, owner);
     } else if (this.owner[slot] !== owner) {
@@ -264,21 +330,23 @@ export class Table {
 
   clear(): void {
     this.index.clear();
-    this.heads.clear();
+    this.forgetOwners();
     this.fp.reset();
-    this.pendingOwner = -1;
   }
 
   /** Slots owned by `owner`, collected first so the caller may remove while walking. */
   slotsOf(owner: number, out: number[]): void {
-    this.flushHead();
-    for (let s = this.heads.get(owner) ?? NONE; s !== NONE; s = this.next[s]!) out.push(s);
+    const o = this.ownerSlot(owner, false);
+    if (o === NONE) return;
+    for (let s = this.headOf[o]!; s !== NONE; s = this.next[s]!) out.push(s);
   }
 
   /** Owners that have entries. */
-  owners(): IterableIterator<number> {
-    this.flushHead();
-    return this.heads.keys();
+  owners(): number[] {
+    const out: number[] = [];
+    const { used, keys } = this.ownerIndex;
+    for (let o = 0; o < this.ownerIndex.end; o++) if (used[o]) out.push(keys[o]!);
+    return out;
   }
 
   /** Whether `slot` holds the same value bytes as desired entry i. */
@@ -328,47 +396,57 @@ export class Table {
     this.dstate[j] = this.dstate[i]!;
   }
 
-  /**
-   * The head of the owner list last linked to, not yet stored in `heads`:
-   * a sync writes a service's entries one after another, so this saves a
-   * Map write per entry. Stored before anything reads `heads`.
-   */
-  private pendingOwner = -1;
-  private pendingHead = NONE;
+  private forgetOwners(): void {
+    this.ownerIndex.clear();
+    this.lastOwner = -1;
+    this.lastOwnerSlot = NONE;
+  }
 
-  private flushHead(): void {
-    if (this.pendingOwner < 0) return;
-    this.heads.set(this.pendingOwner, this.pendingHead);
-    this.pendingOwner = -1;
+  /** The owner's slot in ownerIndex (added, with an empty list, when `add`), or NONE. */
+  private ownerSlot(owner: number, add: boolean): number {
+    if (owner === this.lastOwner) return this.lastOwnerSlot;
+    this.ownerKey[0] = owner;
+    const idx = this.ownerIndex;
+    const o = add ? idx.insert(this.ownerKey, 0) : idx.find(this.ownerKey, 0);
+    if (o === NONE) return NONE;
+    if (add && idx.added) {
+      if (o >= this.headOf.length) this.headOf = grown(this.headOf, idx.capacity);
+      this.headOf[o] = NONE;
+    }
+    this.lastOwner = owner;
+    this.lastOwnerSlot = o;
+    return o;
   }
 
   private link(slot: number, owner: number): void {
     this.owner[slot] = owner;
     // Shared entries belong to no service: no list (nothing walks one).
     if (this.spec.shared) return;
-    let head: number;
-    if (owner === this.pendingOwner) {
-      head = this.pendingHead;
-    } else {
-      this.flushHead();
-      head = this.heads.get(owner) ?? NONE;
-      this.pendingOwner = owner;
-    }
+    const o = this.ownerSlot(owner, true);
+    const head = this.headOf[o]!;
     this.prev[slot] = NONE;
     this.next[slot] = head;
     if (head !== NONE) this.prev[head] = slot;
-    this.pendingHead = slot;
+    this.headOf[o] = slot;
   }
 
   private unlink(slot: number): void {
     if (this.spec.shared) return;
-    this.flushHead();
-    const owner = this.owner[slot]!;
     const p = this.prev[slot]!;
     const n = this.next[slot]!;
-    if (p !== NONE) this.next[p] = n;
-    else if (n === NONE) this.heads.delete(owner);
-    else this.heads.set(owner, n);
+    if (p !== NONE) {
+      this.next[p] = n;
+    } else {
+      const o = this.ownerSlot(this.owner[slot]!, false);
+      if (n !== NONE) {
+        this.headOf[o] = n;
+      } else {
+        // The owner's last entry: the owner leaves the index (its slot may go to another owner).
+        this.ownerIndex.removeSlot(o);
+        this.lastOwner = -1;
+        this.lastOwnerSlot = NONE;
+      }
+    }
     if (n !== NONE) this.prev[n] = p;
   }
 }

@@ -219,6 +219,45 @@ describe('mirror bookkeeping', () => {
   });
 });
 
+describe('a sync into empty maps', () => {
+  it('writes a backend two services share once, and leaves a mirror the next full sync finds equal without writing', () => {
+    const lb = checkedLb();
+    const shared = backend(7, 17);
+    const svcs = [service(1, [backend(1, 10), shared]), service(2, [shared, backend(3, 13)], { affinity: true })];
+    const log = lb.logged(() => lb.apply(svcs));
+    expect(puts(log, 'bpx_be_v1').map((w) => u32At(w.key, 0))).toEqual([1, 7, 3]);
+    expect(lb.live(4)).toEqual([1, 7]);
+    expect(lb.live(8)).toEqual([7, 3]);
+    expect(lb.membersOf(8)).toEqual([3, 7]);
+    expect(lb.t.backends.size).toBe(3);
+    expect(lb.sync.reload()).toEqual([]);
+    expect(lb.logged(() => lb.apply(svcs))).toEqual([]);
+    // The mirror it kept is the one later syncs diff against: dropping the shared backend from one service keeps it.
+    lb.apply([service(1, [backend(1, 10)]), svcs[1]!]);
+    expect(lb.live(4)).toEqual([1]);
+    expect(lb.hasBackend(7)).toBe(true);
+    expect(lb.sync.reload()).toEqual([]);
+  });
+
+  it('fails only the service whose entry the kernel refused, leaving out its later entries, and converges on the next full sync', () => {
+    // A map already holding an entry the (empty) mirror does not know: the partial sync trusts the mirror, the kernel refuses.
+    const lb = checkedLb({ be: 3 });
+    lb.be.entries.set(Buffer.from(new Uint8Array([99, 0, 0, 0])).toString('hex'), new Uint8Array(24));
+    const svcs = [service(1, [backend(1, 10), backend(2, 11)]), service(2, [backend(3, 13)])];
+    const res = lb.apply(svcs, []);
+    expect([...res.failed]).toEqual([2]);
+    expect(res.errors.map((e) => e.service)).toEqual([svcs[1]!.key]);
+    expect(lb.live(4)).toEqual([1, 2]);
+    expect(lb.header(8)).toBeNull();
+    expect(lb.frontends().map((f) => f.svcId)).toEqual([1]);
+    expect(lb.t.backends.size).toBe(2);
+    lb.be.entries.delete(Buffer.from(new Uint8Array([99, 0, 0, 0])).toString('hex'));
+    expect(lb.apply(svcs).errors).toEqual([]);
+    expect(lb.live(8)).toEqual([3]);
+    expect(lb.sync.reload()).toEqual([]);
+  });
+});
+
 describe('admission', () => {
   const names = (r: { errors: { service: string }[] }) => r.errors.map((e) => e.service);
 

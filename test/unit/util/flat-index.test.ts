@@ -56,3 +56,42 @@ describe('FlatIndex.clear', () => {
     }
   });
 });
+
+describe('FlatIndex.reserve', () => {
+  it('keeps the slots of removed keys free, and only those, when it grows', () => {
+    const idx = new FlatIndex(1, 16);
+    const k = new Uint32Array(1);
+    for (let i = 0; i < 16; i++) { k[0] = 100 + i; idx.insert(k, 0); }
+    k[0] = 105;
+    const freed = idx.find(k, 0);
+    idx.removeSlot(freed);
+    idx.reserve(40);
+    k[0] = 999;
+    expect(idx.insert(k, 0)).toBe(freed);
+    for (let i = 0; i < 16; i++) {
+      if (i === 5) continue;
+      k[0] = 100 + i;
+      expect(idx.find(k, 0)).toBe(i);
+    }
+    expect(idx.size).toBe(16);
+  });
+});
+
+describe('FlatIndex.adopt', () => {
+  it('indexes keys where they already are, a key met again naming its first slot', () => {
+    const idx = new FlatIndex(2, 16);
+    const store = new Uint32Array([1, 1, 2, 2, 1, 1, 3, 3, 0, 0]);
+    idx.adopt(store, 5);
+    expect([0, 1, 2, 3].map((s) => idx.claimAt(s))).toEqual([0, 1, 0, 3]);
+    expect(idx.size).toBe(3);
+    expect(idx.keys).toBe(store);
+    expect(idx.find(new Uint32Array([3, 3]), 0)).toBe(3);
+    // Still an ordinary index: removal, insertion, growth.
+    idx.removeSlot(1);
+    expect(idx.insert(new Uint32Array([4, 4]), 0)).toBe(1);
+    for (let i = 10; i < 40; i++) idx.insert(new Uint32Array([i, i]), 0);
+    expect(idx.find(new Uint32Array([3, 3]), 0)).toBe(3);
+    expect(idx.find(new Uint32Array([4, 4]), 0)).toBe(1);
+    expect(idx.size).toBe(33);
+  });
+});
