@@ -3,6 +3,7 @@ import { writeFileSync } from 'node:fs';
 import type { IPFamily } from '../../model/types.js';
 import { familyOf } from '../../util/ip.js';
 import type { Logger } from '../../util/log.js';
+import { noteBridgeNetfilter } from '../bridge-netfilter.js';
 import type { DataplaneMode, DataplaneOptions } from '../types.js';
 import { IptablesDataplane } from './dataplane.js';
 import { restoreCommand } from './names.js';
@@ -64,6 +65,7 @@ export const iptablesMode: DataplaneMode = {
       dlog.warn({ detectLocalMode: options.nftables.detectLocalMode }, 'the iptables dataplane tells local pods apart by --cluster-cidr only; this detect-local mode is treated as ClusterCIDR');
     }
     if (config.localhostNodePorts && !enableRouteLocalnet(dlog)) config.localhostNodePorts = false;
+    noteBridgeNetfilter(dlog, families);
     dlog.info({ families, masqueradeBit: config.masqueradeBit, masqueradeAll: config.masqueradeAll, localhostNodePorts: config.localhostNodePorts },
       `iptables mode through \`${binPath('iptables-restore')}\` (the iptables on the PATH, as kube-proxy picks it)`);
     return new IptablesDataplane({ config, log: dlog, families });

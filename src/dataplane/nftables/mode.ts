@@ -1,5 +1,6 @@
 // The nftables mode as an entry in the table of modes (src/dataplane/select.ts).
 import { familyOf } from '../../util/ip.js';
+import { noteBridgeNetfilter } from '../bridge-netfilter.js';
 import type { DataplaneMode, DataplaneOptions } from '../types.js';
 import { NftablesDataplane } from './dataplane.js';
 import { NFT_BIN, runNft, type NftRunner } from './nft.js';
@@ -39,6 +40,8 @@ export const nftablesMode: DataplaneMode = {
     if (config.clusterCidrs.ip.length + config.clusterCidrs.ip6.length === 0) {
       dlog.info('no --cluster-cidr: traffic to ClusterIPs is not masqueraded, and pods reach external frontends with the external policy (as kube-proxy without a local-traffic detector)');
     }
+    // Both families' tables are always written.
+    noteBridgeNetfilter(dlog, ['IPv4', 'IPv6']);
     return new NftablesDataplane({ config, log: dlog });
   },
 };
