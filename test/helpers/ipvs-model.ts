@@ -45,6 +45,7 @@ export function fakeIpvs(): FakeIpvs {
         switch (line) {
           case 'ipvsadm -S -n': return ok(model.ipvsSave());
           case 'ipvsadm -R': model.ipvsRestore(input); return ok();
+          case 'ipvsadm -L -n': return ok(model.ipvsList());
           case 'ipset save': return ok(model.ipsetSave());
           case 'ipset restore -exist': model.ipsetRestore(input); return ok();
           case 'ip -batch -': model.ipBatch(input); return ok();
@@ -77,6 +78,6 @@ export function fakeIpvs(): FakeIpvs {
   return fake;
 }
 
-export function modelIpvs(fake = fakeIpvs(), config = TEST_IPVS_CONFIG, families: IPFamily[] = ['IPv4', 'IPv6']): { dp: IpvsDataplane; fake: FakeIpvs } {
-  return { dp: new IpvsDataplane({ config, log: silentLog, families, run: fake.run }), fake };
+export function modelIpvs(fake = fakeIpvs(), config = TEST_IPVS_CONFIG, families: IPFamily[] = ['IPv4', 'IPv6'], now?: () => number): { dp: IpvsDataplane; fake: FakeIpvs } {
+  return { dp: new IpvsDataplane({ config, log: silentLog, families, run: fake.run, now }), fake };
 }

@@ -12,6 +12,10 @@ import { expect, it } from 'vitest';
 import type { Lab } from '../../src/lab/lab.js';
 import { LabProxy } from '../../src/lab/proxy.js';
 import type { ClientResult } from '../../src/lab/client.js';
+import { parseConnectionCounts } from '../../src/dataplane/ipvs/graceful.js';
+import { canonicalIP } from '../../src/util/ip.js';
+import { endpointPods } from '../helpers/lab-cluster.js';
+import { HTTP, pods, put, service, slice } from '../helpers/lab-manifests.js';
 import { binaryRuns, ruleModeSuite } from './rule-modes.suite.js';
 
 /** ip_vs, the schedulers the cases use or a user may pick, and dummy for kube-ipvs0. */
@@ -136,6 +140,38 @@ ruleModeSuite({
         c.check(seen);
       });
     }
+    // kube-proxy's graceful termination (src/dataplane/ipvs/graceful.ts): a TCP endpoint that leaves
+    // keeps its open connections, at weight 0, until IPVS counts none (checked once a minute: the
+    // deletion itself is in the unit tests, a minute is too long for a lab case under emulation).
+    it('drains a removed TCP endpoint: its open connection keeps working, new connections avoid it, its real server stays at weight 0', async () => {
+      const lab = ctx.lab();
+      const ps = ctx.proxies();
+      const change = async (file: string) => {
+        const marks = ps.map((p) => p.logs.length);
+        put(ctx.dir(), 'drain.yaml', file);
+        await Promise.all(ps.map((p, i) => p.waitSynced(marks[i])));
+      };
+      const eps = endpointPods(lab);
+      await change(`${service('drain', '10.96.2.40', HTTP)}---\n${slice('drain', HTTP, eps)}`);
+      const conn = await lab.openConnection(lab.pod('client'), '10.96.2.40', 80);
+      try {
+        const chosen = conn.greeting.pod;
+        const ip = lab.pod(chosen).ipv4;
+        await change(`${service('drain', '10.96.2.40', HTTP)}---\n${slice('drain', HTTP, eps.filter((e) => e.ip !== ip))}`);
+        const node2 = lab.node('node2').netns;
+        expect(await run(lab, node2, ['ipvsadm', '-S', '-n'])).toMatch(new RegExp(`^-a -t 10\\.96\\.2\\.40:80 -r ${ip.replace(/\./g, '\\.')}:\\d+ -m -w 0$`, 'm'));
+        // The listing the drain check reads, as this ipvsadm prints it: the open connection is counted.
+        const counts = parseConnectionCounts(await run(lab, node2, ['ipvsadm', '-L', '-n']), canonicalIP);
+        expect([...counts].filter(([k, n]) => k.startsWith(`TCP 10.96.2.40 80 ${ip} `) && n > 0)).toHaveLength(1);
+        expect(await conn.send('still there')).toMatch(new RegExp(`^${chosen} `));
+        const after = await lab.client(lab.pod('client'), { proto: 'tcp', host: '10.96.2.40', port: 80, count: 30, timeoutMs: 2000 });
+        expect(after.every((r) => r.ok)).toBe(true);
+        expect(pods(after).has(chosen)).toBe(false);
+      } finally {
+        await conn.close();
+      }
+    });
+
     it('back on the default scheduler (rr) for the cases after these', async () => {
       await restart([]);
       const lab = ctx.lab();

@@ -12,12 +12,14 @@
 // the next sync full, which lists the kernel's state again.
 import type { IPFamily } from '../../model/types.js';
 import type { DesiredDataplane, PlannedService } from '../../planner/types.js';
+import { canonicalIP } from '../../util/ip.js';
 import type { Logger } from '../../util/log.js';
 import { RuleDataplane } from '../rule-dataplane.js';
 import type { Dataplane, SyncOptions, SyncResult } from '../types.js';
 import {
-  addressLine, createDummy, dummyAddresses, dummyDevice, ipBatch, ipsetRestore, ipsetSave, ipvsRestore, ipvsSave, runCommand, xtRestore, xtSave, type Runner,
+  addressLine, createDummy, dummyAddresses, dummyDevice, ipBatch, ipsetRestore, ipsetSave, ipvsList, ipvsRestore, ipvsSave, runCommand, xtRestore, xtSave, type Runner,
 } from './exec.js';
+import { Draining, DRAIN_CHECK_INTERVAL_MS, parseConnectionCounts } from './graceful.js';
 import { createLines, entryLines, parseIpsetSave } from './ipset.js';
 import { ipvsScript, parseSave } from './ipvsadm.js';
 import { CHAIN_CLUSTER_POLICY, XT_TABLES } from './names.js';
@@ -48,6 +50,8 @@ export interface IpvsDataplaneOptions {
   families: readonly IPFamily[];
   /** Runs the commands; tests give a fake. */
   run?: Runner;
+  /** Milliseconds, for the drain check's interval; tests give a fake. */
+  now?: () => number;
 }
 
 function sameChains(a: XtRender | undefined, b: XtRender): boolean {
@@ -61,12 +65,18 @@ export class IpvsDataplane extends RuleDataplane<ServiceParts, Applied> implemen
   private readonly run: Runner;
   private readonly config: IpvsConfig;
   private readonly families: readonly IPFamily[];
+  private readonly now: () => number;
+  /** TCP real servers at weight 0 until their connections end (graceful.ts). */
+  private readonly draining = new Draining();
+  private lastDrainCheck: number;
 
   constructor(opts: IpvsDataplaneOptions) {
     super(opts.log);
     this.run = opts.run ?? runCommand;
     this.config = opts.config;
     this.families = opts.families;
+    this.now = opts.now ?? Date.now;
+    this.lastDrainCheck = this.now();
   }
 
   protected renderService(s: PlannedService): ServiceParts {
@@ -131,12 +141,19 @@ export class IpvsDataplane extends RuleDataplane<ServiceParts, Applied> implemen
     } else {
       const xt: Partial<Record<IPFamily, XtExisting>> = {};
       for (const f of this.families) if (applied.xt[f]) xt[f] = existingOf(applied.xt[f]!);
-      existing = { vs: applied.state.vs, entries: new Set(applied.state.entries.keys()), addresses: new Set(applied.state.addresses.keys()), xt };
+      const vs = new Map([...applied.state.vs].map(([k, v]) => [k, this.draining.overlay(v)] as const));
+      existing = { vs, entries: new Set(applied.state.entries.keys()), addresses: new Set(applied.state.addresses.keys()), xt };
     }
     const xt: Partial<Record<IPFamily, XtRender>> = {};
     for (const f of this.families) xt[f] = renderChains(f, this.config, state.policyRules(f));
     const sets = entryLines(existing.entries, new Set(state.entries.keys()));
-    const vs = ipvsScript(existing.vs, state.vs);
+    const expired = await this.expiredDrains();
+    const after = new Map<string, VirtualServer>();
+    for (const key of new Set([...existing.vs.keys(), ...state.vs.keys()])) {
+      const v = this.draining.settle(key, existing.vs.get(key), state.vs.get(key), expired);
+      if (v) after.set(key, v);
+    }
+    const vs = ipvsScript(existing.vs, after);
     const bind = [...state.addresses.keys()].filter((a) => !existing.addresses.has(a));
     const unbind = [...existing.addresses].filter((a) => !state.addresses.has(a));
     const r = await this.apply({
@@ -168,13 +185,18 @@ export class IpvsDataplane extends RuleDataplane<ServiceParts, Applied> implemen
       }
     }
     if (next.size === 0) return this.synced(false, applied, 0, 0);
-    const beforeVs = new Map([...keys.vs].flatMap((k) => (st.vs.has(k) ? [[k, st.vs.get(k)!] as const] : [])));
+    const beforeVs = new Map([...keys.vs].flatMap((k) => (st.vs.has(k) ? [[k, this.draining.overlay(st.vs.get(k)!)] as const] : [])));
     const beforeEntries = new Set([...keys.entries].filter((e) => st.entries.has(e)));
     const beforeAddresses = new Set([...keys.addresses].filter((a) => st.addresses.has(a)));
     const t = newTouched();
     for (const [key, parts] of next) st.set(key, parts, t);
     const sets = entryLines(beforeEntries, new Set([...keys.entries].filter((e) => st.entries.has(e))), keys.entries);
-    const vs = ipvsScript(beforeVs, st.vs, keys.vs);
+    const afterVs = new Map<string, VirtualServer>();
+    for (const k of keys.vs) {
+      const v = this.draining.settle(k, beforeVs.get(k), st.vs.get(k));
+      if (v) afterVs.set(k, v);
+    }
+    const vs = ipvsScript(beforeVs, afterVs, keys.vs);
     const bind = [...keys.addresses].filter((a) => st.addresses.has(a) && !beforeAddresses.has(a));
     const unbind = [...beforeAddresses].filter((a) => !st.addresses.has(a));
     const xt: [IPFamily, string][] = [];
@@ -188,6 +210,26 @@ export class IpvsDataplane extends RuleDataplane<ServiceParts, Applied> implemen
     const r = await this.apply({ sets: sets.lines, bind, vs: vs.lines, xt, unbind }, false);
     if (r) return r;
     return this.synced(false, applied, sets.upserts + vs.upserts + bind.length + xt.length, sets.deletes + vs.deletes + unbind.length);
+  }
+
+  /**
+   * At most once a minute while real servers drain: the ones IPVS counts no
+   * connection for, which this sync then deletes. A failed listing is
+   * logged and waits for the next check: draining longer is the safe side.
+   */
+  private async expiredDrains(): Promise<Set<string> | undefined> {
+    if (this.draining.size === 0) return undefined;
+    const now = this.now();
+    if (now - this.lastDrainCheck < DRAIN_CHECK_INTERVAL_MS) return undefined;
+    this.lastDrainCheck = now;
+    const r = await ipvsList(this.run);
+    if (!r.ok) {
+      this.log.warn({ stderr: r.stderr.slice(0, 2000) }, 'ipvsadm -L -n failed: draining real servers stay until the next check');
+      return undefined;
+    }
+    const expired = this.draining.expired(parseConnectionCounts(r.stdout, canonicalIP));
+    if (expired.size > 0) this.log.debug({ realServers: [...expired].slice(0, 20), count: expired.size }, 'deleting drained real servers');
+    return expired;
   }
 
   /** Runs the steps in order; the failure's result, or null. */

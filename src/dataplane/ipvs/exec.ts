@@ -46,6 +46,8 @@ export async function xtSave(run: Runner, family: IPFamily): Promise<RunResult> 
  * measured in the VM guest).
  */
 export const ipvsSave = (run: Runner) => run('ipvsadm', ['-S', '-n']);
+/** The table with each real server's ActiveConn and InActConn (graceful.ts reads it). */
+export const ipvsList = (run: Runner) => run('ipvsadm', ['-L', '-n']);
 /** ipvsadm -R: the lines of `ipvsadm-restore`, one ipvsadm command each. */
 export const ipvsRestore = (run: Runner, lines: readonly string[]) => run('ipvsadm', ['-R'], lines.join('\n') + '\n');
 /** kube-proxy's tcpTimeout, tcpFinTimeout, udpTimeout, in seconds; 0 leaves one as it is. */

@@ -13,6 +13,7 @@ import type { IPFamily } from '../../model/types.js';
 import { familyOf } from '../../util/ip.js';
 import { DEFAULT_IPVS_SCHEDULER } from '../../util/ipvs-schedulers.js';
 import type { Logger } from '../../util/log.js';
+import { noteBridgeNetfilter } from '../bridge-netfilter.js';
 import type { DataplaneMode, DataplaneOptions } from '../types.js';
 import { IpvsDataplane } from './dataplane.js';
 import { createDummy, dummyDevice, IPVSADM, ipvsSetTimeouts, runCommand, xtRestore, type Runner } from './exec.js';
@@ -161,6 +162,7 @@ export async function openIpvs(options: DataplaneOptions, log: Logger, run: Runn
   if (config.clusterCidrs.IPv4.length + config.clusterCidrs.IPv6.length === 0 && !config.masqueradeAll) {
     dlog.info('no --cluster-cidr: traffic to ClusterIPs is not masqueraded (as kube-proxy without a local-traffic detector)');
   }
+  noteBridgeNetfilter(dlog, xt.families);
   dlog.info({ families: xt.families, sysctls, scheduler: config.scheduler, masqueradeBit: config.masqueradeBit, masqueradeAll: config.masqueradeAll, strictARP: options.ipvs?.strictARP ?? false },
     `ipvs mode through \`${IPVSADM}\`, ipset and iptables-restore; virtual addresses on ${DUMMY_DEVICE}`);
   return new IpvsDataplane({ config, log: dlog, families: xt.families, run });

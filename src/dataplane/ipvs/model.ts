@@ -37,6 +37,8 @@ export class IpvsKernelModel {
   dummy: { alias: string; addresses: Set<string> } | null = null;
   /** The node's own addresses (its interfaces, not kube-ipvs0): LOCAL to addrtype, where NodePorts live. */
   readonly nodeAddresses = new Set<string>();
+  /** Connections IPVS counts per real server, "vsKey address port" -> ActiveConn + InActConn (tests set them). */
+  readonly connections = new Map<string, number>();
 
   /** ipvsadm -R: one command per line, each applied on its own (not atomic: a failing line leaves the ones before it). */
   ipvsRestore(text: string): void {
@@ -87,6 +89,21 @@ export class IpvsKernelModel {
       for (const r of v.reals) lines.push(`-a ${serviceSpec(v)} -r ${v.family === 'IPv4' ? `${r.address}:${r.port}` : `[${r.address}]:${r.port}`} -m -w ${r.weight}`);
     }
     return lines.length > 0 ? lines.join('\n') + '\n' : '';
+  }
+
+  /** `ipvsadm -L -n`, in ipvsadm 1.31's layout (print_service_entry), the connections as ActiveConn. */
+  ipvsList(): string {
+    const lines = ['IP Virtual Server version 1.2.1 (size=4096)', 'Prot LocalAddress:Port Scheduler Flags', '  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn'];
+    const hostPort = (family: IPFamily, a: string, p: number) => (family === 'IPv4' ? `${a}:${p}` : `[${a}]:${p}`);
+    for (const v of this.ipvs.values()) {
+      const name = v.proto === 'fwmark' ? `FWM  ${v.fwmark}${v.family === 'IPv6' ? ' IPv6' : ''}` : `${v.proto.padEnd(4)} ${hostPort(v.family, v.address, v.port)}`;
+      lines.push(`${name} ${v.scheduler}${v.persistence !== null ? ` persistent ${v.persistence}` : ''}`);
+      for (const r of v.reals) {
+        const n = this.connections.get(`${vsKey(v)} ${r.address} ${r.port}`) ?? 0;
+        lines.push(`  -> ${hostPort(v.family, r.address, r.port).padEnd(28)} Masq    ${String(r.weight).padEnd(6)} ${String(n).padEnd(10)} 0         `);
+      }
+    }
+    return lines.join('\n') + '\n';
   }
 
   /** ipset restore -exist: all or nothing, as ipset restore commits. */

@@ -36,7 +36,7 @@ describe('IpvsDataplane', () => {
     expect(fake.model.ipvsSave()).toMatch(/^-A -t 10\.96\.0\.1:80 -s mh -b mh-fallback,mh-port$/m);
   });
 
-  it('a partial sync writes only what changed: one real server out, one in; no iptables, no address', async () => {
+  it('a partial sync writes only what changed: one TCP real server drains (weight 0), one comes in; no iptables, no address', async () => {
     const { dp, fake } = modelIpvs();
     const others = Array.from({ length: 20 }, (_, i) => svc(10 + i, [`10.244.3.${i + 1}`]));
     const a = svc(1, ['10.244.1.10', '10.244.2.10']);
@@ -45,11 +45,15 @@ describe('IpvsDataplane', () => {
     const a2 = svc(1, ['10.244.1.10', '10.244.2.11']);
     const r = await dp.sync(desired([a2, ...others]), { full: false, changed: new Set([a2.key]) });
     expect(r).toMatchObject({ full: false, errors: [] });
-    expect(inputsOf(fake, from, 'ipvsadm -R')).toEqual(['-d -t 10.96.0.1:80 -r 10.244.2.10:8080\n-a -t 10.96.0.1:80 -r 10.244.2.11:8080 -m -w 1\n']);
+    // graceful.ts: the leaving TCP real server keeps its connections at weight 0.
+    expect(inputsOf(fake, from, 'ipvsadm -R')).toEqual(['-e -t 10.96.0.1:80 -r 10.244.2.10:8080 -m -w 0\n-a -t 10.96.0.1:80 -r 10.244.2.11:8080 -m -w 1\n']);
     // The hairpin entries of the endpoints change; nothing else in the ipsets.
     expect(inputsOf(fake, from, 'ipset restore -exist')).toEqual(['del BPX-LOOP-BACK 10.244.2.10,tcp:8080,10.244.2.10\nadd BPX-LOOP-BACK 10.244.2.11,tcp:8080,10.244.2.11\n']);
     expect(fake.calls.slice(from).map((c) => c.command)).toEqual(['ipset', 'ipvsadm']);
-    expect(fake.model.dump()).toBe(await fromScratch(modelIpvs(), desired([a2, ...others])));
+    // New connections go where a fresh sync would send them.
+    const fresh = modelIpvs();
+    await fromScratch(fresh, desired([a2, ...others]));
+    expect(describeTrace(trace(fake.model, fromPod('10.96.0.1')))).toBe(describeTrace(trace(fresh.fake.model, fromPod('10.96.0.1'))));
   });
 
   it('an address stays on kube-ipvs0 while one service port still uses it; the last one takes it away', async () => {

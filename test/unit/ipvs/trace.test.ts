@@ -12,6 +12,8 @@ import { fakeIpvs, modelIpvs, TEST_IPVS_CONFIG } from '../../helpers/ipvs-model.
 import { fromScratch } from '../../helpers/rule-fixtures.js';
 import { oracleCases, scenarioFiles, scenarioSteps, TEST_POD_CIDRS, unevenSpread } from '../../helpers/trace-oracle.js';
 
+const withoutDraining = (dump: string) => dump.split('\n').filter((l) => !/^ {4}\S+ w0$/.test(l)).join('\n');
+
 const VARIANTS = [
   { name: 'default flags', config: TEST_IPVS_CONFIG },
   { name: '--masquerade-all --iptables-masquerade-bit 3 --ipvs-scheduler mh', config: { ...TEST_IPVS_CONFIG, masqueradeAll: true, masqueradeBit: 3, scheduler: 'mh' as const } },
@@ -27,7 +29,8 @@ describe.each(VARIANTS)('ipvs state traced against every planner scenario ($name
       const r = await dp.sync(step.desired, { full: index === 0, changed: step.changed });
       expect(r.errors, `${file} step ${index + 1}: ${JSON.stringify(r.errors)}`).toEqual([]);
       const scratch = await fromScratch(modelIpvs(fakeIpvs(), config), step.desired);
-      expect(fake.model.dump(), `${file} step ${index + 1} (${title}): the incremental state differs from a full render`).toBe(scratch);
+      // TCP real servers that left drain at weight 0 (graceful.ts, its own tests): the rest is the full render's.
+      expect(withoutDraining(fake.model.dump()), `${file} step ${index + 1} (${title}): the incremental state differs from a full render`).toBe(scratch);
       fake.model.nodeAddresses.clear();
       for (const a of [...step.desired.nodePortAddresses.IPv4, ...step.desired.nodePortAddresses.IPv6]) fake.model.nodeAddresses.add(a);
       for (const { s, f, c, pkt, want } of oracleCases(step.desired, oracle)) {
