@@ -32,7 +32,8 @@
  *    (a routing header with segments left, AH, ...) as pkt_pass_ipv6_ext.
  *    Why each: parse6.h.
  *  - ICMP, ICMPv6: pass, pkt_pass_icmp (neighbour discovery, ping to the
- *    node; errors about service flows are the NAT stage's, next).
+ *    node); the programs hand errors on to icmp-error.h, which translates
+ *    those about service flows.
  *  - Other L4 protocols (ESP, GRE, no-next-header, ...): pass, pkt_pass_other_l4.
  *  - TCP/UDP/SCTP header past the IP length: drop, truncated_l4; TCP data
  *    offset < 5 or UDP length < 8: drop, invalid_l4 (tcp_v4_rcv and

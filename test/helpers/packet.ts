@@ -422,3 +422,30 @@ export function parsePacket(b: Buffer): ParsedPacket {
   }
   return out;
 }
+
+// ---- ICMP errors ---------------------------------------------------------------
+
+/** The IP packet inside a frame (Ethernet header and VLAN tags cut off), its first `bytes` when given: what an ICMP error quotes. */
+export function ipPart(frame: Buffer, bytes?: number): Buffer {
+  let off = 14;
+  while (off + 4 <= frame.length && [ETH_P_8021Q, ETH_P_8021AD].includes(frame.readUInt16BE(off - 2))) off += 4;
+  const ip = frame.subarray(off);
+  return Buffer.from(bytes === undefined ? ip : ip.subarray(0, bytes));
+}
+
+/**
+ * The L4 spec of an ICMP (IPv4) or ICMPv6 error quoting `quote` (ipPart of
+ * a frame), with `mtu` in the 32 bits after the checksum, where
+ * "fragmentation needed" (its low 16 bits, RFC 1191) and "packet too big"
+ * (all 32, RFC 4443) carry it. buildPacket writes the checksum over the
+ * whole message (and, for ICMPv6, the pseudo header).
+ */
+export function icmpError(family: 'IPv4' | 'IPv6', type: number, code: number, quote: Uint8Array, mtu = 0): L4Spec {
+  return { proto: family === 'IPv6' ? 'icmpv6' : 'icmp', type, code, id: (mtu >>> 16) & 0xffff, seq: mtu & 0xffff, payload: quote };
+}
+
+/** ICMP and ICMPv6 error types and codes the tests name. */
+export const ICMP_ERR = {
+  DEST_UNREACH: 3, PORT_UNREACH: 3, FRAG_NEEDED: 4, TIME_EXCEEDED: 11,
+  V6_DEST_UNREACH: 1, V6_PORT_UNREACH: 4, V6_PACKET_TOO_BIG: 2, V6_TIME_EXCEEDED: 3,
+} as const;
