@@ -110,6 +110,20 @@ export class LiveFrames {
     }
   }
 
+  /**
+   * One bounded run: `frames` frames out of `wireDev`, counted where
+   * countHost:countPort receives them; per second of the generator's wall
+   * time, which covers the forwarding its batches' softirqs do.
+   */
+  async run(wireDev: string, packet: Buffer, frames: number, countHost: string, countPort: number, batchSize = 64): Promise<{ pps: number; delivered: number; counted: number }> {
+    this.countFor(countHost, countPort);
+    const before = this.counted();
+    const wallNs = this.send(wireDev, packet, frames, batchSize);
+    await new Promise((r) => setTimeout(r, 100)); // what the last batch's softirq left to ksoftirqd arrives
+    const counted = this.counted() - before;
+    return { pps: counted / (wallNs / 1e9), delivered: counted / frames, counted };
+  }
+
   /** From now on the counters count UDP datagrams to host:port. */
   countFor(host: string, port: number): void {
     const cfg = Buffer.alloc(8);

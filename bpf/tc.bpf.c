@@ -15,6 +15,7 @@
 #include "lib/parse.h"
 #include "lib/conntrack.h"
 #include "lib/fib.h"
+#include "lib/icmp-error.h"
 
 #define IP_OFF sizeof(struct ethhdr)
 #define L4_OFF (IP_OFF + sizeof(struct iphdr))
@@ -132,6 +133,10 @@ int bpx_tc_egress(struct __sk_buff *skb)
 	if (!tc_pull_headers(skb))
 		return TC_ACT_OK;
 	v = parse_packet((void *)(long)skb->data, (void *)(long)skb->data_end, skb->len, &p);
+	if (v == pass(BPX_EVENT_PKT_PASS_ICMP)) {	/* an error about a DNATed flow (icmp-error.h) */
+		v = icmp_error_from_local(skb, &p);
+		return v == BPX_CONTINUE ? TC_ACT_OK : tc_exit(v, 0);
+	}
 	if (v != BPX_CONTINUE || (p.proto != IPPROTO_TCP && p.proto != IPPROTO_UDP))
 		return TC_ACT_OK;
 	v = stage_reply_local(skb, &p);

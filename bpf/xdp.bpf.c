@@ -7,8 +7,11 @@
  *   parse (parse.h) -> reply (reverse NAT of replies to SNATed flows)
  *   -> frontend lookup -> external frontend? -> source ranges -> conntrack (known flow)
  *   -> backend pick (new flow: Maglev, maglev.h) -> NAT (DNAT; SNAT for a remote backend)
- *   -> transmit (XDP_PASS to the stack for a local backend; bpf_fib_lookup
- *      and XDP_TX / redirect toward a remote one) -> one counted exit.
+ *   -> transmit (a local backend: straight into its pod's veth where the
+ *      control plane found one that takes it, redirect-local.h, else XDP_PASS
+ *      to the stack; a remote one: bpf_fib_lookup and XDP_TX / redirect)
+ *   -> one counted exit. A packet to no frontend addressed to a local backend
+ *      (another node's NodePort flow) takes the same redirect.
  *
  * Both families, TCP and UDP: the stages are family-generic (addresses as
  * union bpx_addr, IPv4 zero past its 4 bytes), and only the leaves differ
@@ -31,6 +34,8 @@
 #include "lib/nat6.h"
 #include "lib/fib.h"
 #include "lib/fib6.h"
+#include "lib/redirect-local.h"
+#include "lib/icmp-error.h"
 
 /* What the later stages know about a flow. */
 struct bpx_flow {
@@ -372,9 +377,12 @@ static __always_inline void ct_create(const struct bpx_pkt *p, const struct bpx_
 	ct_put(&k, &v);
 }
 
-/* NAT and transmit toward a local backend: DNAT, then the stack delivers it. */
+/* NAT and transmit toward a local backend: DNAT, then straight into the
+ * pod's veth where the control plane found one that takes redirected frames
+ * (redirect-local.h), else the stack delivers it. */
 static __always_inline int stage_local(struct xdp_md *ctx, const struct bpx_pkt *p, const struct bpx_flow *f, __u64 now)
 {
+	enum bpx_event e = f->is_new ? BPX_EVENT_PKT_LOCAL_NEW : BPX_EVENT_PKT_LOCAL_CT;
 	int r;
 
 	if (f->is_new)
@@ -382,7 +390,8 @@ static __always_inline int stage_local(struct xdp_md *ctx, const struct bpx_pkt 
 	r = rewrite(ctx, p, &f->out);
 	if (r != BPX_CONTINUE)
 		return r;
-	return pass(f->is_new ? BPX_EVENT_PKT_LOCAL_NEW : BPX_EVENT_PKT_LOCAL_CT);
+	r = stage_redirect_local(ctx, p->family, &f->out.daddr, e);
+	return r != BPX_CONTINUE ? r : pass(e);
 }
 
 /* NAT and transmit toward a remote backend: route, SNAT (a port of the
@@ -407,6 +416,23 @@ static __always_inline int stage_remote(struct xdp_md *ctx, const struct bpx_pkt
 	if (r != BPX_CONTINUE)
 		return r;
 	return stage_transmit(ctx, &fib, rc, f->is_new ? BPX_EVENT_PKT_REMOTE_NEW : BPX_EVENT_PKT_REMOTE_CT);
+}
+
+/* ICMP errors about translated flows: rewritten by icmp-error.h, sent the way the flow's packets go. */
+static __always_inline int stage_icmp_error(struct xdp_md *ctx, const struct bpx_pkt *p)
+{
+	struct bpf_fib_lookup fib;
+	struct bpx_icmp_fwd f;
+	long rc;
+	int v;
+
+	v = icmp_error_from_wire((void *)(long)ctx->data, (void *)(long)ctx->data_end, p, bpf_ktime_get_ns(), &f);
+	if (v != BPX_CONTINUE || f.local)
+		return v != BPX_CONTINUE ? v : pass(f.event);
+	rc = flow_fib_lookup(ctx, p, &fib, &f.dst, false);
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH)
+		return drop(BPX_DROP_FIB_FAILED);
+	return stage_transmit(ctx, &fib, rc, f.event);
 }
 
 /* The program's one exit: every verdict is counted here. */
@@ -435,6 +461,8 @@ int bpx_xdp(struct xdp_md *ctx)
 	int v;
 
 	v = parse_packet(data, data_end, (__u32)(data_end - data), &p);
+	if (v == pass(BPX_EVENT_PKT_PASS_ICMP))
+		v = stage_icmp_error(ctx, &p);
 	if (v != BPX_CONTINUE)
 		return xdp_exit(v);
 	now = bpf_ktime_get_ns();
@@ -444,6 +472,8 @@ int bpx_xdp(struct xdp_md *ctx)
 			return xdp_exit(v);
 	}
 	v = stage_frontend(&p, &fe);
+	if (v == pass(BPX_EVENT_PKT_PASS_NO_FRONTEND))
+		v = stage_redirect_routed(ctx, p.family, &p.dst, v);
 	if (v == BPX_CONTINUE)
 		v = stage_source_ranges(fe, &p);
 	if (v == BPX_CONTINUE)

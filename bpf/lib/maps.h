@@ -219,6 +219,23 @@ struct bpx_nat_val {
 	__u8 pad[6];
 };
 
+/* ---- Local backends reached by redirect (redirect-local.h): a local
+ * backend's address -> its pod's host-side veth and the MACs a frame needs
+ * there. The control plane (src/dataplane/bpf/local-endpoints.ts) writes an
+ * entry only for a backend whose veth takes redirected frames; a backend
+ * without one goes through the node's stack (XDP_PASS). */
+struct bpx_local_ep_key {
+	union bpx_addr addr;	/* IPv4 in the first 4 bytes, the rest zero */
+	__u8 family;		/* BPX_FAMILY_* */
+	__u8 pad[3];
+};
+
+struct bpx_local_ep {
+	__u32 ifindex;		/* the pod's host-side veth: a key of bpx_local_dev_v1 */
+	__u8 mac[6];		/* the pod's MAC (the node's neighbour entry for it) */
+	__u8 src_mac[6];	/* the MAC of the node device that holds the pod's route (its gateway) */
+};
+
 /* ---- Counters: one per drop reason and event (reasons.h), summed over CPUs
  * and exported as metrics by name. ---------------------------------------- */
 

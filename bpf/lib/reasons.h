@@ -27,6 +27,8 @@ enum bpx_drop {
 	BPX_DROP_FIB_FAILED,		/* no route toward the backend or the client (or forwarding off) */
 	BPX_DROP_SOURCE_RANGE,		/* source outside the service's loadBalancerSourceRanges */
 	BPX_DROP_NO_ENDPOINTS,		/* service without endpoints, and no refusal could be sent (a RST, or the frame could not be resized) */
+	BPX_DROP_ICMP_TRUNCATED,	/* ICMP/ICMPv6 header, or an error's quoted IP header and 8 bytes after it, past the packet's end (icmp-quote.h) */
+	BPX_DROP_ICMP_ERR_INVALID,	/* ICMP error quoting an IPv4 header with IHL < 5 (the kernel drops it too) */
 	__BPX_DROP_MAX,
 };
 
@@ -63,6 +65,12 @@ enum bpx_event {
 	BPX_EVENT_PKT_CT_RESELECT,		/* known flow whose backend left the service: picked afresh as a new flow */
 	BPX_EVENT_PKT_AFFINITY_HIT,		/* new flow of a client with ClientIP affinity: its recent backend */
 	BPX_EVENT_PKT_REFUSED_NO_ENDPOINTS,	/* service without endpoints: refused at XDP (TCP RST, ICMP or ICMPv6 port unreachable sent back) */
+	BPX_EVENT_PKT_ICMP_ERR_TO_CLIENT,	/* ICMP/ICMPv6 error about a packet sent to a backend: quote and addresses restored, sent to the client (icmp-error.h) */
+	BPX_EVENT_PKT_ICMP_ERR_TO_BACKEND,	/* ICMP/ICMPv6 error about a reply sent to a client: quote restored, sent to the backend (to the stack when local) */
+	BPX_EVENT_PKT_ICMP_ERR_NO_FLOW,		/* ICMP/ICMPv6 error quoting no translated flow (or a packet no flow has: ICMP echo, SCTP, fragment): to the stack */
+	BPX_EVENT_TC_ICMP_ERR_RNAT,		/* TC egress: an error from a local backend (or the node) about a DNATed packet: quote and source restored to the frontend */
+	BPX_EVENT_PKT_LOCAL_REDIRECT,		/* of pkt_local_new/pkt_local_ct: sent straight into the backend pod's veth (redirect-local.h), not through the node's stack */
+	BPX_EVENT_PKT_ROUTED_REDIRECT,		/* to no frontend, addressed to a local backend (another node's NodePort flow): sent straight into its pod's veth */
 	__BPX_EVENT_MAX,
 };
 

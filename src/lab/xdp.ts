@@ -40,3 +40,19 @@ export async function prepareXdpLab(lab: Lab, namespaces: readonly string[]): Pr
     leave();
   }
 }
+
+/** SIOCETHTOOL with ETHTOOL_SGRO (no ethtool binary on the image). */
+const setGroScript = (dev: string, on: boolean) => `import socket, fcntl, struct, array
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+buf = array.array('B', struct.pack('II', 0x2c, ${on ? 1 : 0}))
+fcntl.ioctl(s.fileno(), 0x8946, struct.pack('16sP', b'${dev}', buf.buffer_info()[0]))`;
+
+/**
+ * GRO on or off on a lab device. On a pod's eth0 it decides whether the
+ * pod's veth takes frames XDP redirects into it (its NAPI runs with GRO on):
+ * the proxy's local redirect (bpf/lib/redirect-local.h) applies only then.
+ */
+export async function setLabGro(lab: Lab, netns: string, dev: string, on: boolean): Promise<void> {
+  const r = await lab.exec(netns, ['/usr/bin/python3', '-c', setGroScript(dev, on)]);
+  if (r.code !== 0) throw new Error(`GRO ${on ? 'on' : 'off'} for ${dev} in ${netns}: ${r.stderr.trim()}`);
+}

@@ -10,6 +10,7 @@ import { XDP_DROP, XDP_PASS } from '../../src/dataplane/bpf/testrun.js';
 import { BPF_OBJECT_DIR } from '../../src/util/paths.js';
 import { buildPacket, parsePacket } from '../helpers/packet.js';
 import { FRONTENDS, XDP_CASES } from './xdp-cases.js';
+import { icmpErrorCases } from './xdp-icmp-error-cases.js';
 import { natCases } from './xdp-nat-cases.js';
 import { counterDelta, testPinDir, XdpHarness, PASS_PROGRAM } from './xdp-harness.js';
 
@@ -26,13 +27,15 @@ describe('the case table', () => {
       if ('drop' in c.counter) expect(drops, c.name).toContain(c.counter.drop);
       else expect(events, c.name).toContain(c.counter.event);
     }
-    const all = [...XDP_CASES, ...natCases({ node1: '02:00:00:00:00:01', node2: '02:00:00:00:00:02', client: '02:00:00:00:00:03', eth0Ifindex: 2 })];
+    const macs = { node1: '02:00:00:00:00:01', node2: '02:00:00:00:00:02', client: '02:00:00:00:00:03', eth0Ifindex: 2 };
+    const all = [...XDP_CASES, ...natCases(macs), ...icmpErrorCases(macs)];
     const covered = new Set(all.flatMap((c) => ['drop' in c.counter ? c.counter.drop : c.counter.event, ...('also' in c ? c.also ?? [] : [])]));
     // truncated_l2 cannot be fed to TEST_RUN: see the test below. nat_ports_exhausted
     // has its own test in xdp-nat.test.ts (it fills every port first).
     expect([...drops].filter((d) => !covered.has(d))).toEqual(['truncated_l2', 'nat_ports_exhausted']);
-    // pkt_pass_no_endpoints is retired (kept so its value is never reused).
-    expect([...events].filter((e) => e.startsWith('pkt_') && !covered.has(e))).toEqual(['pkt_pass_no_endpoints']);
+    // pkt_pass_no_endpoints is retired (kept so its value is never reused); the
+    // redirect events need the redirect maps filled: test/bpf/xdp-redirect.test.ts.
+    expect([...events].filter((e) => e.startsWith('pkt_') && !covered.has(e))).toEqual(['pkt_pass_no_endpoints', 'pkt_local_redirect', 'pkt_routed_redirect']);
   });
 });
 

@@ -18,6 +18,7 @@ import { resolveDevices } from './devices.js';
 import { maglevArrayBytes, MaglevWriter, PACKET_LB_TABLES } from './maglev-tables.js';
 import { packetDevicesAfterProbe } from './probe-xdp.js';
 import { encodeRanges } from './range-tables.js';
+import { LocalRedirect } from './local-redirect.js';
 import type { Table } from './table.js';
 import { mapArrayWords, type MappedArray } from './mmap.js';
 import { cleanupPins, ensureBpffs, loadSockDatapath, type LoadOptions, type SockDatapath } from './loader.js';
@@ -26,7 +27,7 @@ import { strerror } from './native.js';
 import { cgroupRootProblem, holdsPins, lockPinDir, type PinDirLock } from './pindir.js';
 import { sumCounters } from './reasons.js';
 import { moveConnectedUdp, removedUdpBackends, SockDestroyer, udpServices } from './sock-destroy.js';
-import { isFull, TableSync, type MapIO, type WriteFaults } from './sync.js';
+import { isFull, TableSync, type MapIO, type OwnerNames, type WriteFaults } from './sync.js';
 
 export class BpfDataplane implements Dataplane {
   readonly mode = 'bpf' as const;
@@ -54,6 +55,8 @@ export class BpfDataplane implements Dataplane {
   private readonly maglevTables: number = 0;
   /** loadBalancerSourceRanges (range-tables.ts), when the packet programs are loaded. */
   private readonly ranges: Table | null = null;
+  /** Local backends reached by XDP redirect into their veth (local-redirect.ts), when the packet programs are loaded. */
+  private readonly redirect: LocalRedirect | null = null;
 
   private constructor(private readonly dp: SockDatapath, private readonly log: Logger, private readonly packetDevices: readonly string[], faults?: WriteFaults, maglevM = DEFAULT_MAGLEV_M) {
     const { fe, set, be, member } = dp.maps;
@@ -71,6 +74,7 @@ export class BpfDataplane implements Dataplane {
       log.info({ map: slots.name, tables: this.maglevTables, bytes },
         `Maglev array: ${this.maglevTables} tables, ${(bytes / 2 ** 20).toFixed(1)} MiB (--bpf-lb-maglev-map-max x M x 4 bytes)`);
       this.ranges = tbl('source ranges');
+      this.redirect = new LocalRedirect({ eps: dp.packet.localEps, devs: dp.packet.localDevs, log });
     }
   }
 
@@ -158,6 +162,7 @@ export class BpfDataplane implements Dataplane {
     this.clean = false;
     const result = this.write(desired, full, full ? desired.services.keys() : changed);
     this.clean = result.errors.length === 0 && (full || wasClean);
+    this.redirect?.update(desired);
     this.nodeState?.synced(desired, { ...result, full: opts.full }, started);
     return { ...result, full: opts.full };
   }
@@ -165,7 +170,10 @@ export class BpfDataplane implements Dataplane {
   private write(desired: DesiredDataplane, full: boolean, keys: Iterable<string>): SyncResult {
     const errors: SyncError[] = [];
     const unsupported: SyncResult['unsupported'] = [];
-    const names = new Map<number, string>();
+    // A full sync names every service and prunes by scanning: the owners and
+    // names a partial one collects key by key are not needed (names are
+    // built on first use, for a message).
+    const names = full ? namesOnFirstUse(desired.services, this.applied) : new Map<number, string>();
     const owners = new Set<number>();
     const keep = new Set<number>();
     const touched: string[] = [];
@@ -176,13 +184,13 @@ export class BpfDataplane implements Dataplane {
     for (const key of keys) {
       touched.push(key);
       const oldId = this.applied.get(key)?.id;
-      if (oldId !== undefined) {
+      if (oldId !== undefined && names instanceof Map) {
         owners.add(oldId);
         names.set(oldId, key);
       }
       const svc = desired.services.get(key);
       if (!svc) continue;
-      names.set(svc.id, key);
+      if (names instanceof Map) names.set(svc.id, key);
       const problem = tooLarge(svc);
       if (problem) {
         // It cannot be written: whatever it has stays, under its old ID or (after a restart) its restored one.
@@ -191,7 +199,7 @@ export class BpfDataplane implements Dataplane {
         keep.add(svc.id);
         continue;
       }
-      owners.add(svc.id);
+      if (!full) owners.add(svc.id);
       const ext = encodeService(this.t, svc, this.dp.packet !== null);
       if (this.maglev && !this.maglev.encode(svc, ext)) this.warnMaglevFull(svc.key);
       if (this.ranges) encodeRanges(this.ranges, svc);
@@ -205,7 +213,8 @@ export class BpfDataplane implements Dataplane {
     // Next: untouched services as they were (partial), failed ones as their
     // entries still are, written ones as planned.
     // What the touched UDP services held before this sync (`next` may be `applied` itself).
-    const before = this.destroyer ? udpServices(this.applied, touched) : null;
+    // Nothing applied yet (the first sync): no UDP backend can have left, and no pass over every key is needed to say so.
+    const before = this.destroyer && this.applied.size > 0 ? udpServices(this.applied, touched) : null;
     const next = full ? new Map<string, PlannedService>() : this.applied;
     for (const key of touched) {
       const old = this.applied.get(key);
@@ -233,6 +242,7 @@ export class BpfDataplane implements Dataplane {
     if (this.closed) return;
     this.closed = true;
     this.maglevSlots?.unmap();
+    this.redirect?.dispose();
     this.destroyer?.close();
     this.dp.close();
     this.owner?.lock.release();
@@ -245,6 +255,7 @@ export class BpfDataplane implements Dataplane {
     this.closed = true;
     const owner = this.owner;
     this.maglevSlots?.unmap();
+    this.redirect?.dispose();
     this.destroyer?.close();
     this.dp.close();
     this.owner = null;
@@ -293,6 +304,21 @@ export class BpfDataplane implements Dataplane {
     if (svc.sourceRanges.length > 0 && !this.ranges) note('loadBalancerSourceRanges (enforced at XDP: no --devices given, so LoadBalancer IPs are not served from outside the node)');
     return out;
   }
+}
+
+/** Service ID -> key of the applied and the desired services (the desired win), built the first time a name is asked for. */
+function namesOnFirstUse(desired: ReadonlyMap<string, PlannedService>, applied: ReadonlyMap<string, PlannedService>): OwnerNames {
+  let byId: Map<number, string> | null = null;
+  return {
+    get(id: number): string | undefined {
+      if (!byId) {
+        byId = new Map();
+        for (const [key, svc] of applied) byId.set(svc.id, key);
+        for (const [key, svc] of desired) byId.set(svc.id, key);
+      }
+      return byId.get(id);
+    },
+  };
 }
 
 /** Keys whose planned service is not the one applied (added, changed or removed). */

@@ -38,6 +38,8 @@ export const CT_VAL = layout('bpx_ct_val', 56, {
 export const NAT_KEY = layout('bpx_nat_key', 20, { addr: [0, 16], port: [16, 2], proto: [18, 1], family: [19, 1] });
 export const NAT_VAL = layout('bpx_nat_val', 32, { last_ns: [0, 8], client: [8, 16], client_port: [24, 2], pad: [26, 6] });
 export const RANGE_KEY = layout('bpx_range_key', 24, { prefixlen: [0, 4], svc: [4, 4], addr: [8, 16] });
+export const LOCAL_EP_KEY = layout('bpx_local_ep_key', 20, { addr: [0, 16], family: [16, 1], pad: [17, 3] });
+export const LOCAL_EP = layout('bpx_local_ep', 16, { ifindex: [0, 4], mac: [4, 6], src_mac: [10, 6] });
 export const MAGLEV_ROW = layout('bpx_maglev_row', 8, { row: [0, 4], m: [4, 4] });
 export const COUNTER = layout('bpx_counter', 8, {
   count: [0, 8], anchor_family: [8, 0], anchor_fe_flag: [8, 0], anchor_empty: [8, 0], anchor_be_flag: [8, 0],
@@ -46,7 +48,7 @@ export const COUNTER = layout('bpx_counter', 8, {
 
 export const ALL_LAYOUTS: readonly StructLayout<string>[] = [
   FE_KEY, FE_VAL, SET_KEY, SET_VAL, BACKEND, MEMBER_KEY, SK_RNAT_KEY, SK_RNAT_VAL, FLOW_KEY, FLOW_VAL, AFF_KEY, AFF_VAL,
-  CT_KEY, CT_VAL, NAT_KEY, NAT_VAL, MAGLEV_ROW, RANGE_KEY, COUNTER,
+  CT_KEY, CT_VAL, NAT_KEY, NAT_VAL, MAGLEV_ROW, RANGE_KEY, COUNTER, LOCAL_EP_KEY, LOCAL_EP,
 ];
 
 /** The BTF description the native layer reports: "size=N;member:offset:size;...". */

@@ -70,7 +70,8 @@ export interface SockDatapath {
   /** stats: the drop and event counters (labels in reasons.ts, checked against BTF with the other constants). */
   maps: { fe: BpfMap; set: BpfMap; be: BpfMap; member: BpfMap; aff: BpfMap; skRnat: BpfMap; flow: BpfMap; stats: BpfMap };
   /** The maps only the packet programs read (Maglev rows and slots, source ranges), when they are loaded (devices given). */
-  packet: { maglevRows: BpfMap; maglevSlots: BpfMap; ranges: BpfMap } | null;
+  /** localEps/localDevs: local backends reached by redirect (local-redirect.ts). */
+  packet: { maglevRows: BpfMap; maglevSlots: BpfMap; ranges: BpfMap; localEps: BpfMap; localDevs: BpfMap } | null;
   close(): void;
   repair(): RepairReport;
 }
@@ -244,7 +245,8 @@ export function loadSockDatapath(opts: LoadOptions): SockDatapath {
       fe: map('bpx_fe_v1'), set: map('bpx_set_v1'), be: map('bpx_be_v1'), member: map('bpx_member_v1'),
       aff: map('bpx_aff_v1'), skRnat: map('bpx_sk_rnat_v1'), flow: map('bpx_flow_v1'), stats: map(COUNTERS_MAP),
     };
-    const packet = devices.length > 0 ? { maglevRows: map('bpx_maglev_row_v1'), maglevSlots: map('bpx_maglev_v1'), ranges: map('bpx_range_v1') } : null;
+    const packet = devices.length > 0 ? { maglevRows: map('bpx_maglev_row_v1'), maglevSlots: map('bpx_maglev_v1'), ranges: map('bpx_range_v1'),
+      localEps: map('bpx_local_ep_v1'), localDevs: map('bpx_local_dev_v1') } : null;
     return { maps, packet, close: () => dp.close(), repair: () => dp.repair() };
   } catch (err) {
     dp.close();

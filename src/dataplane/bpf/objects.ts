@@ -2,7 +2,7 @@
 // where each of its programs attaches, and which structs and enums of
 // bpf/lib/maps.h (and reasons.h) it uses, so the loader checks each object
 // against the TypeScript codecs for what that object uses, and nothing else.
-import { AFF_KEY, AFF_VAL, BACKEND, CONSTANT_ENUMS, COUNTER, CT_KEY, CT_VAL, NAT_KEY, NAT_VAL, FE_KEY, FE_VAL, FLOW_KEY, FLOW_VAL, MAGLEV_ROW, MEMBER_KEY, RANGE_KEY, SET_KEY, SET_VAL, SK_RNAT_KEY, SK_RNAT_VAL, type StructLayout } from './layout.js';
+import { AFF_KEY, AFF_VAL, BACKEND, CONSTANT_ENUMS, COUNTER, CT_KEY, CT_VAL, NAT_KEY, NAT_VAL, FE_KEY, FE_VAL, FLOW_KEY, FLOW_VAL, LOCAL_EP, LOCAL_EP_KEY, MAGLEV_ROW, MEMBER_KEY, RANGE_KEY, SET_KEY, SET_VAL, SK_RNAT_KEY, SK_RNAT_VAL, type StructLayout } from './layout.js';
 
 /**
  * Where a program attaches.
@@ -37,7 +37,7 @@ export const SOCK_OBJECT: ObjectSpec = {
 export const XDP_OBJECT: ObjectSpec = {
   file: 'xdp.bpf.o',
   programs: { bpx_xdp: 'xdp', bpx_xdp_pass: 'none' },
-  structs: [FE_KEY, FE_VAL, SET_KEY, SET_VAL, BACKEND, MEMBER_KEY, AFF_KEY, AFF_VAL, CT_KEY, CT_VAL, NAT_KEY, NAT_VAL, MAGLEV_ROW, RANGE_KEY, COUNTER],
+  structs: [FE_KEY, FE_VAL, SET_KEY, SET_VAL, BACKEND, MEMBER_KEY, AFF_KEY, AFF_VAL, CT_KEY, CT_VAL, NAT_KEY, NAT_VAL, MAGLEV_ROW, RANGE_KEY, LOCAL_EP_KEY, LOCAL_EP, COUNTER],
   enums: Object.keys(CONSTANT_ENUMS),
 };
 

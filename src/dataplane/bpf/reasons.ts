@@ -26,6 +26,8 @@ export const DROP_REASONS: readonly Reason[] = [
   { label: 'fib_failed', description: 'no route toward the backend or the client, or forwarding off on the device' },
   { label: 'source_range', description: 'source address outside the service\'s loadBalancerSourceRanges' },
   { label: 'no_endpoints', description: 'service without endpoints, and no refusal could be sent (the packet was a TCP RST, or the frame could not be resized)' },
+  { label: 'icmp_truncated', description: 'ICMP or ICMPv6 header, or the IP header and 8 bytes an error quotes, past the end of the packet (the kernel drops these too)' },
+  { label: 'icmp_err_invalid', description: 'ICMP error quoting an IPv4 header with IHL below 5 (the kernel drops these too)' },
 ];
 
 /** enum bpx_event, by value. */
@@ -61,6 +63,12 @@ export const EVENTS: readonly Reason[] = [
   { label: 'pkt_ct_reselect', description: 'known flow whose backend left the service (endpoint removed or no longer ready): picked afresh as a new flow' },
   { label: 'pkt_affinity_hit', description: 'new flow of a client with ClientIP session affinity: sent to the backend it used within the timeout' },
   { label: 'pkt_refused_no_endpoints', description: 'service without endpoints: refused at XDP, as kube-proxy\'s REJECT (TCP RST, ICMP or ICMPv6 port unreachable sent back to the client)' },
+  { label: 'pkt_icmp_err_to_client', description: 'ICMP or ICMPv6 error (port unreachable, fragmentation needed, packet too big, time exceeded) about a packet sent to a backend: its quote and addresses restored to what the client used, sent to the client' },
+  { label: 'pkt_icmp_err_to_backend', description: 'ICMP or ICMPv6 error about a reply sent to a client: its quote restored to what the backend sent, sent to the backend (to the stack for a local one)' },
+  { label: 'pkt_icmp_err_no_flow', description: 'ICMP or ICMPv6 error quoting no translated flow (or a packet no translated flow has: ICMP echo, SCTP, fragment, IP options): passed to the stack' },
+  { label: 'tc_icmp_err_rnat', description: 'TC egress: ICMP or ICMPv6 error from a local backend or the node about a DNATed packet: its quote and source restored to the frontend' },
+  { label: 'pkt_local_redirect', description: 'of the packets to local backends (pkt_local_new, pkt_local_ct): sent at XDP straight into the backend pod\'s veth, skipping the node\'s stack' },
+  { label: 'pkt_routed_redirect', description: 'packet to no frontend addressed to a local backend (the second hop of another node\'s NodePort flow): sent at XDP straight into the pod\'s veth, skipping the node\'s stack' },
 ];
 
 /** enum bpx_counter_slot: where drops and events sit in the counters map. */

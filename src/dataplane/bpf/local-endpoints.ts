@@ -1,0 +1,114 @@
+// Where a local backend's pod is plugged into the node: the host-side veth
+// its frames must be redirected into, the pod's MAC and the gateway MAC the
+// pod expects as the source (bpf/lib/redirect-local.h). Pure: it reads a
+// snapshot of the node's links, routes, neighbours and bridge forwarding
+// entries (read by local-redirect.ts with `ip` and `bridge`, as devices.ts
+// reads links) and answers per address, with the reason when it cannot.
+//
+// The rule, for an address A:
+// 1. the most specific main-table route to A, which must be direct (no
+//    gateway: the pod is on a link of this node), names device D;
+// 2. the neighbour entry for A on D gives the pod's MAC (none yet, or
+//    FAILED/INCOMPLETE: not known, the stack's path resolves it);
+// 3. D is the veth itself (routed CNIs: Calico, Cilium, kindnet), or a
+//    bridge (the lab's br0, flannel's cni0) whose forwarding entry for that
+//    MAC names the port: the veth;
+// 4. the source MAC is D's: the pod's gateway, as forwarding would write it;
+// 5. the veth must take redirected frames (its peer runs NAPI): asked of
+//    the kernel by the caller (`takesRedirect`).
+import { cidrContains, familyOf, parseCidr, type Cidr } from '../../util/ip.js';
+
+export interface SnapLink { ifindex: number; name: string; mac: string; kind: string; master: string }
+export interface SnapRoute { dst: Cidr; dev: string; direct: boolean }
+export interface SnapNeigh { address: string; dev: string; mac: string; usable: boolean }
+export interface SnapFdb { mac: string; port: string; bridge: string }
+
+export interface NodeNetSnapshot {
+  links: SnapLink[];
+  routes: SnapRoute[];
+  neighbours: SnapNeigh[];
+  fdb: SnapFdb[];
+}
+
+export interface LocalEndpoint {
+  address: string;
+  /** The host-side veth. */
+  ifindex: number;
+  device: string;
+  /** The pod's MAC. */
+  mac: string;
+  /** The MAC of the device holding the pod's route. */
+  srcMac: string;
+}
+
+export type Resolution = { ok: true; ep: LocalEndpoint } | { ok: false; reason: string };
+
+/** Why a veth cannot take redirected frames, or null when it can. */
+export type RedirectCheck = (link: SnapLink) => string | null;
+
+const normMac = (m: string) => m.toLowerCase();
+
+/** The most specific route to `address` (main table, unicast). */
+function routeTo(address: string, routes: readonly SnapRoute[]): SnapRoute | null {
+  let best: SnapRoute | null = null;
+  for (const r of routes) if (cidrContains(r.dst, address) && (!best || r.dst.prefix > best.dst.prefix)) best = r;
+  return best;
+}
+
+export function resolveLocalEndpoint(address: string, snap: NodeNetSnapshot, takesRedirect: RedirectCheck): Resolution {
+  const no = (reason: string): Resolution => ({ ok: false, reason });
+  const route = routeTo(address, snap.routes);
+  if (!route) return no('no route to it');
+  if (!route.direct) return no(`routed through a gateway (dev ${route.dev}), not on a link of this node`);
+  const dev = snap.links.find((l) => l.name === route.dev);
+  if (!dev) return no(`its route's device ${route.dev} is gone`);
+  const neigh = snap.neighbours.find((n) => n.address === address && n.dev === dev.name);
+  if (!neigh || !neigh.usable) return no(`no usable neighbour entry on ${dev.name} yet`);
+  let port = dev;
+  if (dev.kind === 'bridge') {
+    const f = snap.fdb.find((e) => e.bridge === dev.name && normMac(e.mac) === normMac(neigh.mac) && e.port !== dev.name);
+    const p = f && snap.links.find((l) => l.name === f.port);
+    if (!p) return no(`no forwarding entry on bridge ${dev.name} for its MAC ${neigh.mac}`);
+    port = p;
+  }
+  if (port.kind !== 'veth') return no(`${port.name} is not a veth (${port.kind || 'a physical device'})`);
+  const why = takesRedirect(port);
+  if (why) return no(why);
+  return { ok: true, ep: { address, ifindex: port.ifindex, device: port.name, mac: normMac(neigh.mac), srcMac: normMac(dev.mac) } };
+}
+
+// ---- Parsing `ip -j` and `bridge -j` output ----------------------------------
+
+/** `ip -j -d link show`. */
+export function parseLinks(text: string): SnapLink[] {
+  const raw = JSON.parse(text) as { ifindex: number; ifname: string; address?: string; master?: string; linkinfo?: { info_kind?: string } }[];
+  return raw.map((l) => ({ ifindex: l.ifindex, name: l.ifname, mac: l.address ?? '', kind: l.linkinfo?.info_kind ?? '', master: l.master ?? '' }));
+}
+
+/** `ip [-6] -j route show table main`: unicast routes only (local, broadcast, blackhole, ... are not ways to a pod). */
+export function parseRoutes(text: string, family: 4 | 6): SnapRoute[] {
+  const raw = JSON.parse(text) as { dst: string; dev?: string; gateway?: string; type?: string; nexthops?: unknown[] }[];
+  const out: SnapRoute[] = [];
+  for (const r of raw) {
+    if ((r.type !== undefined && r.type !== 'unicast') || !r.dev) continue;
+    const text = r.dst === 'default' ? (family === 4 ? '0.0.0.0/0' : '::/0') : r.dst.includes('/') ? r.dst : `${r.dst}/${family === 4 ? 32 : 128}`;
+    const dst = parseCidr(text);
+    if (dst) out.push({ dst, dev: r.dev, direct: r.gateway === undefined && r.nexthops === undefined });
+  }
+  return out;
+}
+
+/** `ip -j neigh show`: states in which the MAC may be used (the kernel itself would send to it). */
+export function parseNeighbours(text: string): SnapNeigh[] {
+  const raw = JSON.parse(text) as { dst: string; dev: string; lladdr?: string; state?: string[] }[];
+  const unusable = new Set(['FAILED', 'INCOMPLETE', 'NOARP', 'NONE']);
+  return raw.filter((n) => familyOf(n.dst) !== null).map((n) => ({
+    address: n.dst, dev: n.dev, mac: n.lladdr ?? '', usable: n.lladdr !== undefined && !(n.state ?? []).some((s) => unusable.has(s)),
+  }));
+}
+
+/** `bridge -j fdb show`: the learned and static entries of bridge ports. */
+export function parseFdb(text: string): SnapFdb[] {
+  const raw = JSON.parse(text) as { mac: string; ifname: string; master?: string }[];
+  return raw.filter((e) => e.master !== undefined).map((e) => ({ mac: e.mac, port: e.ifname, bridge: e.master! }));
+}
