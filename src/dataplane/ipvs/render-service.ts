@@ -39,9 +39,18 @@ export function realServers(backends: readonly PlannedBackend[]): RealServer[] {
     .sort((x, y) => compareIP(x.address, y.address) || x.port - y.port);
 }
 
-/** mh gets kube-proxy's flags: fall back to another real server when the chosen one is unavailable, and hash the source port too. */
+/**
+ * mh gets kube-proxy's flags: fall back to another real server when the
+ * chosen one is unavailable, and hash the source port too. sh gets
+ * sh-fallback (kube-proxy sets none): a real server draining at weight 0
+ * (graceful.ts) is unavailable, and without the fallback every new
+ * connection of a client hashed to it is refused (ICMP port unreachable)
+ * until it is deleted; seen in the 6.1 guest. The flag changes nothing
+ * while the hashed server is available.
+ */
 export function schedulerFlags(scheduler: string): string[] {
-  return scheduler === 'mh' ? ['mh-fallback', 'mh-port'] : [];
+  if (scheduler === 'mh') return ['mh-fallback', 'mh-port'];
+  return scheduler === 'sh' ? ['sh-fallback'] : [];
 }
 
 export function renderService(s: PlannedService, cfg: IpvsConfig): ServiceParts {

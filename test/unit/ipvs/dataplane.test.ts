@@ -36,6 +36,12 @@ describe('IpvsDataplane', () => {
     expect(fake.model.ipvsSave()).toMatch(/^-A -t 10\.96\.0\.1:80 -s mh -b mh-fallback,mh-port$/m);
   });
 
+  it('--ipvs-scheduler sh gets sh-fallback: a client hashed to a draining (weight 0) real server goes to another, not refused', async () => {
+    const { dp, fake } = modelIpvs(fakeIpvs(), { ...TEST_IPVS_CONFIG, scheduler: 'sh' });
+    await dp.sync(desired([svc(1, ['10.244.1.10'])]), { full: true, changed: new Set() });
+    expect(fake.model.ipvsSave()).toMatch(/^-A -t 10\.96\.0\.1:80 -s sh -b sh-fallback$/m);
+  });
+
   it('a partial sync writes only what changed: one TCP real server drains (weight 0), one comes in; no iptables, no address', async () => {
     const { dp, fake } = modelIpvs();
     const others = Array.from({ length: 20 }, (_, i) => svc(10 + i, [`10.244.3.${i + 1}`]));
