@@ -2,7 +2,8 @@
 // and the netfilter gate of the local redirect (netfilter-forward.ts), from
 // the JSON `ip`, `bridge` and `nft` print: no root, no kernel.
 import { describe, expect, it } from 'vitest';
-import { parseFdb, parseLinks, parseNeighbours, parseRoutes, resolveLocalEndpoint, type NodeNetSnapshot } from '../../src/dataplane/bpf/local-endpoints.js';
+import { parseIpAddressJson } from '../../src/dataplane/bpf/devices.js';
+import { indexSnapshot, parseFdb, parseNeighbours, parseRoutes, resolveLocalEndpoint } from '../../src/dataplane/bpf/local-endpoints.js';
 import { legacyForwardPathChains, nftForwardPathChains } from '../../src/dataplane/bpf/netfilter-forward.js';
 
 // A lab node: pods behind the bridge br0, one pod on a routed veth (Calico's shape), a remote pod CIDR via node2.
@@ -36,7 +37,7 @@ const FDB = JSON.stringify([
   { mac: '33:33:00:00:00:01', ifname: 'vp1', state: 'permanent' },
 ]);
 
-const snap: NodeNetSnapshot = { links: parseLinks(LINKS), routes: parseRoutes(ROUTES4, 4), neighbours: parseNeighbours(NEIGH), fdb: parseFdb(FDB) };
+const snap = indexSnapshot({ links: parseIpAddressJson(LINKS), routes: parseRoutes(ROUTES4, 4), neighbours: parseNeighbours(NEIGH), fdb: parseFdb(FDB) });
 const takes = () => null;
 
 describe('local endpoints: a backend address -> its veth and MACs', () => {

@@ -24,7 +24,10 @@ export interface LinkAddress {
 }
 
 export interface LinkInfo {
+  ifindex: number;
   name: string;
+  /** The link-layer address ('' when it has none). */
+  mac: string;
   /** ip's link_type: 'ether', 'loopback', 'none', ... */
   linkType: string;
   /** ip's linkinfo.info_kind: 'bridge', 'veth', 'bond', ... ('' for a physical device). */
@@ -74,15 +77,20 @@ export function selectDefaultDevices(links: readonly LinkInfo[], nodeIPs: readon
   return { devices, skipped, basis: wanted.size > 0 ? `the node IPs ${[...nodeIPs].join(', ')} (--bind-address)` : 'every global unicast address of this network namespace' };
 }
 
-/** `ip -j -d address show` output -> LinkInfo. */
+/**
+ * `ip -j -d address show` output -> LinkInfo: the one parser of the node's
+ * links, for the default devices and for the local redirect (local-endpoints.ts).
+ */
 export function parseIpAddressJson(text: string): LinkInfo[] {
   const raw = JSON.parse(text) as {
-    ifname: string; link_type?: string; master?: string;
+    ifindex: number; ifname: string; address?: string; link_type?: string; master?: string;
     linkinfo?: { info_kind?: string };
     addr_info?: { local?: string; scope?: string }[];
   }[];
   return raw.map((d) => ({
+    ifindex: d.ifindex,
     name: d.ifname,
+    mac: (d.address ?? '').toLowerCase(),
     linkType: d.link_type ?? '',
     kind: d.linkinfo?.info_kind ?? '',
     master: d.master ?? '',
@@ -90,9 +98,12 @@ export function parseIpAddressJson(text: string): LinkInfo[] {
   }));
 }
 
-/** The devices of this process's network namespace, with their addresses. */
+/** What parseIpAddressJson reads. */
+export const IP_ADDRESS_ARGV = ['ip', '-j', '-d', 'address', 'show'] as const;
+
+/** The devices of this process's network namespace, with their addresses: once, at start, before anything is served. */
 export function readLinks(): LinkInfo[] {
-  return parseIpAddressJson(execFileSync('ip', ['-j', '-d', 'address', 'show'], { encoding: 'utf8', timeout: 10_000 }));
+  return parseIpAddressJson(execFileSync('ip', [...IP_ADDRESS_ARGV.slice(1)], { encoding: 'utf8', timeout: 10_000 }));
 }
 
 /**

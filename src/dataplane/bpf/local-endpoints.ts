@@ -2,8 +2,9 @@
 // its frames must be redirected into, the pod's MAC and the gateway MAC the
 // pod expects as the source (bpf/lib/redirect-local.h). Pure: it reads a
 // snapshot of the node's links, routes, neighbours and bridge forwarding
-// entries (read by local-redirect.ts with `ip` and `bridge`, as devices.ts
-// reads links) and answers per address, with the reason when it cannot.
+// entries (read by local-redirect.ts with `ip` and `bridge`; links with
+// devices.ts's parser), indexed once per refresh (indexSnapshot), and
+// answers per address, with the reason when it cannot.
 //
 // The rule, for an address A:
 // 1. the most specific main-table route to A, which must be direct (no
@@ -16,9 +17,11 @@
 // 4. the source MAC is D's: the pod's gateway, as forwarding would write it;
 // 5. the veth must take redirected frames (its peer runs NAPI): asked of
 //    the kernel by the caller (`takesRedirect`).
-import { cidrContains, familyOf, parseCidr, type Cidr } from '../../util/ip.js';
+import { canonicalIP, cidrContains, familyOf, parseCidr, type Cidr } from '../../util/ip.js';
+import type { LinkInfo } from './devices.js';
 
-export interface SnapLink { ifindex: number; name: string; mac: string; kind: string; master: string }
+/** A link as devices.ts's parseIpAddressJson reads it (`ip -j -d address show`): one parser for both. */
+export type SnapLink = LinkInfo;
 export interface SnapRoute { dst: Cidr; dev: string; direct: boolean }
 export interface SnapNeigh { address: string; dev: string; mac: string; usable: boolean }
 export interface SnapFdb { mac: string; port: string; bridge: string }
@@ -48,26 +51,62 @@ export type RedirectCheck = (link: SnapLink) => string | null;
 
 const normMac = (m: string) => m.toLowerCase();
 
-/** The most specific route to `address` (main table, unicast). */
-function routeTo(address: string, routes: readonly SnapRoute[]): SnapRoute | null {
-  let best: SnapRoute | null = null;
-  for (const r of routes) if (cidrContains(r.dst, address) && (!best || r.dst.prefix > best.dst.prefix)) best = r;
-  return best;
+/**
+ * A snapshot indexed once per refresh, so each backend address costs a few
+ * map lookups instead of scans of every link, neighbour and bridge entry
+ * (a node with hundreds of pods has as many of each).
+ */
+export interface IndexedSnapshot {
+  links: ReadonlyMap<string, SnapLink>;
+  /** "address%dev" (canonical address) -> entry. */
+  neighbours: ReadonlyMap<string, SnapNeigh>;
+  /** "bridge mac" -> the port that learned it (entries of the bridge device itself left out). */
+  fdb: ReadonlyMap<string, string>;
+  /** Host routes (/32, /128) by canonical address: the per-pod routes of routed CNIs. */
+  hostRoutes: ReadonlyMap<string, SnapRoute>;
+  /** The other routes, most specific first. */
+  netRoutes: readonly SnapRoute[];
 }
 
-export function resolveLocalEndpoint(address: string, snap: NodeNetSnapshot, takesRedirect: RedirectCheck): Resolution {
+const neighKey = (address: string, dev: string) => `${canonicalIP(address) ?? address}%${dev}`;
+
+export function indexSnapshot(snap: NodeNetSnapshot): IndexedSnapshot {
+  const links = new Map(snap.links.map((l) => [l.name, l]));
+  const neighbours = new Map(snap.neighbours.map((n) => [neighKey(n.address, n.dev), n]));
+  const fdb = new Map<string, string>();
+  for (const e of snap.fdb) {
+    const k = `${e.bridge} ${normMac(e.mac)}`;
+    if (e.port !== e.bridge && !fdb.has(k)) fdb.set(k, e.port);
+  }
+  const hostRoutes = new Map<string, SnapRoute>();
+  const netRoutes: SnapRoute[] = [];
+  for (const r of snap.routes) {
+    const host = r.dst.prefix === (r.dst.family === 'IPv4' ? 32 : 128);
+    if (host) hostRoutes.set(canonicalIP(r.dst.text.split('/')[0]!) ?? r.dst.text, r);
+    else netRoutes.push(r);
+  }
+  netRoutes.sort((a, b) => b.dst.prefix - a.dst.prefix);
+  return { links, neighbours, fdb, hostRoutes, netRoutes };
+}
+
+/** The most specific route to `address` (main table, unicast). */
+function routeTo(address: string, idx: IndexedSnapshot): SnapRoute | null {
+  return idx.hostRoutes.get(canonicalIP(address) ?? address) ?? idx.netRoutes.find((r) => cidrContains(r.dst, address)) ?? null;
+}
+
+export function resolveLocalEndpoint(address: string, snap: IndexedSnapshot, takesRedirect: RedirectCheck): Resolution {
   const no = (reason: string): Resolution => ({ ok: false, reason });
-  const route = routeTo(address, snap.routes);
+  const route = routeTo(address, snap);
   if (!route) return no('no route to it');
   if (!route.direct) return no(`routed through a gateway (dev ${route.dev}), not on a link of this node`);
-  const dev = snap.links.find((l) => l.name === route.dev);
+  const dev = snap.links.get(route.dev);
   if (!dev) return no(`its route's device ${route.dev} is gone`);
-  const neigh = snap.neighbours.find((n) => n.address === address && n.dev === dev.name);
+  const neigh = snap.neighbours.get(neighKey(address, dev.name));
   if (!neigh || !neigh.usable) return no(`no usable neighbour entry on ${dev.name} yet`);
   let port = dev;
   if (dev.kind === 'bridge') {
-    const f = snap.fdb.find((e) => e.bridge === dev.name && normMac(e.mac) === normMac(neigh.mac) && e.port !== dev.name);
-    const p = f && snap.links.find((l) => l.name === f.port);
+    const name = snap.fdb.get(`${dev.name} ${normMac(neigh.mac)}`);
+    const p = name !== undefined ? snap.links.get(name) : undefined;
     if (!p) return no(`no forwarding entry on bridge ${dev.name} for its MAC ${neigh.mac}`);
     port = p;
   }
@@ -78,12 +117,6 @@ export function resolveLocalEndpoint(address: string, snap: NodeNetSnapshot, tak
 }
 
 // ---- Parsing `ip -j` and `bridge -j` output ----------------------------------
-
-/** `ip -j -d link show`. */
-export function parseLinks(text: string): SnapLink[] {
-  const raw = JSON.parse(text) as { ifindex: number; ifname: string; address?: string; master?: string; linkinfo?: { info_kind?: string } }[];
-  return raw.map((l) => ({ ifindex: l.ifindex, name: l.ifname, mac: l.address ?? '', kind: l.linkinfo?.info_kind ?? '', master: l.master ?? '' }));
-}
 
 /** `ip [-6] -j route show table main`: unicast routes only (local, broadcast, blackhole, ... are not ways to a pod). */
 export function parseRoutes(text: string, family: 4 | 6): SnapRoute[] {
@@ -98,12 +131,14 @@ export function parseRoutes(text: string, family: 4 | 6): SnapRoute[] {
   return out;
 }
 
+/** Neighbour states whose MAC must not be used: the kernel itself would not send to it. */
+export const UNUSABLE_NEIGH_STATES: ReadonlySet<string> = new Set(['FAILED', 'INCOMPLETE', 'NOARP', 'NONE']);
+
 /** `ip -j neigh show`: states in which the MAC may be used (the kernel itself would send to it). */
 export function parseNeighbours(text: string): SnapNeigh[] {
   const raw = JSON.parse(text) as { dst: string; dev: string; lladdr?: string; state?: string[] }[];
-  const unusable = new Set(['FAILED', 'INCOMPLETE', 'NOARP', 'NONE']);
   return raw.filter((n) => familyOf(n.dst) !== null).map((n) => ({
-    address: n.dst, dev: n.dev, mac: n.lladdr ?? '', usable: n.lladdr !== undefined && !(n.state ?? []).some((s) => unusable.has(s)),
+    address: n.dst, dev: n.dev, mac: n.lladdr ?? '', usable: n.lladdr !== undefined && !(n.state ?? []).some((s) => UNUSABLE_NEIGH_STATES.has(s)),
   }));
 }
 

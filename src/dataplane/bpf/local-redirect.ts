@@ -10,46 +10,73 @@
 //   (NETDEV_XDP_ACT_NDO_XMIT of the host-side veth: its peer, the pod's
 //   eth0, runs NAPI because it has an XDP program or GRO on); a kernel that
 //   cannot say (before 6.3, e.g. Debian's 6.1) gets no redirect at all,
-//   logged once (docs/findings.md);
-// - refreshed after every sync that changes the local backends and every
-//   REFRESH_MS (neighbour entries appear after the first packets, pods come
-//   and go, GRO or XDP on a pod's eth0 may change). A deleted veth leaves
-//   the devmap by itself (the kernel removes it), so a stale entry makes
-//   the program fall back to the stack, never redirect elsewhere.
-import { execFileSync } from 'node:child_process';
-import { ipBytes, familyOf } from '../../util/ip.js';
+//   logged once (docs/findings.md).
+//
+// When it refreshes (issue 7: it used to run ip, bridge and nft
+// synchronously every 2 s, blocking the event loop for the whole read):
+// - while local backends exist, `ip monitor` and `nft monitor` run as
+//   triggers (link-monitor.ts); an event that can matter (a link, address
+//   or route; a neighbour or bridge entry of a local backend) asks for a
+//   refresh, debounced by DEBOUNCE_MS, coalesced, and at most one every
+//   MIN_INTERVAL_MS (refresh-scheduler.ts);
+// - a change of the local backends (update) asks for one at once, and
+//   entries of backends that left are removed at once, without reading;
+// - what no event here reports is polled: a veth's XDP features every
+//   FEATURES_POLL_MS (one netlink query per veth, no process: GRO or XDP
+//   switched in the pod's namespace), and everything every SAFETY_REFRESH_MS
+//   (legacy iptables, a monitor that died, anything missed);
+// - the reads run in a worker thread (off-loop-exec.ts): nothing spawns on
+//   the event loop; the maps are written on it, from the parsed result.
+// A deleted veth leaves the devmap by itself (the kernel removes it), so a
+// stale entry makes the program fall back to the stack, never redirect elsewhere.
+import type { Clock, TimerHandle } from '../../util/clock.js';
+import { canonicalIP, ipBytes, familyOf } from '../../util/ip.js';
 import type { Logger } from '../../util/log.js';
 import type { DesiredDataplane } from '../../planner/types.js';
+import { IP_ADDRESS_ARGV, parseIpAddressJson } from './devices.js';
 import { LOCAL_EP, LOCAL_EP_KEY } from './layout.js';
+import { ChildWatch, IP_MONITOR_ARGV, NFT_MONITOR_ARGV, isNftRulesetChange, monitorEventMatters, parseIpMonitorLine, type Spawn } from './link-monitor.js';
 import type { BpfMap } from './map.js';
 import * as native from './native.js';
-import { parseFdb, parseLinks, parseNeighbours, parseRoutes, resolveLocalEndpoint, type LocalEndpoint, type NodeNetSnapshot, type RedirectCheck } from './local-endpoints.js';
+import { indexSnapshot, parseFdb, parseNeighbours, parseRoutes, resolveLocalEndpoint, type LocalEndpoint, type NodeNetSnapshot, type RedirectCheck, type SnapLink } from './local-endpoints.js';
 import { netfilterForwardProblem } from './netfilter-forward.js';
+import { OffLoopExec, type Exec } from './off-loop-exec.js';
+import { RefreshScheduler } from './refresh-scheduler.js';
 import { XDP_ACT_NDO_XMIT, xdpFeatures } from './xdp-features-native.js';
 
-/** How often the entries are checked against the node's links, neighbours and routes. */
-export const REFRESH_MS = 2000;
+/** Events closer together than this share one refresh. */
+export const DEBOUNCE_MS = 75;
+/** Refreshes asked for by events start at least this far apart (a node whose routes churn: BGP, many pods). */
+export const MIN_INTERVAL_MS = 500;
+/** How often the XDP features of the veths in use (or refused) are asked again. */
+export const FEATURES_POLL_MS = 2000;
+/** How often everything is read again, events or not. */
+export const SAFETY_REFRESH_MS = 30_000;
 
-const run = (argv: string[]) => execFileSync(argv[0]!, argv.slice(1), { encoding: 'utf8', timeout: 10_000, stdio: ['ignore', 'pipe', 'pipe'] });
-
-/** IPv6 routes, or none where this namespace has IPv6 off (`ip -6` fails there). */
-function routes6(): string {
-  try {
-    return run(['ip', '-6', '-j', 'route', 'show', 'table', 'main']);
-  } catch {
-    return '[]';
-  }
-}
-
-/** The node's links, routes, neighbours and bridge forwarding entries, read with `ip` and `bridge`. */
-export function readSnapshot(): NodeNetSnapshot {
+/** The node's links, routes, neighbours and bridge forwarding entries, read with `ip` and `bridge` through `exec`. */
+export async function readSnapshot(exec: Exec): Promise<NodeNetSnapshot> {
+  const [links, routes4, routes6, neigh, fdb] = await Promise.all([
+    exec(IP_ADDRESS_ARGV),
+    exec(['ip', '-j', 'route', 'show', 'table', 'main']),
+    // `ip -6` fails where this namespace has IPv6 off: no IPv6 routes then.
+    exec(['ip', '-6', '-j', 'route', 'show', 'table', 'main']).catch(() => ({ stdout: '[]' })),
+    exec(['ip', '-j', 'neigh', 'show']),
+    exec(['bridge', '-j', 'fdb', 'show']),
+  ]);
   return {
-    links: parseLinks(run(['ip', '-j', '-d', 'link', 'show'])),
-    routes: [...parseRoutes(run(['ip', '-j', 'route', 'show', 'table', 'main']), 4), ...parseRoutes(routes6(), 6)],
-    neighbours: parseNeighbours(run(['ip', '-j', 'neigh', 'show'])),
-    fdb: parseFdb(run(['bridge', '-j', 'fdb', 'show'])),
+    links: parseIpAddressJson(links.stdout),
+    routes: [...parseRoutes(routes4.stdout, 4), ...parseRoutes(routes6.stdout, 6)],
+    neighbours: parseNeighbours(neigh.stdout),
+    fdb: parseFdb(fdb.stdout),
   };
 }
+
+/** The process clock with timers that do not keep the process alive (the owner disposes them). */
+const unrefClock: Clock = {
+  now: () => performance.now(),
+  setTimer: (ms, fn) => setTimeout(fn, Math.max(0, ms)).unref() as unknown as TimerHandle,
+  clearTimer: (h) => clearTimeout(h as unknown as NodeJS.Timeout),
+};
 
 const CANNOT_TELL = 'this kernel cannot tell whether the veth takes redirected frames (no netdev XDP features before 6.3)';
 
@@ -99,31 +126,54 @@ export interface LocalRedirectOptions {
   eps: BpfMap;
   devs: BpfMap;
   log: Logger;
-  /** Tests inject these; the defaults read this network namespace. */
-  snapshot?: () => NodeNetSnapshot;
+  /** Tests inject these; the defaults read this network namespace (through a worker thread). */
+  readNode?: () => Promise<NodeNetSnapshot>;
   check?: RedirectCheck;
   /** Why forwarded traffic would meet netfilter here (netfilter-forward.ts); null when nothing hooks it. */
-  netfilter?: () => string | null;
-  refreshMs?: number;
+  netfilter?: () => Promise<string | null>;
+  /** Starts the monitors (link-monitor.ts); false: none, only the periodic refreshes. */
+  spawn?: Spawn | false;
+  clock?: Clock;
+  debounceMs?: number;
+  featuresPollMs?: number;
+  safetyMs?: number;
 }
 
+const canonical = (a: string) => canonicalIP(a) ?? a;
+
 export class LocalRedirect {
+  /** The local backends of the plan, canonical. */
   private addresses = new Set<string>();
   /** What the maps hold: address -> the value written. */
   private readonly written = new Map<string, { ep: LocalEndpoint; value: string }>();
   private readonly devs = new Set<number>();
   /** The last reason logged per address, so a reason is logged once, not every refresh. */
   private readonly reasons = new Map<string, string>();
-  private timer: NodeJS.Timeout | null = null;
+  /** The veths asked about at the last refresh and the kernel's answer, polled (FEATURES_POLL_MS). */
+  private checked = new Map<number, { link: SnapLink; answer: string | null }>();
   private kernelCannotTell = false;
   /** Set when the kernel cannot tell whether a veth takes redirected frames: nothing is ever redirected. */
   private disabled = false;
+  private closed = false;
   /** The last refresh failure logged ('' when the last refresh went through). */
   private failure = '';
-  /** The netfilter problem last logged ('' when none). */
-  private gate = '';
+  /** The netfilter problem in force ('' when none); null until read. */
+  private gate: string | null = null;
+  /** The gate must be read again (an nftables change, the safety period). */
+  private gateStale = true;
+  private readonly clock: Clock;
+  private readonly exec: OffLoopExec | null;
+  private readonly scheduler: RefreshScheduler;
+  private readonly watches: ChildWatch[] = [];
+  private pollTimer: TimerHandle | null = null;
+  private safetyTimer: TimerHandle | null = null;
+  /** Refreshes run, for tests and the numbers in the report. */
+  refreshes = 0;
 
   constructor(private readonly o: LocalRedirectOptions) {
+    this.clock = o.clock ?? unrefClock;
+    this.exec = o.readNode && o.netfilter ? null : new OffLoopExec();
+    this.scheduler = new RefreshScheduler(() => this.refreshLogged(), this.clock, o.debounceMs ?? DEBOUNCE_MS, MIN_INTERVAL_MS);
     // Entries of an earlier run: taken over, then kept or removed by the first refresh.
     const d = o.eps.dump();
     for (let i = 0; i < d.count; i++) {
@@ -131,25 +181,35 @@ export class LocalRedirect {
       this.devs.add(ifindex);
       native.remove(o.eps.fd, d.keys.subarray(i * LOCAL_EP_KEY.size, (i + 1) * LOCAL_EP_KEY.size));
     }
-    // A kernel that cannot tell (before 6.3) never gets an entry: no refresh at all,
-    // which would read the node's links, routes and rules every REFRESH_MS for nothing.
+    // A kernel that cannot tell (before 6.3) never gets an entry: nothing is watched or read.
     if (!o.check && !kernelCanTell()) {
       this.disabled = true;
       this.noteReason('', CANNOT_TELL);
     }
-    const ms = o.refreshMs ?? REFRESH_MS;
-    if (ms > 0 && !this.disabled) {
-      this.timer = setInterval(() => this.refreshLogged(), ms);
-      this.timer.unref();
+    if (o.spawn !== false && !this.disabled) {
+      const spawn = o.spawn;
+      const ip = new ChildWatch({ argv: IP_MONITOR_ARGV, log: o.log, clock: this.clock, spawn, onLine: (l) => this.onIpLine(l), onRestart: () => this.scheduler.request() });
+      const nft = new ChildWatch({
+        argv: NFT_MONITOR_ARGV, log: o.log, clock: this.clock, spawn,
+        onLine: (l) => { if (isNftRulesetChange(l)) this.gateChanged(); },
+        onRestart: () => this.gateChanged(),
+      });
+      this.watches.push(ip, nft);
     }
+    if (this.devs.size > 0) this.scheduler.request(0);
   }
 
-  /** The local backends of a new plan; refreshes when they changed. */
+  /** The local backends of a new plan: entries of those that left go now, the others are read again soon. */
   update(desired: DesiredDataplane): void {
-    const next = localBackendAddresses(desired);
+    if (this.closed) return;
+    const next = new Set([...localBackendAddresses(desired)].map(canonical));
     if (next.size === this.addresses.size && [...next].every((a) => this.addresses.has(a))) return;
     this.addresses = next;
-    this.refreshLogged();
+    this.prune(new Set([...this.written.keys()].filter((a) => next.has(a))));
+    if (this.disabled) return;
+    if (next.size > 0) this.watch();
+    else this.unwatch();
+    this.scheduler.request(0);
   }
 
   /** The entries in force (address -> veth), for tests and `status`. */
@@ -157,25 +217,48 @@ export class LocalRedirect {
     return new Map([...this.written].map(([a, w]) => [a, w.ep]));
   }
 
-  /** Reads the node and rewrites what differs. Throws when the node cannot be read. */
-  refresh(): void {
-    if (this.disabled || (this.addresses.size === 0 && this.written.size === 0 && this.devs.size === 0)) return;
-    const check = this.o.check ?? kernelRedirectCheck;
-    const want = new Map<string, LocalEndpoint>();
-    const nf = this.addresses.size > 0 ? (this.o.netfilter ?? netfilterForwardProblem)() : null;
-    // With the gate closed no address is resolved: the node's links and routes are not read.
-    const snap = nf ? null : (this.o.snapshot ?? readSnapshot)();
-    if ((nf ?? '') !== this.gate) {
-      this.gate = nf ?? '';
-      if (nf) this.o.log.info({ reason: nf }, 'local backends are reached through the node\'s stack (XDP_PASS), not by XDP redirect');
-      else this.o.log.info('nothing in the node\'s netfilter hooks forwarded traffic: local backends may be reached by XDP redirect');
+  /** Resolves once no refresh is waiting or running (tests). */
+  settled(): Promise<void> {
+    return this.scheduler.idle();
+  }
+
+  /** Whether the monitors run (they do while local backends exist). */
+  get watching(): boolean {
+    return this.watches.some((w) => w.running);
+  }
+
+  /**
+   * Reads the node and rewrites what differs. Throws when the node cannot be
+   * read. The reads are awaited; the maps are written after them, against the
+   * local backends of that moment.
+   */
+  async refresh(): Promise<void> {
+    if (this.closed || this.disabled || (this.addresses.size === 0 && this.written.size === 0 && this.devs.size === 0)) return;
+    this.refreshes++;
+    if (this.addresses.size > 0 && this.gateStale) {
+      this.gateStale = false;
+      const nf = await (this.o.netfilter ?? (() => netfilterForwardProblem(this.exec!.run)))();
+      if (this.closed) return;
+      this.setGate(nf ?? '');
     }
+    // With the gate closed, or nothing to resolve, the node's links and routes are not read.
+    const read = this.addresses.size > 0 && !this.gate;
+    const snap = read ? indexSnapshot(await (this.o.readNode ?? (() => readSnapshot(this.exec!.run)))()) : null;
+    if (this.closed) return;
+    const check = this.o.check ?? kernelRedirectCheck;
+    const checked = new Map<number, { link: SnapLink; answer: string | null }>();
+    const recording: RedirectCheck = (link) => {
+      const answer = check(link);
+      checked.set(link.ifindex, { link, answer });
+      return answer;
+    };
+    const want = new Map<string, LocalEndpoint>();
     for (const address of this.addresses) {
-      if (nf) {
-        this.reasons.set(address, nf);
+      if (!snap) {
+        if (this.gate) this.reasons.set(address, this.gate);
         continue;
       }
-      const r = resolveLocalEndpoint(address, snap!, check);
+      const r = resolveLocalEndpoint(address, snap, recording);
       if (r.ok) {
         want.set(address, r.ep);
         this.reasons.delete(address);
@@ -183,7 +266,19 @@ export class LocalRedirect {
         this.noteReason(address, r.reason);
       }
     }
-    // Devices first, then the entries naming them; removals the other way round.
+    if (snap) this.checked = checked;
+    this.write(want);
+  }
+
+  dispose(): void {
+    this.closed = true;
+    this.scheduler.stop();
+    this.unwatch();
+    this.exec?.close();
+  }
+
+  /** Devices first, then the entries naming them; removals the other way round. */
+  private write(want: Map<string, LocalEndpoint>): void {
     for (const ep of want.values()) {
       if (this.devs.has(ep.ifindex)) continue;
       const ret = native.update(this.o.devs.fd, u32(ep.ifindex), u32(ep.ifindex));
@@ -203,13 +298,19 @@ export class LocalRedirect {
         continue;
       }
       this.written.set(address, { ep, value });
-      this.o.log.info({ backend: address, device: ep.device, mac: ep.mac }, 'local backend reached by XDP redirect into its veth');
+      this.o.log.info({ backend: address, device: ep.device, ifindex: ep.ifindex, mac: ep.mac }, 'local backend reached by XDP redirect into its veth');
     }
+    this.prune(new Set(want.keys()));
+  }
+
+  /** Removes the entries not kept, then the devices no entry names. */
+  private prune(keep: ReadonlySet<string>): void {
     for (const address of [...this.written.keys()]) {
-      if (want.has(address)) continue;
+      if (keep.has(address)) continue;
       native.remove(this.o.eps.fd, epKey(address));
       this.written.delete(address);
-      this.o.log.info({ backend: address, reason: this.reasons.get(address) ?? 'no longer a local backend' }, 'local backend no longer reached by XDP redirect: through the node\'s stack (XDP_PASS)');
+      const reason = this.addresses.has(address) ? this.reasons.get(address) : undefined;
+      this.o.log.info({ backend: address, reason: reason ?? 'no longer a local backend' }, 'local backend no longer reached by XDP redirect: through the node\'s stack (XDP_PASS)');
     }
     const inUse = new Set([...this.written.values()].map((w) => w.ep.ifindex));
     for (const ifindex of [...this.devs]) {
@@ -219,20 +320,82 @@ export class LocalRedirect {
     }
   }
 
-  dispose(): void {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = null;
+  private setGate(nf: string): void {
+    if (nf === this.gate) return;
+    const before = this.gate;
+    this.gate = nf;
+    if (nf) this.o.log.info({ reason: nf }, 'local backends are reached through the node\'s stack (XDP_PASS), not by XDP redirect');
+    else if (before !== null) this.o.log.info('nothing in the node\'s netfilter hooks forwarded traffic: local backends may be reached by XDP redirect');
   }
 
-  private refreshLogged(): void {
+  private gateChanged(): void {
+    this.gateStale = true;
+    this.scheduler.request();
+  }
+
+  private onIpLine(line: string): void {
+    const ev = parseIpMonitorLine(line);
+    if (ev && monitorEventMatters(ev, this.view)) this.scheduler.request();
+  }
+
+  private readonly view = {
+    isBackend: (a: string) => this.addresses.has(canonical(a)),
+    writtenMac: (a: string) => this.written.get(canonical(a))?.ep.mac,
+    writesMac: (mac: string) => [...this.written.values()].some((w) => w.ep.mac === mac),
+    anyUnresolved: () => this.written.size < this.addresses.size,
+  };
+
+  /** The monitors and the polls, while local backends exist. */
+  private watch(): void {
+    for (const w of this.watches) w.start();
+    const poll = this.o.featuresPollMs ?? FEATURES_POLL_MS;
+    if (!this.pollTimer && poll > 0) this.pollTimer = this.clock.setTimer(poll, () => this.pollFeatures(poll));
+    const safety = this.o.safetyMs ?? SAFETY_REFRESH_MS;
+    if (!this.safetyTimer && safety > 0) this.safetyTimer = this.clock.setTimer(safety, () => this.safetyRefresh(safety));
+  }
+
+  private unwatch(): void {
+    for (const w of this.watches) w.stop();
+    if (this.pollTimer) this.clock.clearTimer(this.pollTimer);
+    if (this.safetyTimer) this.clock.clearTimer(this.safetyTimer);
+    this.pollTimer = this.safetyTimer = null;
+  }
+
+  private safetyRefresh(ms: number): void {
+    this.safetyTimer = this.clock.setTimer(ms, () => this.safetyRefresh(ms));
+    this.gateStale = true;
+    this.scheduler.request(0);
+  }
+
+  /** Asks the kernel again about the veths of the last refresh: GRO or XDP in a pod changes the answer without an event here. */
+  private pollFeatures(ms: number): void {
+    this.pollTimer = this.clock.setTimer(ms, () => this.pollFeatures(ms));
+    const check = this.o.check ?? kernelRedirectCheck;
+    for (const { link, answer } of this.checked.values()) {
+      let now: string | null;
+      try {
+        now = check(link);
+      } catch {
+        now = 'gone'; // the device left: the refresh says what now
+      }
+      if (now !== answer) {
+        this.scheduler.request();
+        return;
+      }
+    }
+  }
+
+  private async refreshLogged(): Promise<void> {
     try {
-      this.refresh();
+      await this.refresh();
       this.failure = '';
     } catch (err) {
-      // Once per distinct failure, not every REFRESH_MS.
+      if (this.closed) return;
+      // Once per distinct failure, not every refresh; the next event or the safety period tries again.
       const msg = (err as Error).message;
       if (msg !== this.failure) this.o.log.warn({ err }, 'local redirect: could not read the node\'s links and neighbours; entries kept as they were');
       this.failure = msg;
+      this.gateStale = true;
     }
   }
 

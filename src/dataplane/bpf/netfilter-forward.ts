@@ -9,8 +9,12 @@
 // node's iptables would never see the redirected request at all. So the
 // redirect is on only while no rule hooks the forward path (prerouting,
 // forward, postrouting) in nftables or in the legacy iptables tables.
-import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+//
+// Read asynchronously through the caller's runner (off-loop-exec.ts): the
+// gate is re-read when `nft monitor` reports a ruleset change and on the
+// periodic safety refresh (local-redirect.ts), never on the event loop.
+import { readFile } from 'node:fs/promises';
+import type { Exec } from './off-loop-exec.js';
 
 const FORWARD_PATH_HOOKS = new Set(['prerouting', 'forward', 'postrouting']);
 
@@ -49,24 +53,22 @@ export function legacyForwardPathChains(save: string): string[] {
   return [...out];
 }
 
-const run = (cmd: string, args: string[]) => execFileSync(cmd, args, { encoding: 'utf8', timeout: 10_000, stdio: ['ignore', 'pipe', 'pipe'] });
-
 /**
  * Why forwarded traffic would meet netfilter in this network namespace (so
  * the local redirect must stay off), or null when nothing hooks it. A tool
  * that fails counts as "cannot tell": the redirect stays off.
  */
-export function netfilterForwardProblem(): string | null {
+export async function netfilterForwardProblem(exec: Exec): Promise<string | null> {
   const found: string[] = [];
   try {
-    found.push(...nftForwardPathChains(run('nft', ['-j', 'list', 'ruleset'])).map((c) => `nftables ${c}`));
+    found.push(...nftForwardPathChains((await exec(['nft', '-j', 'list', 'ruleset'])).stdout).map((c) => `nftables ${c}`));
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') return `cannot read the nftables ruleset: ${(err as Error).message.split('\n')[0]}`;
+    if ((err as { code?: unknown }).code !== 'ENOENT') return `cannot read the nftables ruleset: ${(err as Error).message.split('\n')[0]}`;
   }
   for (const [names, save] of [['/proc/net/ip_tables_names', 'iptables-legacy-save'], ['/proc/net/ip6_tables_names', 'ip6tables-legacy-save']] as const) {
-    if (!existsSync(names) || readFileSync(names, 'utf8').trim() === '') continue;
+    if ((await readFile(names, 'utf8').catch(() => '')).trim() === '') continue;
     try {
-      found.push(...legacyForwardPathChains(run(save, [])).map((c) => `${save.replace('-save', '')} ${c}`));
+      found.push(...legacyForwardPathChains((await exec([save])).stdout).map((c) => `${save.replace('-save', '')} ${c}`));
     } catch (err) {
       return `cannot read the legacy ${save.startsWith('ip6') ? 'ip6tables' : 'iptables'} tables: ${(err as Error).message.split('\n')[0]}`;
     }

@@ -5,7 +5,7 @@ import { parseIpAddressJson, resolveDevices, selectDefaultDevices, type LinkInfo
 import { createLogger, silentLogger } from '../../../src/util/log.js';
 
 const link = (name: string, addrs: [string, string][], more: Partial<LinkInfo> = {}): LinkInfo => ({
-  name, linkType: 'ether', kind: '', master: '', addresses: addrs.map(([address, scope]) => ({ address, scope })), ...more,
+  ifindex: 0, mac: '', name, linkType: 'ether', kind: '', master: '', addresses: addrs.map(([address, scope]) => ({ address, scope })), ...more,
 });
 
 // A node as the lab builds it, plus what real nodes have besides.
@@ -51,14 +51,14 @@ describe('the default --devices', () => {
 
   it('reads ip -j -d address show', () => {
     const links = parseIpAddressJson(JSON.stringify([
-      { ifindex: 1, ifname: 'lo', link_type: 'loopback', addr_info: [{ family: 'inet', local: '127.0.0.1', scope: 'host' }] },
-      { ifindex: 2, ifname: 'eth0', link_type: 'ether', linkinfo: { info_kind: 'veth' }, addr_info: [{ family: 'inet', local: '172.18.0.11', scope: 'global' }] },
+      { ifindex: 1, ifname: 'lo', link_type: 'loopback', address: '00:00:00:00:00:00', addr_info: [{ family: 'inet', local: '127.0.0.1', scope: 'host' }] },
+      { ifindex: 2, ifname: 'eth0', link_type: 'ether', address: '02:00:00:00:00:0B', linkinfo: { info_kind: 'veth' }, addr_info: [{ family: 'inet', local: '172.18.0.11', scope: 'global' }] },
       { ifindex: 3, ifname: 'vp1', link_type: 'ether', master: 'br0', linkinfo: { info_kind: 'veth', info_slave_kind: 'bridge' }, addr_info: [] },
     ]));
     expect(links).toEqual([
-      { name: 'lo', linkType: 'loopback', kind: '', master: '', addresses: [{ address: '127.0.0.1', scope: 'host' }] },
-      { name: 'eth0', linkType: 'ether', kind: 'veth', master: '', addresses: [{ address: '172.18.0.11', scope: 'global' }] },
-      { name: 'vp1', linkType: 'ether', kind: 'veth', master: 'br0', addresses: [] },
+      { ifindex: 1, mac: '00:00:00:00:00:00', name: 'lo', linkType: 'loopback', kind: '', master: '', addresses: [{ address: '127.0.0.1', scope: 'host' }] },
+      { ifindex: 2, mac: '02:00:00:00:00:0b', name: 'eth0', linkType: 'ether', kind: 'veth', master: '', addresses: [{ address: '172.18.0.11', scope: 'global' }] },
+      { ifindex: 3, mac: '', name: 'vp1', linkType: 'ether', kind: 'veth', master: 'br0', addresses: [] },
     ]);
   });
 
