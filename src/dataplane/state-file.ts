@@ -19,12 +19,14 @@
 // header in front of them. Writes run after the sync returns (a timer), at
 // most one per MIN_INTERVAL_MS and at most a tenth of the time (WRITE_SHARE),
 // so an endpoint change reaches the datapath without waiting for this file;
-// an encode can still delay the next sync by its length.
+// the names are encoded in slices of about a millisecond between turns
+// (CatalogEncoder), so a change that arrives meanwhile waits for one slice,
+// not the whole encode.
 import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { Packr, unpackMultiple } from 'msgpackr';
 import type { DesiredDataplane, PlannedService } from '../planner/types.js';
-import { backendRoom, encodePlan, type CompactPlan } from './state-plan.js';
+import { encodePlan, type CompactPlan } from './state-plan.js';
 import type { SyncResult } from './types.js';
 
 export const STATE_FORMAT = 1;
@@ -108,42 +110,163 @@ export function describeProcess(version: string, commit: string): void {
 // that needs the writer's structure table to read.
 const packr = new Packr({ useRecords: false, variableMapSize: true });
 
-export function encodeCatalog(desired: DesiredDataplane, rulePlan?: { config: unknown }): Buffer {
-  const services: StateCatalog['services'] = [];
-  const nodeIndex = new Map<string, number>();
-  const nodes: string[] = [];
-  const room = backendRoom(desired);
-  const backends = new Uint32Array(room.count * 3);
-  let n = 0;
+/** Services packed per chunk, and how long one slice of an encode may hold the event loop. */
+const CHUNK = 64;
+const SLICE_MS = 1;
+/** Packed services joined per block, so the file is written in few write() calls. */
+const BLOCK_BYTES = 256 * 1024;
+
+/**
+ * The catalog, encoded a slice at a time: at 10,000 services a whole encode
+ * held the event loop 190-260 ms on this loaded machine (bench/modes.ts
+ * names it as the cause of the slowest endpoint changes), so the writer
+ * runs it in slices of about SLICE_MS between turns, and an endpoint change
+ * waits for at most one slice. Services are packed CHUNK at a time and the
+ * chunks joined under one array header: msgpack is self-delimiting, so the
+ * bytes read back as one catalog.
+ */
+export class CatalogEncoder {
+  readonly generation: number;
+  /** The encoded catalog (pieces to write one after the other: joining them would copy megabytes) and what it counted, once step() returned true. */
+  parts: Buffer[] | null = null;
+  counts: StateHeader['counts'] = { services: 0, frontends: 0, backends: 0 };
+  private readonly it: Iterator<PlannedService>;
+  private readonly chunks: Buffer[] = [];
+  /** Packed chunks not yet joined into a block (closeBlock). */
+  private block: Buffer[] = [];
+  private blockBytes = 0;
+  private tuples: StateCatalog['services'] = [];
+  private services = 0;
+  private frontends = 0;
+  private readonly nodeIndex = new Map<string, number>();
+  private readonly nodes: string[] = [];
+  /** ID, 1 + node index, terminating per backend; grown as needed. */
+  private backends: Uint32Array = new Uint32Array(3 * 1024);
+  private n = 0;
   // Backend IDs are small and dense (the planner's): a bitmap, not a Set,
   // which cost seconds for 300k IDs on a loaded machine here.
-  const seen = new Uint8Array(room.maxId + 1);
-  const note = (list: PlannedService['internal']) => {
+  private seen: Uint8Array = new Uint8Array(1024);
+
+  /**
+   * `scratch`: the arrays of the writer's last encode, reused: growing them
+   * by doubling took 10-30 ms of CPU in one slice at 30,000 x 10. Their
+   * bytes back the last catalog, which is not written again once a new
+   * encode has started (the writer writes only a finished one).
+   */
+  constructor(private readonly desired: DesiredDataplane, private readonly rulePlan?: { config: unknown }, private readonly scratch?: EncoderScratch) {
+    this.generation = desired.generation;
+    if (scratch) {
+      this.backends = scratch.backends;
+      this.seen = scratch.seen;
+      this.seen.fill(0);
+    }
+    // The planner's services map is live: a plan made while this runs may
+    // show in it (names only, in bpf mode; a generation early at most).
+    this.it = desired.services.values();
+  }
+
+  /** Encodes until done or `budgetMs` has passed (Infinity: to the end); true when done. */
+  step(budgetMs: number): boolean {
+    if (this.parts) return true;
+    const t0 = performance.now();
+    for (let r = this.it.next(); !r.done; r = this.it.next()) {
+      const s = r.value;
+      this.tuples.push([s.id, s.namespace, s.name, s.portName, s.sourceRanges]);
+      this.frontends += s.frontends.length;
+      this.note(s.internal);
+      if (s.cluster !== s.internal) this.note(s.cluster);
+      if (s.external !== s.internal && s.external !== s.cluster) this.note(s.external);
+      if (this.tuples.length === CHUNK) {
+        this.packTuples();
+        if (performance.now() - t0 >= budgetMs) return false;
+      }
+    }
+    this.packTuples();
+    this.closeBlock();
+    this.finish();
+    return true;
+  }
+
+  private note(list: PlannedService['internal']): void {
     for (const b of list.backends) {
-      if (seen[b.id]) continue;
-      seen[b.id] = 1;
+      if (b.id >= this.seen.length) this.seen = grownBytes(this.seen, b.id + 1);
+      if (this.seen[b.id]) continue;
+      this.seen[b.id] = 1;
       let node = 0;
       if (b.nodeName !== null) {
-        node = nodeIndex.get(b.nodeName) ?? 0;
+        node = this.nodeIndex.get(b.nodeName) ?? 0;
         if (node === 0) {
-          node = nodes.push(b.nodeName);
-          nodeIndex.set(b.nodeName, node);
+          node = this.nodes.push(b.nodeName);
+          this.nodeIndex.set(b.nodeName, node);
         }
       }
-      backends[n++] = b.id;
-      backends[n++] = node;
-      backends[n++] = b.terminating ? 1 : 0;
+      if (this.n + 3 > this.backends.length) {
+        const next = new Uint32Array(this.backends.length * 2);
+        next.set(this.backends);
+        this.backends = next;
+      }
+      this.backends[this.n++] = b.id;
+      this.backends[this.n++] = node;
+      this.backends[this.n++] = b.terminating ? 1 : 0;
     }
-  };
-  for (const s of desired.services.values()) {
-    services.push([s.id, s.namespace, s.name, s.portName, s.sourceRanges]);
-    note(s.internal);
-    if (s.cluster !== s.internal) note(s.cluster);
-    if (s.external !== s.internal && s.external !== s.cluster) note(s.external);
   }
-  const catalog: StateCatalog = { services, nodes, backends: Buffer.from(backends.buffer, 0, n * 4) };
-  if (rulePlan) catalog.plan = encodePlan(desired, rulePlan.config);
-  return packr.pack(catalog);
+
+  /** The tuples so far, packed without their array header (the whole array gets one in finish()). */
+  private packTuples(): void {
+    const count = this.tuples.length;
+    if (count === 0) return;
+    const packed = packr.pack(this.tuples);
+    this.block.push(packed.subarray(count < 16 ? 1 : 3));
+    this.blockBytes += packed.length;
+    this.services += count;
+    this.tuples = [];
+    if (this.blockBytes >= BLOCK_BYTES) this.closeBlock();
+  }
+
+  /** Joins the chunks packed so far into one block: at 30,000 services 470 chunks were as many write() calls, 43 ms in one slice under load. */
+  private closeBlock(): void {
+    if (this.block.length === 0) return;
+    this.chunks.push(Buffer.concat(this.block));
+    this.block = [];
+    this.blockBytes = 0;
+  }
+
+  private finish(): void {
+    const keys = this.rulePlan ? 4 : 3;
+    const head = Buffer.alloc(5);
+    head[0] = 0xdd; // array 32: the count is known only now
+    head.writeUInt32BE(this.services, 1);
+    // bin 32 header, then the backends' bytes as they are (packing them would copy them).
+    const bin = Buffer.alloc(5);
+    bin[0] = 0xc6;
+    bin.writeUInt32BE(this.n * 4, 1);
+    const out = [Buffer.from([0x80 | keys]), packr.pack('services'), head, ...this.chunks,
+      packr.pack('nodes'), packr.pack(this.nodes),
+      packr.pack('backends'), bin, Buffer.from(this.backends.buffer, 0, this.n * 4)];
+    if (this.rulePlan) out.push(packr.pack('plan'), packr.pack(encodePlan(this.desired, this.rulePlan.config)));
+    this.parts = out;
+    if (this.scratch) {
+      this.scratch.backends = this.backends;
+      this.scratch.seen = this.seen;
+    }
+    this.counts = { services: this.services, frontends: this.frontends, backends: this.n / 3 };
+  }
+}
+
+function grownBytes(a: Uint8Array, atLeast: number): Uint8Array {
+  const next = new Uint8Array(Math.max(atLeast, a.length * 2));
+  next.set(a);
+  return next;
+}
+
+/** Arrays a writer hands from one encode to the next. */
+export interface EncoderScratch { backends: Uint32Array; seen: Uint8Array }
+
+/** The whole catalog at once (bench/state-file.ts, tests). */
+export function encodeCatalog(desired: DesiredDataplane, rulePlan?: { config: unknown }): Buffer {
+  const enc = new CatalogEncoder(desired, rulePlan);
+  enc.step(Infinity);
+  return Buffer.concat(enc.parts!);
 }
 
 export function encodeHeader(h: StateHeader): Buffer {
@@ -233,9 +356,14 @@ export class NodeStateWriter {
   private readonly onError: (err: unknown) => void;
   private header: StateHeader | null = null;
   private pendingPlan: { desired: DesiredDataplane; rulePlan?: { config: unknown } } | null = null;
-  private catalog: Buffer | null = null;
+  private catalog: Buffer[] | null = null;
   private counts: StateHeader['counts'] = { services: 0, frontends: 0, backends: 0 };
   private catalogGeneration = -1;
+  /** The catalog being encoded a slice at a time (CatalogEncoder). */
+  private encoder: CatalogEncoder | null = null;
+  private readonly scratch: EncoderScratch = { backends: new Uint32Array(3 * 1024), seen: new Uint8Array(1024) };
+  /** Time spent in the earlier slices of the write in progress. */
+  private busyMs = 0;
   private dirty = false;
   private lastWrite = -Infinity;
   /** The time between writes: MIN_INTERVAL_MS, longer when writing takes long. */
@@ -270,36 +398,72 @@ export class NodeStateWriter {
       sync: { at: this.wallClock(), ms: Math.round(ms * 1000) / 1000, full: result.full, generation: desired.generation, upserts: result.upserts, deletes: result.deletes, failed },
       counts: this.counts,
     };
-    if (desired.generation !== this.catalogGeneration || this.catalog === null) this.pendingPlan = { desired, rulePlan };
+    const encoding = this.encoder?.generation === desired.generation;
+    if ((desired.generation !== this.catalogGeneration || this.catalog === null) && !encoding) this.pendingPlan = { desired, rulePlan };
     this.dirty = true;
     if (this.cancel) return;
-    const wait = Math.max(0, this.lastWrite + this.gap - this.now());
+    this.later(Math.max(0, this.lastWrite + this.gap - this.now()));
+  }
+
+  /** Schedules the next slice of the write. */
+  private later(ms: number): void {
     let ran = false;
-    const cancel = this.schedule(wait, () => {
+    const cancel = this.schedule(ms, () => {
       ran = true;
       this.cancel = null;
-      this.flush();
+      this.slice();
     });
     if (!ran) this.cancel = cancel;
   }
 
-  /** Writes now what is pending. */
+  /**
+   * From the timer: a slice of the names' encode (SLICE_MS), and the file
+   * once they are done. A change that arrives meanwhile waits for one slice,
+   * not for the whole encode.
+   */
+  private slice(): void {
+    if (this.disposed || !this.dirty || !this.header) return;
+    const t0 = this.now();
+    if (!this.advance(SLICE_MS)) {
+      this.busyMs += this.now() - t0;
+      this.later(0);
+      return;
+    }
+    this.write(t0);
+  }
+
+  /** Writes now what is pending, the names encoded at once. */
   flush(): void {
     if (!this.dirty || !this.header) return;
     const t0 = this.now();
+    while (this.encoder || this.pendingPlan) this.advance(Infinity);
+    this.write(t0);
+  }
+
+  /** Encodes the pending names for up to `budgetMs`; true when the catalog is ready to write. */
+  private advance(budgetMs: number): boolean {
+    if (!this.encoder && this.pendingPlan) {
+      // The planner's services map is live: a plan made since this sync
+      // may show here a moment early (in bpf mode only names; in the rule
+      // modes `trace` may then show a change one sync before it is in).
+      this.encoder = new CatalogEncoder(this.pendingPlan.desired, this.pendingPlan.rulePlan, this.scratch);
+      this.pendingPlan = null;
+    }
+    if (!this.encoder) return true;
+    if (!this.encoder.step(budgetMs)) return false;
+    this.catalog = this.encoder.parts;
+    this.counts = this.encoder.counts;
+    this.catalogGeneration = this.encoder.generation;
+    this.encoder = null;
+    this.stats.catalogs++;
+    return true;
+  }
+
+  private write(t0: number): void {
     try {
-      if (this.pendingPlan) {
-        // The planner's services map is live: a plan made since this sync
-        // may show here a moment early (in bpf mode only names; in the rule
-        // modes `trace` may then show a change one sync before it is in).
-        this.catalog = encodeCatalog(this.pendingPlan.desired, this.pendingPlan.rulePlan);
-        this.counts = countPlan(this.pendingPlan.desired);
-        this.catalogGeneration = this.pendingPlan.desired.generation;
-        this.pendingPlan = null;
-        this.stats.catalogs++;
-      }
-      writeAtomically(this.path, [encodeHeader({ ...this.header, counts: this.counts }), this.catalog!]);
-      this.dirty = false;
+      writeAtomically(this.path, [encodeHeader({ ...this.header!, counts: this.counts }), ...this.catalog!]);
+      // Names of a plan newer than the ones just written: another write follows.
+      this.dirty = this.pendingPlan !== null;
       this.stats.writes++;
       this.failing = false;
     } catch (err) {
@@ -308,10 +472,13 @@ export class NodeStateWriter {
       this.failing = true;
     }
     this.lastWrite = this.now();
-    this.stats.ms += this.lastWrite - t0;
+    const busy = this.busyMs + this.lastWrite - t0;
+    this.busyMs = 0;
+    this.stats.ms += busy;
     // The file may take at most a tenth of the time: a plan whose names take
     // 200 ms to encode is written at most every 2 s while it keeps changing.
-    this.gap = Math.max(this.minIntervalMs, WRITE_SHARE * (this.lastWrite - t0));
+    this.gap = Math.max(this.minIntervalMs, WRITE_SHARE * busy);
+    if (this.dirty && !this.disposed && !this.cancel) this.later(this.gap);
   }
 
   dispose(): void {
@@ -321,21 +488,4 @@ export class NodeStateWriter {
     this.flush();
     this.disposed = true;
   }
-}
-
-function countPlan(desired: DesiredDataplane): StateHeader['counts'] {
-  let frontends = 0;
-  let backends = 0;
-  const seen = new Uint8Array(backendRoom(desired).maxId + 1);
-  for (const s of desired.services.values()) {
-    frontends += s.frontends.length;
-    for (const set of [s.internal, s.cluster, s.external]) {
-      for (const b of set.backends) {
-        if (seen[b.id]) continue;
-        seen[b.id] = 1;
-        backends++;
-      }
-    }
-  }
-  return { services: desired.services.size, frontends, backends };
 }

@@ -207,12 +207,20 @@ export function reserveFor(t: LbTables, services: Iterable<PlannedService>, pack
     slots += n + extra;
     if (readsMembership(svc, packetPrograms)) members += n + extra;
   }
-  t.frontends.reserveBatch(fe);
-  t.headers.reserveBatch(sets);
-  t.slots.reserveBatch(slots);
-  t.backends.reserveBatch(slots);
-  t.members.reserveBatch(members);
+  t.frontends.reserveBatch(withRoom(fe));
+  t.headers.reserveBatch(withRoom(sets));
+  t.slots.reserveBatch(withRoom(slots));
+  t.backends.reserveBatch(withRoom(slots));
+  t.members.reserveBatch(withRoom(members));
 }
+
+/**
+ * A sync into empty maps adopts its batch as the mirror, at the batch's
+ * capacity: sized exactly, the first endpoint added after a start grew
+ * (rehashed) each table at once, 390 ms inside one change at 30,000 x 10
+ * (bench/modes.ts). A sixteenth more defers that to real growth.
+ */
+const withRoom = (n: number): number => n + (n >> 4) + 64;
 
 /**
  * Whether a reader checks the membership of a remembered backend in this
