@@ -12,7 +12,9 @@
 //    of a fresh load, timed alone: the floor for any control plane.
 //    Alternated in pairs (A B, B A, ...); the median of the per-pair ratios
 //    and its spread are printed, and where the sync's time went (encode,
-//    diff, the JavaScript around the writes, the writes themselves).
+//    diff, the JavaScript around the writes, the writes themselves), and
+//    how many pages the sync touched for the first time (minor faults: on
+//    this machine each costs more than writing a hundred map entries).
 // 2. Periodic full resync with nothing changed (dump + compare + diff),
 //    against dumping the same maps (bpf_map_lookup_batch) alone.
 // 3. Resident memory and heap after the syncs.
@@ -96,6 +98,8 @@ async function main(): Promise<void> {
       /** The batches the first sync wrote (copies), replayed by the kernel side. */
       let batches: { map: string; keys: Uint8Array; values: Uint8Array; n: number }[] = [];
       const phases: SyncTimings[] = [];
+      /** Minor page faults per timed sync: first touches of fresh memory, 70-95 us each here (docs/findings.md). */
+      const faults: number[] = [];
       for (let p = 0; p < PAIRS; p++) {
         const order = p % 2 === 0 ? ['ours', 'kernel'] : ['kernel', 'ours'];
         let ours = 0;
@@ -110,9 +114,11 @@ async function main(): Promise<void> {
               // The tap keeps views of the batches (the sync leaves them alone until the next one) and copies them
               // after the timed sync, so the first pair's sync does not also pay for copying what it wrote.
               if (p === 0) BpfMapClass.tap = (map, k, v, count) => taped.push({ map: map.name, keys: k.subarray(0, count * map.keySize), values: v.subarray(0, count * map.valueSize), n: count });
+              const f0 = process.resourceUsage().minorPageFault;
               const t = performance.now();
               const r = await dp.sync(want, FULL());
               ours = performance.now() - t;
+              faults.push(process.resourceUsage().minorPageFault - f0);
               BpfMapClass.tap = null;
               if (p === 0) batches = taped.map((b) => ({ ...b, keys: b.keys.slice(), values: b.values.slice() }));
               phases.push({ ...TableSync.last! });
@@ -158,7 +164,8 @@ async function main(): Promise<void> {
       const ph = (k: keyof SyncTimings) => ms(median(phases.map((x) => x[k])));
       const jsAroundWrites = ms(median(phases.map((x) => x.upsert + x.prune - x.kernel)));
       process.stdout.write(`    of which: encode ${ph('encode')} ms, diff + admission ${ph('diff')} ms, JavaScript around the writes ${jsAroundWrites} ms, ` +
-        `the batch syscalls in the sync ${ph('kernel')} ms, dump of the empty maps ${ph('reload')} ms (medians; ${batches.length} batches replayed)\n`);
+        `the batch syscalls in the sync ${ph('kernel')} ms, dump of the empty maps ${ph('reload')} ms (medians; ${batches.length} batches replayed); ` +
+        `${median(faults)} page faults\n`);
       process.stdout.write(`  resync, nothing changed     ${ms(median(resync)).padStart(7)} ms   dump alone           ${ms(median(dumpOnly)).padStart(7)} ms   ratio ${(median(resync) / median(dumpOnly)).toFixed(2)}\n`);
       process.stdout.write(`  memory after the syncs      rss ${(rss / 1e6).toFixed(0)} MB, heap ${(heap / 1e6).toFixed(0)} MB (this process holds the desired plan objects too)\n`);
       const fr = ratioStats(fullRatios);

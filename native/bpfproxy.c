@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 /* See bpfproxy.h. Built by `make native` into build/native/libbpfproxy.so. */
 #include "bpfproxy.h"
+#include "hashes.h"
 #include "util.h"
 
 #include <errno.h>
@@ -334,47 +335,11 @@ int bpx_map_dump(int fd, void *keys, void *values, uint32_t max, uint32_t *count
 /*
  * The fingerprint of a map's contents that does not depend on the order a
  * dump returns them in: two 32-bit sums, over the entries, of a hash of each
- * entry's key and value words (murmur3's mixing, two seeds). The control
+ * entry's key and value words (native/hashes.h: murmur3's mixing, two seeds). The control
  * plane keeps the same sums for what it wrote (src/dataplane/bpf/fingerprint.ts,
  * which must stay identical to this), so a resync compares two numbers
  * instead of every entry. Keys and values are whole 32-bit words here.
  */
-static inline uint32_t rotl32(uint32_t x, int r)
-{
-	return (x << r) | (x >> (32 - r));
-}
-
-static inline uint32_t mix_word(uint32_t h, uint32_t k)
-{
-	k *= 0xcc9e2d51u;
-	k = rotl32(k, 15);
-	k *= 0x1b873593u;
-	h ^= k;
-	h = rotl32(h, 13);
-	return h * 5 + 0xe6546b64u;
-}
-
-static inline uint32_t fmix32(uint32_t h)
-{
-	h ^= h >> 16;
-	h *= 0x85ebca6bu;
-	h ^= h >> 13;
-	h *= 0xc2b2ae35u;
-	h ^= h >> 16;
-	return h;
-}
-
-static uint32_t entry_hash(const uint32_t *k, uint32_t kw, const uint32_t *v, uint32_t vw, uint32_t seed)
-{
-	uint32_t h = seed, i;
-
-	for (i = 0; i < kw; i++)
-		h = mix_word(h, k[i]);
-	for (i = 0; i < vw; i++)
-		h = mix_word(h, v[i]);
-	return fmix32(h ^ (kw + vw));
-}
-
 int bpx_map_dump_fp(int fd, void *keys, void *values, uint32_t max, uint32_t *count, uint32_t fp_out[2])
 {
 	uint32_t info[6], kw, vw, i, a = 0, b = 0;
@@ -394,8 +359,8 @@ int bpx_map_dump_fp(int fd, void *keys, void *values, uint32_t max, uint32_t *co
 		const uint32_t *k = (const uint32_t *)keys + (size_t)i * kw;
 		const uint32_t *v = (const uint32_t *)values + (size_t)i * vw;
 
-		a += entry_hash(k, kw, v, vw, 0x9747b28cu);
-		b += entry_hash(k, kw, v, vw, 0x5bd1e995u);
+		a += entry_hash(k, kw, v, vw, FP_SEED_A);
+		b += entry_hash(k, kw, v, vw, FP_SEED_B);
 	}
 	fp_out[0] = a;
 	fp_out[1] = b;

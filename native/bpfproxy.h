@@ -55,6 +55,28 @@ int bpx_num_possible_cpus(void);
  * words (-EINVAL otherwise). Not for per-CPU maps. */
 int bpx_map_dump_fp(int fd, void *keys, void *values, uint32_t max, uint32_t *count, uint32_t fp_out[2]);
 
+/* The control plane's flat tables, in bulk (native/flat.c) ------------------ */
+
+/* A first sync's batch of n entries (keys of kw words, values of vw, one
+ * owner each) registered as the hash index over itself, as FlatIndex.claimAt
+ * does entry by entry (src/util/flat-index.ts): an entry whose key is already
+ * registered is left out and the entries after it move down, so the kept
+ * ones are 0..kept-1; each kept one gets its bucket (linear probing, EMPTY -1,
+ * buckets mask + 1 long and empty on entry) and used[slot] = 1, and is added
+ * to the fingerprint fp_out (fingerprint.ts). Returns kept. */
+uint32_t bpx_flat_adopt(uint32_t *keys, uint32_t kw, uint32_t *values, uint32_t vw, uint32_t *owners, uint32_t n,
+			int32_t *buckets, uint32_t mask, uint8_t *used, uint32_t fp_out[2]);
+/* For n entries of `words` (`stride` words apart), the key of kw words at
+ * word `off` of each is looked up in the index (keys, buckets, mask) and
+ * refs[slot] counted up when found: the references one table's values make
+ * to a shared table's keys. */
+void bpx_flat_count_refs(const uint32_t *words, uint32_t stride, uint32_t off, uint32_t n, const uint32_t *keys,
+			 uint32_t kw, const int32_t *buckets, uint32_t mask, int32_t *refs);
+/* Advises the whole 2 MB pages inside [p, p + len) MADV_HUGEPAGE, so their
+ * first touch faults 2 MB at once: for big, fresh, not yet touched buffers.
+ * 0 or -errno. */
+int bpx_advise_huge(void *p, size_t len);
+
 /* Test runs (native/testrun.c) ---------------------------------------------- */
 
 /* Runs a program once or `repeat` times on a packet (BPF_PROG_TEST_RUN).

@@ -91,8 +91,9 @@ export class FlatIndex {
    * registered one by one with claimAt(). Lets a caller that encoded a batch
    * of keys keep that very buffer as its index (a first sync into empty
    * maps: the batch written is the mirror), so the bytes are stored once.
+   * `buckets` (bucketsFor(capacity) long) lets the caller choose its memory.
    */
-  adopt(keys: Uint32Array, capacity: number): void {
+  adopt(keys: Uint32Array, capacity: number, buckets = new Int32Array(bucketsFor(capacity))): void {
     if (this.count !== 0) throw new Error('FlatIndex.adopt: the index is not empty');
     if (keys.length < capacity * this.words) throw new Error('FlatIndex.adopt: the key store is smaller than its capacity');
     this.keys = keys;
@@ -100,7 +101,8 @@ export class FlatIndex {
     this.free = new Int32Array(0);
     this.freeCount = 0;
     this.top = 0;
-    this.buckets = new Int32Array(bucketsFor(capacity)).fill(EMPTY);
+    if (buckets.length !== bucketsFor(capacity)) throw new Error('FlatIndex.adopt: buckets not sized by bucketsFor(capacity)');
+    this.buckets = buckets.fill(EMPTY);
     this.mask = this.buckets.length - 1;
   }
 
@@ -118,6 +120,25 @@ export class FlatIndex {
     this.top = slot + 1;
     this.buckets[this.missAt] = slot;
     return slot;
+  }
+
+  /**
+   * Registers slots 0..n-1 of a just-adopted key store in one step, as
+   * claimAt() for each would: `claim` fills the buckets (and `used`) and
+   * returns n, the slots it registered. For bulk passes done elsewhere (the C
+   * shim's, over a first sync's batches: dataplane/bpf/table.ts).
+   */
+  claimAll(claim: (buckets: Int32Array, mask: number, used: Uint8Array) => number): number {
+    if (this.count !== 0 || this.top !== 0) throw new Error('FlatIndex.claimAll: the index is not empty');
+    const n = claim(this.buckets, this.mask, this.used);
+    this.top = n;
+    this.count = n;
+    return n;
+  }
+
+  /** The buckets and their mask, for bulk lookups done elsewhere (read only). */
+  get table(): { buckets: Int32Array; mask: number } {
+    return { buckets: this.buckets, mask: this.mask };
   }
 
   /** Removes the key in `slot`; the slot may be handed out again. */
@@ -209,13 +230,13 @@ export class FlatIndex {
  * as growth makes it, gets twice as many). The buckets are the index's
  * largest array and the one every lookup misses the cache in.
  */
-function bucketsFor(capacity: number): number {
+export function bucketsFor(capacity: number): number {
   let n = 32;
   while (n < capacity * 1.5) n *= 2;
   return n;
 }
 
-/** murmur3's mixing over W words: cheap, and spreads sequential IDs and addresses well. */
+/** murmur3's mixing over W words: cheap, and spreads sequential IDs and addresses well (native/hashes.h, key_hash, is the same). */
 export function hash(src: Uint32Array, off: number, w: number): number {
   let h = 0x9747b28c ^ w;
   for (let i = 0; i < w; i++) h = mixWord(h, src[off + i]!);

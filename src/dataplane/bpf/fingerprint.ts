@@ -1,9 +1,9 @@
 // A map's contents fingerprinted independently of order: two 32-bit sums,
 // over the entries, of a hash of each entry's key and value words. The C shim
-// computes the same sums over a dump (native/bpfproxy.c, bpx_map_dump_fp:
-// keep the two identical), and each table keeps them for what it wrote, so a
-// full resync compares two numbers per map instead of every entry, also right
-// after this process wrote to the map.
+// computes the same sums over a dump and over a first sync's batch
+// (native/hashes.h, entry_hash: keep the two identical), and each table
+// keeps them for what it wrote, so a full resync compares two numbers per
+// map instead of every entry, also right after this process wrote to the map.
 
 import { fmix, mixWord } from '../../util/murmur.js';
 

@@ -49,6 +49,9 @@ function bind() {
     dump: shim.func('int bpx_map_dump(int fd, void *keys, void *values, uint32_t max, void *count)'),
     dumpFp: shim.func('int bpx_map_dump_fp(int fd, void *keys, void *values, uint32_t max, void *count, void *fp)'),
     possibleCpus: shim.func('int bpx_num_possible_cpus(void)'),
+    flatAdopt: shim.func('uint32_t bpx_flat_adopt(void *keys, uint32_t kw, void *values, uint32_t vw, void *owners, uint32_t n, void *buckets, uint32_t mask, void *used, void *fp)'),
+    adviseHuge: shim.func('int bpx_advise_huge(void *p, size_t len)'),
+    flatCountRefs: shim.func('void bpx_flat_count_refs(void *words, uint32_t stride, uint32_t off, uint32_t n, void *keys, uint32_t kw, void *buckets, uint32_t mask, void *refs)'),
     testRun: shim.func('int bpx_prog_test_run(int prog_fd, void *data_in, uint32_t size_in, void *data_out, uint32_t size_out, uint32_t repeat, void *out)'),
     testRunLive: shim.func('int bpx_prog_test_run_live(int prog_fd, void *data_in, uint32_t size_in, uint32_t repeat, uint32_t batch_size, _Out_ uint64_t *wall_ns)'),
     update: libbpf.func('int bpf_map_update_elem(int fd, void *key, void *value, uint64_t flags)'),
@@ -197,6 +200,32 @@ export function dumpFingerprinted(fd: number, keys: Buffer, values: Buffer, max:
   const ret = fns().dumpFp(fd, keys, values, max, c, fp) as number;
   if (ret < 0) throw new BpfError('dump map', ret);
   return { count: c[0]!, fp: [fp[0]!, fp[1]!] };
+}
+
+/**
+ * A first sync's batch registered as the hash index over itself and
+ * fingerprinted, in one pass (native/flat.c, bpx_flat_adopt): returns how
+ * many entries were kept (a repeated key is kept once; later entries move down).
+ */
+export function flatAdopt(
+  keys: Uint32Array, kw: number, values: Uint32Array, vw: number, owners: Uint32Array, n: number,
+  buckets: Int32Array, mask: number, used: Uint8Array, fp: Uint32Array,
+): number {
+  if (keys.length < n * kw || values.length < n * vw || owners.length < n || used.length < n || fp.length < 2) throw new Error('flatAdopt: arrays shorter than the batch');
+  return fns().flatAdopt(keys, kw, values, vw, owners, n, buckets, mask, used, fp) as number;
+}
+
+/** refs[slot]++ for the key at word `off` of each of n entries (`stride` words apart) found in the index (native/flat.c). */
+export function flatCountRefs(
+  words: Uint32Array, stride: number, off: number, n: number, keys: Uint32Array, kw: number, buckets: Int32Array, mask: number, refs: Int32Array,
+): void {
+  if (words.length < n * stride || refs.length * kw > keys.length) throw new Error('flatCountRefs: arrays shorter than the entries');
+  fns().flatCountRefs(words, stride, off, n, keys, kw, buckets, mask, refs);
+}
+
+/** madvise(MADV_HUGEPAGE) over the whole 2 MB pages of a typed array's memory (native/flat.c); 0 or -errno. */
+export function adviseHuge(a: Uint8Array | Uint32Array | Int32Array): number {
+  return fns().adviseHuge(a, a.byteLength) as number;
 }
 
 export function possibleCpus(): number {

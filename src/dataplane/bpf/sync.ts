@@ -11,6 +11,7 @@
 // or already removed (see lb-tables.ts for the LB order and why).
 import type { SyncError } from '../types.js';
 import { FlatIndex } from '../../util/flat-index.js';
+import { flatCountRefs } from './native.js';
 import { CHANGED, NEW, SAME, Table, type TableSpec } from './table.js';
 
 export interface EntryFailure { index: number; errno: number }
@@ -302,7 +303,13 @@ export class TableSync {
       const refOff = t.spec.refersTo ? t.spec.refersTo.valueOffset / 4 : 0;
       for (const j of bad) t.remove(j);
       upserts += n - bad.size;
-      if (ref) for (let j = 0; j < n; j++) if (bad.size === 0 || !bad.has(j)) this.addRef(ref, t.vals, j * vw + refOff);
+      if (ref && bad.size === 0) {
+        // Every entry went in: count their references in one pass (native/flat.c), not one lookup each.
+        const { buckets, mask } = ref.index.table;
+        flatCountRefs(t.vals, vw, refOff, n, ref.index.keys, ref.ks / 4, buckets, mask, ref.refs);
+      } else if (ref) {
+        for (let j = 0; j < n; j++) if (!bad.has(j)) this.addRef(ref, t.vals, j * vw + refOff);
+      }
     }
     tm.diff = 0;
     tm.upsert = performance.now() - t0;

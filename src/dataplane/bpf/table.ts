@@ -5,8 +5,10 @@
 // 32-bit words. Which service owns each entry is kept beside it, so a partial
 // sync finds a service's entries without scanning the map, and a failure is
 // pinned to the service it belongs to.
-import { FlatIndex, grown } from '../../util/flat-index.js';
+import { bucketsFor, FlatIndex, grown } from '../../util/flat-index.js';
 import { Fingerprint } from './fingerprint.js';
+import { bigArray, grownBig } from './fresh-memory.js';
+import { flatAdopt } from './native.js';
 import type { StructLayout } from './layout.js';
 
 export interface TableSpec {
@@ -98,14 +100,14 @@ export class Table {
     this.next = new Int32Array(shared ? 0 : cap);
     this.prev = new Int32Array(shared ? 0 : cap);
     this.index.onGrow = (c) => {
-      this.vals = grown(this.vals, c * this.vw);
-      this.owner = grown(this.owner, c);
-      this.stamp = grown(this.stamp, c);
+      this.vals = grownBig(this.vals, c * this.vw);
+      this.owner = grownBig(this.owner, c);
+      this.stamp = grownBig(this.stamp, c);
       if (shared) {
-        this.refs = grown(this.refs, c);
+        this.refs = grownBig(this.refs, c);
       } else {
-        this.next = grown(this.next, c);
-        this.prev = grown(this.prev, c);
+        this.next = grownBig(this.next, c);
+        this.prev = grownBig(this.prev, c);
       }
     };
     this.dk = new Uint32Array(256 * this.kw);
@@ -157,8 +159,9 @@ export class Table {
    * index's key store, its values the mirror's values, its owners the
    * mirror's owners; nothing is diffed (everything is new). The batch is
    * compacted on the way: entries whose owner `skip` names are left out, and
-   * a key met again (a backend several services name) is kept once; each
-   * entry kept is recorded (owner list, fingerprint) in the same pass.
+   * a key met again (a backend several services name) is kept once; the
+   * index and the fingerprint are filled in one pass in the C shim
+   * (native/flat.c), the owner lists one owner's run at a time.
    * Returns n: the first n entries of the (former) batch are what to write
    * and what the mirror holds; an entry whose write fails is taken out with
    * remove(). The table then gets a new, empty batch.
@@ -167,31 +170,42 @@ export class Table {
     if (this.index.size !== 0) throw new Error(`table ${this.name}: adoptBatch needs an empty mirror`);
     const { kw, vw, dk, dv, downer } = this;
     const cap = downer.length;
-    this.index.adopt(dk, cap);
+    const dn = skip === null ? this.dn : this.leaveOut(skip);
+    this.index.adopt(dk, cap, bigArray(Int32Array, bucketsFor(cap)));
     this.vals = dv;
     this.owner = downer;
     const shared = this.spec.shared === true;
-    this.refs = new Int32Array(shared ? cap : 0);
-    this.stamp = new Uint32Array(cap);
-    this.next = new Int32Array(shared ? 0 : cap);
-    this.prev = new Int32Array(shared ? 0 : cap);
+    this.refs = bigArray(Int32Array, shared ? cap : 0);
+    this.stamp = bigArray(Uint32Array, cap);
+    this.next = bigArray(Int32Array, shared ? 0 : cap);
+    this.prev = bigArray(Int32Array, shared ? 0 : cap);
     this.forgetOwners();
-    this.fp.reset();
+    // Registering and fingerprinting every entry runs once per table, in
+    // code the JIT has not compiled yet: in C (native/flat.c) it costs a
+    // cache miss per entry instead of more than the write itself.
+    const fp = new Uint32Array(2);
+    const n = this.index.claimAll((buckets, mask, used) => flatAdopt(dk, kw, dv, vw, downer, dn, buckets, mask, used, fp));
+    this.fp.a = fp[0]!;
+    this.fp.b = fp[1]!;
+    if (shared) downer.fill(0, 0, n);
+    else this.linkAll(n);
+    this.detachBatch();
+    return n;
+  }
+
+  /** Compacts the batch without the entries whose owner `skip` names; returns how many are left. */
+  private leaveOut(skip: (owner: number) => boolean): number {
+    const { kw, vw, dk, dv, downer } = this;
     let n = 0;
     for (let i = 0; i < this.dn; i++) {
-      if (skip !== null && skip(downer[i]!)) continue;
+      if (skip(downer[i]!)) continue;
       if (i !== n) {
-        for (let w = 0; w < kw; w++) dk[n * kw + w] = dk[i * kw + w]!;
-        for (let w = 0; w < vw; w++) dv[n * vw + w] = dv[i * vw + w]!;
+        dk.copyWithin(n * kw, i * kw, (i + 1) * kw);
+        dv.copyWithin(n * vw, i * vw, (i + 1) * vw);
         downer[n] = downer[i]!;
       }
-      if (this.index.claimAt(n) !== n) continue;
-      if (shared) downer[n] = 0;
-      else this.link(n, downer[n]!);
-      this.fp.add(dk, n * kw, kw, dv, n * vw, vw, 1);
       n++;
     }
-    this.detachBatch();
     return n;
   }
 
@@ -214,11 +228,11 @@ export class Table {
   }
 
   private growBatch(n: number): void {
-    this.dk = grown(this.dk, n * this.kw);
-    this.dv = grown(this.dv, n * this.vw);
+    this.dk = grownBig(this.dk, n * this.kw);
+    this.dv = grownBig(this.dv, n * this.vw);
     this.dkv = new DataView(this.dk.buffer);
     this.dvv = new DataView(this.dv.buffer);
-    this.downer = grown(this.downer, n);
+    this.downer = grownBig(this.downer, n);
   }
 
   /**
@@ -428,6 +442,37 @@ export class Table {
     this.next[slot] = head;
     if (head !== NONE) this.prev[head] = slot;
     this.headOf[o] = slot;
+  }
+
+  /**
+   * link() for slots 0..n-1, a run of one owner's consecutive slots at a
+   * time (an encoder writes a service's entries together): the lists come
+   * out as n calls of link() would make them, with one owner lookup per run.
+   */
+  private linkAll(n: number): void {
+    const { owner, next, prev } = this;
+    // Room for every owner at once: the owner index does not grow run by run.
+    let runs = n > 0 ? 1 : 0;
+    for (let i = 1; i < n; i++) if (owner[i] !== owner[i - 1]) runs++;
+    this.ownerIndex.reserve(runs);
+    this.headOf = grown(this.headOf, this.ownerIndex.capacity);
+    for (let a = 0; a < n; ) {
+      const o = owner[a]!;
+      let b = a + 1;
+      while (b < n && owner[b] === o) b++;
+      const slot = this.ownerSlot(o, true);
+      const head = this.headOf[slot]!;
+      // Each slot is put in front of the one before it: b-1 -> ... -> a -> head.
+      next[a] = head;
+      if (head !== NONE) prev[head] = a;
+      for (let s = a + 1; s < b; s++) {
+        next[s] = s - 1;
+        prev[s - 1] = s;
+      }
+      prev[b - 1] = NONE;
+      this.headOf[slot] = b - 1;
+      a = b;
+    }
   }
 
   private unlink(slot: number): void {
