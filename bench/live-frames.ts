@@ -71,6 +71,7 @@ export class LiveFrames {
   private readonly links: string[] = [];
   private readonly groOn: { netns: string; dev: string }[] = [];
   private sinkPair = false;
+  private wireNetfilterOff = false;
   private readonly ncpu = native.possibleCpus();
 
   private constructor(private readonly lab: Lab, private readonly obj: native.ObjectHandle, readonly pin: string) {}
@@ -207,9 +208,25 @@ export class LiveFrames {
     return SINK_TX;
   }
 
-  /** Detaches every link, turns GRO back off, removes the sink pair, closes the object. */
+  /**
+   * Whether the wire's bridge hands bridged frames to netfilter
+   * (net.bridge.bridge-nf-call-{ip,ip6,arp}tables in the wire namespace; the
+   * lab leaves the kernel's default, on). A switch does not run the hooks:
+   * they cost every frame on the wire, whichever dataplane sent it (perf,
+   * bench/nodeport.ts), and nothing in the wire namespace filters.
+   */
+  async setWireNetfilter(on: boolean): Promise<void> {
+    const v = on ? '1' : '0';
+    const r = await this.lab.exec(this.lab.wireNetns, ['/bin/sh', '-c',
+      `for t in iptables ip6tables arptables; do echo ${v} > /proc/sys/net/bridge/bridge-nf-call-$t; done`]);
+    if (r.code !== 0) throw new Error(`bridge netfilter ${on ? 'on' : 'off'} in ${this.lab.wireNetns}: ${r.stderr.trim()}`);
+    this.wireNetfilterOff = !on;
+  }
+
+  /** Detaches every link, turns GRO back off, the wire's bridge netfilter back on, removes the sink pair, closes the object. */
   async close(): Promise<void> {
     for (const l of this.links.splice(0)) this.unlink(l);
+    if (this.wireNetfilterOff) await this.setWireNetfilter(true).catch(() => undefined);
     for (const g of [...this.groOn]) await this.setGro(g.netns, g.dev, false).catch(() => undefined);
     if (this.sinkPair) await this.lab.exec(this.lab.wireNetns, ['ip', 'link', 'del', SINK_TX]).catch(() => undefined);
     this.sinkPair = false;
