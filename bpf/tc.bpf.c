@@ -9,13 +9,15 @@
  * Checksums go through bpf_l3/l4_csum_replace, which handle CHECKSUM_PARTIAL
  * skbs (platform-notes.md); over IPv6 (no header checksum) the L4 checksum
  * takes the 128-bit address change as one bpf_csum_diff. Shares bpx_ct_v1
- * with xdp.bpf.o (pinned by name). Both families, TCP and UDP.
+ * with xdp.bpf.o (pinned by name). Both families, TCP, UDP and SCTP (whose
+ * CRC32c has no helper: sctp-tc.h).
  */
 #include <linux/pkt_cls.h>
 #include "lib/parse.h"
 #include "lib/conntrack.h"
 #include "lib/fib.h"
 #include "lib/icmp-error.h"
+#include "lib/sctp-tc.h"
 
 #define IP_OFF sizeof(struct ethhdr)
 #define L4_OFF (IP_OFF + sizeof(struct iphdr))
@@ -80,6 +82,8 @@ static __always_inline int stage_reply_local(struct __sk_buff *skb, const struct
 	v = ct_lookup(&k, bpf_ktime_get_ns());
 	if (!v || !(v->flags & BPX_CTF_LOCAL))
 		return pass(BPX_EVENT_PKT_PASS_NO_FRONTEND);
+	if (p->proto == IPPROTO_SCTP)
+		return tc_sctp_snat_src(skb, p, &v->addr, v->port);
 	if (p->family == BPX_FAMILY_V6)
 		return tc_snat_src6(skb, p, &v->addr, v->port);
 	return tc_snat_src(skb, p->proto, p->src.v4, v->addr.v4, p->sport, v->port);
@@ -137,7 +141,7 @@ int bpx_tc_egress(struct __sk_buff *skb)
 		v = icmp_error_from_local(skb, &p);
 		return v == BPX_CONTINUE ? TC_ACT_OK : tc_exit(v, 0);
 	}
-	if (v != BPX_CONTINUE || (p.proto != IPPROTO_TCP && p.proto != IPPROTO_UDP))
+	if (v != BPX_CONTINUE || !pkt_has_ports(&p))
 		return TC_ACT_OK;
 	v = stage_reply_local(skb, &p);
 	if (v == pass(BPX_EVENT_PKT_PASS_NO_FRONTEND))

@@ -13,12 +13,11 @@
  *   -> one counted exit. A packet to no frontend addressed to a local backend
  *      (another node's NodePort flow) takes the same redirect.
  *
- * Both families, TCP and UDP: the stages are family-generic (addresses as
- * union bpx_addr, IPv4 zero past its 4 bytes), and only the leaves differ
- * per family: the header rewrite (nat.h, nat6.h), the route lookup (fib.h,
- * fib6.h), the refusal (refuse.h, refuse6.h), the Maglev hash (maglev.h).
- * SCTP frontends still go to the stack untranslated (counted as
- * pkt_frontend_untranslated).
+ * Both families, TCP, UDP and SCTP: the stages are family-generic (addresses
+ * as union bpx_addr, IPv4 zero past its 4 bytes), and only the leaves differ
+ * per family: the header rewrite (nat.h, nat6.h; SCTP's, with its CRC32c,
+ * sctp-nat.h), the route lookup (fib.h, fib6.h), the refusal (refuse.h,
+ * refuse6.h), the Maglev hash (maglev.h).
  *
  * It shares the frontend, set and backend maps with sock.bpf.o (pinned by
  * name) and bpx_ct_v1 with tc.bpf.o, whose egress program restores the
@@ -32,6 +31,7 @@
 #include "lib/conntrack.h"
 #include "lib/nat.h"
 #include "lib/nat6.h"
+#include "lib/sctp-nat.h"
 #include "lib/fib.h"
 #include "lib/fib6.h"
 #include "lib/redirect-local.h"
@@ -44,11 +44,6 @@ struct bpx_flow {
 	__u8 flags;		/* BPX_CTF_* */
 	bool is_new;
 };
-
-static __always_inline bool pkt_is_tcp_udp(const struct bpx_pkt *p)
-{
-	return p->proto == IPPROTO_TCP || p->proto == IPPROTO_UDP;
-}
 
 /* The IP packet's length, header (and IPv6 extension headers) included. */
 static __always_inline __u16 pkt_ip_len(const struct bpx_pkt *p)
@@ -127,7 +122,9 @@ static __always_inline int rewrite(struct xdp_md *ctx, const struct bpx_pkt *p, 
 	struct bpx_tuple4 t4;
 	bool ok;
 
-	if (p->family == BPX_FAMILY_V6) {
+	if (p->proto == IPPROTO_SCTP) {
+		ok = sctp_nat_rewrite(data, data_end, p, t);
+	} else if (p->family == BPX_FAMILY_V6) {
 		ok = nat_rewrite_v6(data, data_end, p->l4_off, p->proto, t);
 	} else {
 		t4.saddr = t->saddr.v4;
@@ -184,8 +181,8 @@ static __always_inline int stage_frontend(const struct bpx_pkt *p, struct bpx_fe
 	if (!*out)
 		return pass(BPX_EVENT_PKT_PASS_NO_FRONTEND);
 	/* A ClusterIP too: on a node device it was routed here from elsewhere
-	 * (lb.h: fe_is_served_at_xdp). SCTP: not yet. */
-	if (!fe_is_served_at_xdp(*out) || !pkt_is_tcp_udp(p))
+	 * (lb.h: fe_is_served_at_xdp). */
+	if (!fe_is_served_at_xdp(*out))
 		return pass(BPX_EVENT_PKT_FRONTEND_UNTRANSLATED);
 	return BPX_CONTINUE;
 }
@@ -240,7 +237,10 @@ static __always_inline int stage_conntrack(const struct bpx_fe_val *fe, const st
 	if (v->flags & BPX_CTF_SNAT) {
 		f->out.saddr = v->nat_addr;
 		f->out.sport = v->nat_port;
-		nat_touch(p->family, &f->out.saddr, f->out.sport, p->proto, now);
+		/* The port's holder is refreshed when the flow's entry is (at most
+		 * once a second, conntrack.h), not looked up on every packet. */
+		if (v->last_ns == now)
+			nat_touch(p->family, &f->out.saddr, f->out.sport, p->proto, now);
 	} else {
 		f->out.saddr = p->src;
 		f->out.sport = p->sport;
@@ -457,7 +457,7 @@ int bpx_xdp(struct xdp_md *ctx)
 	struct bpx_fe_val *fe = NULL;
 	struct bpx_flow f = {};
 	struct bpx_pkt p = {};
-	__u64 now;
+	__u64 now = 0;
 	int v;
 
 	v = parse_packet(data, data_end, (__u32)(data_end - data), &p);
@@ -465,8 +465,11 @@ int bpx_xdp(struct xdp_md *ctx)
 		v = stage_icmp_error(ctx, &p);
 	if (v != BPX_CONTINUE)
 		return xdp_exit(v);
-	now = bpf_ktime_get_ns();
-	if (pkt_is_tcp_udp(&p)) {
+	/* The clock is read only by the stages that keep state: not for a
+	 * packet routed to a local pod (a VM's clock read costs as much as a
+	 * map lookup). Only a packet to an SNAT port can be a reply (nat.h). */
+	if (pkt_has_ports(&p) && nat_port_in_range(p.dport)) {
+		now = bpf_ktime_get_ns();
 		v = stage_reply(ctx, &p, now);
 		if (v != BPX_CONTINUE)
 			return xdp_exit(v);
@@ -474,6 +477,8 @@ int bpx_xdp(struct xdp_md *ctx)
 	v = stage_frontend(&p, &fe);
 	if (v == pass(BPX_EVENT_PKT_PASS_NO_FRONTEND))
 		v = stage_redirect_routed(ctx, p.family, &p.dst, v);
+	if (v == BPX_CONTINUE && !now)
+		now = bpf_ktime_get_ns();
 	if (v == BPX_CONTINUE)
 		v = stage_source_ranges(fe, &p);
 	if (v == BPX_CONTINUE)

@@ -15,9 +15,17 @@
 
 /* Idle timeouts: an established TCP flow as Cilium's default (6 h; kube-proxy
  * relies on nf_conntrack's 24 h for established TCP, which no LB map of
- * bounded size should keep); UDP as nf_conntrack_udp_timeout_stream (120 s). */
+ * bounded size should keep); UDP as nf_conntrack_udp_timeout_stream (120 s).
+ * SCTP as nf_conntrack_sctp_timeout_established (210 s since Linux 6.2, 5
+ * days before): an idle association still sends a HEARTBEAT per path every
+ * 30 s (RFC 9260's HB.interval default, Linux's too), so 210 s outlives six
+ * lost ones, and a dead association frees its entry and SNAT port within
+ * minutes, not days. SCTP has no flags a per-packet lookup could cheaply
+ * end a flow on (ABORT and SHUTDOWN COMPLETE are chunks, possibly bundled):
+ * it ages out. */
 #define BPX_CT_TIMEOUT_TCP_NS (21600 * NSEC_PER_SEC)
 #define BPX_CT_TIMEOUT_UDP_NS (120 * NSEC_PER_SEC)
+#define BPX_CT_TIMEOUT_SCTP_NS (210 * NSEC_PER_SEC)
 /* last_ns is written at most this often per entry: a write per packet would
  * bounce the entry's cache line between CPUs. */
 #define BPX_CT_REFRESH_NS NSEC_PER_SEC
@@ -38,6 +46,8 @@ struct {
 
 static __always_inline __u64 ct_timeout_ns(__u8 proto)
 {
+	if (proto == IPPROTO_SCTP)
+		return BPX_CT_TIMEOUT_SCTP_NS;
 	return proto == IPPROTO_TCP ? BPX_CT_TIMEOUT_TCP_NS : BPX_CT_TIMEOUT_UDP_NS;
 }
 

@@ -22,7 +22,7 @@
  *    icmp_unreach drops a "mangled header" the same way).
  *  - A quote of another IP version, with IPv4 options, a fragment (not the
  *    first), an IPv6 extension header parse6.h would not step over, or a
- *    protocol other than TCP/UDP (an ICMP echo, SCTP): no packet of a flow
+ *    protocol other than TCP/UDP/SCTP (an ICMP echo): no packet of a flow
  *    this datapath translates looks like that (parse.h passes all of them
  *    untranslated), so the error is not about one: pkt_icmp_err_no_flow, to
  *    the stack.
@@ -74,7 +74,7 @@ static __always_inline bool icmp6_is_error(__u8 type)
 
 static __always_inline bool quote_proto_is_translated(__u8 proto)
 {
-	return proto == IPPROTO_TCP || proto == IPPROTO_UDP;
+	return proto == IPPROTO_TCP || proto == IPPROTO_UDP || proto == IPPROTO_SCTP;
 }
 
 /* The quote of an ICMP (IPv4) error; pkt_pass_icmp when the packet is not an error. */

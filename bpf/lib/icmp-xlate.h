@@ -15,6 +15,11 @@
  *    carry, so it can be neither checked nor recomputed, but the update
  *    undoes the update the forward NAT made: the client reads back the very
  *    checksum it sent;
+ *  - a quoted SCTP packet's CRC32c (bytes 8..11, when quoted) is left as
+ *    it travelled: it covers the whole SCTP packet, which the error does not
+ *    carry, so no update can restore it, and no stack reads it (Linux's
+ *    sctp_v4_err/sctp_v6_err find the association by ports and the
+ *    verification tag, the 8 bytes RFC 792 guarantees);
  *  - the ICMP checksum, which covers the whole quote, so it follows every
  *    word changed in it, both quoted checksums included (nf_nat recomputes
  *    it over the whole message instead; incremental keeps a bad one bad);
@@ -42,6 +47,8 @@ static __always_inline __u16 *quote_l4_check(void *data, void *data_end, const s
 {
 	void *l4 = data + (q->l4_off & BPX_ICMP_QUOTE_OFF_MASK);
 
+	if (q->proto == IPPROTO_SCTP)
+		return NULL;	/* CRC32c, not a ones' complement sum: left as it is (above) */
 	if (q->proto == IPPROTO_TCP) {
 		struct tcphdr *th = l4;
 

@@ -73,6 +73,14 @@ static __always_inline __be16 nat_alloc_port(__u8 family, const union bpx_addr *
 	return 0;
 }
 
+/* Whether a packet to `port` can be the reply of an SNATed flow: SNAT ports
+ * come from this range only, so a packet to any other port (a NodePort, a
+ * pod's port) skips the reply lookup (xdp.bpf.c). */
+static __always_inline bool nat_port_in_range(__be16 port)
+{
+	return bpf_ntohs(port) >= BPX_NAT_PORT_MIN;
+}
+
 /* Keeps an SNAT port held while its flow lives (called with the ORIG refresh). */
 static __always_inline void nat_touch(__u8 family, const union bpx_addr *addr, __be16 port, __u8 proto, __u64 now)
 {

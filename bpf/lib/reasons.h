@@ -51,7 +51,7 @@ enum bpx_event {
 	BPX_EVENT_PKT_PASS_ICMP,		/* ICMP or ICMPv6: to the stack */
 	BPX_EVENT_PKT_PASS_OTHER_L4,		/* not TCP, UDP or SCTP: to the stack */
 	BPX_EVENT_PKT_PASS_NO_FRONTEND,		/* not addressed to a service frontend: to the stack */
-	BPX_EVENT_PKT_FRONTEND_UNTRANSLATED,	/* to a service frontend the packet NAT does not handle yet (SCTP, ClusterIP): to the stack */
+	BPX_EVENT_PKT_FRONTEND_UNTRANSLATED,	/* to a service frontend of a kind the packet NAT does not serve: to the stack */
 	BPX_EVENT_PKT_LOCAL_NEW,		/* new flow to a local backend: DNAT, to the stack */
 	BPX_EVENT_PKT_LOCAL_CT,			/* known flow to a local backend: DNAT, to the stack */
 	BPX_EVENT_PKT_REMOTE_NEW,		/* new flow to a remote backend: SNAT + DNAT, transmitted */
@@ -67,7 +67,7 @@ enum bpx_event {
 	BPX_EVENT_PKT_REFUSED_NO_ENDPOINTS,	/* service without endpoints: refused at XDP (TCP RST, ICMP or ICMPv6 port unreachable sent back) */
 	BPX_EVENT_PKT_ICMP_ERR_TO_CLIENT,	/* ICMP/ICMPv6 error about a packet sent to a backend: quote and addresses restored, sent to the client (icmp-error.h) */
 	BPX_EVENT_PKT_ICMP_ERR_TO_BACKEND,	/* ICMP/ICMPv6 error about a reply sent to a client: quote restored, sent to the backend (to the stack when local) */
-	BPX_EVENT_PKT_ICMP_ERR_NO_FLOW,		/* ICMP/ICMPv6 error quoting no translated flow (or a packet no flow has: ICMP echo, SCTP, fragment): to the stack */
+	BPX_EVENT_PKT_ICMP_ERR_NO_FLOW,		/* ICMP/ICMPv6 error quoting no translated flow (or a packet no flow has: ICMP echo, fragment): to the stack */
 	BPX_EVENT_TC_ICMP_ERR_RNAT,		/* TC egress: an error from a local backend (or the node) about a DNATed packet: quote and source restored to the frontend */
 	BPX_EVENT_PKT_LOCAL_REDIRECT,		/* of pkt_local_new/pkt_local_ct: sent straight into the backend pod's veth (redirect-local.h), not through the node's stack */
 	BPX_EVENT_PKT_ROUTED_REDIRECT,		/* to no frontend, addressed to a local backend (another node's NodePort flow): sent straight into its pod's veth */

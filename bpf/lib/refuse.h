@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
  * Refusing a new flow to a service without endpoints, at XDP, the way
- * kube-proxy's REJECT does: a TCP segment gets a RST, a UDP datagram an ICMP
- * port unreachable, sent back out of the device it came in on (XDP_TX), from
+ * kube-proxy's REJECT does: a TCP segment gets a RST, a UDP datagram or an
+ * SCTP packet an ICMP port unreachable, sent back out of the device it came in on (XDP_TX), from
  * the address and port the client used. Passing the packet to the stack
  * would do for a NodePort (nothing listens on it, so the kernel refuses),
  * but a LoadBalancer or external IP is not the node's own address: the
@@ -31,6 +31,21 @@ struct bpx_icmphdr {
 	__be32 unused;
 };
 #define BPX_ICMP_QUOTE (sizeof(struct iphdr) + 8)	/* RFC 792: the IP header and 64 bits of data */
+
+/*
+ * Bytes of the L4 header an ICMP error quotes: RFC 792's 8 for UDP. For
+ * SCTP 32 when the packet has them: an INIT carries verification tag 0,
+ * and Linux's sctp_v4_err/sctp_v6_err match an error about one by the INIT
+ * chunk's initiate tag, bytes 16..19 of the SCTP packet, ignoring an error
+ * that does not quote it: with 8 bytes the client retried its INIT until
+ * connect() timed out (measured in the VM harness, Debian 6.1). Other SCTP
+ * packets are matched by their tag, in the first 8 bytes.
+ */
+#define BPX_SCTP_QUOTE 32
+static __always_inline __u32 refuse_l4_quote(const struct bpx_pkt *p)
+{
+	return p->proto == IPPROTO_SCTP && p->l4_len >= BPX_SCTP_QUOTE ? BPX_SCTP_QUOTE : 8;
+}
 
 /* Folds a bpf_csum_diff sum into a 16-bit ones' complement checksum. */
 static __always_inline __u16 csum_fold_neg(__s64 sum)
@@ -168,11 +183,13 @@ static __always_inline int refuse_tcp(struct xdp_md *ctx, const struct bpx_pkt *
 	return tx(BPX_EVENT_PKT_REFUSED_NO_ENDPOINTS);
 }
 
-/* UDP: ICMP destination unreachable, port unreachable, quoting the datagram's IP header and UDP header. */
+/* UDP (and SCTP): ICMP destination unreachable, port unreachable, quoting the datagram's IP header and
+ * UDP header (SCTP: refuse_l4_quote's bytes). */
 static __always_inline int refuse_udp(struct xdp_md *ctx, const struct bpx_pkt *p)
 {
 	int grow = sizeof(struct iphdr) + sizeof(struct bpx_icmphdr);
-	int len = sizeof(struct ethhdr) + grow + BPX_ICMP_QUOTE;
+	int more = refuse_l4_quote(p) - 8;	/* quoted past RFC 792's 8 bytes: 0 or 24 */
+	int len = sizeof(struct ethhdr) + grow + BPX_ICMP_QUOTE + more;
 	void *data, *data_end;
 	struct iphdr *ip;
 	struct bpx_icmphdr *icmp;
@@ -192,16 +209,25 @@ static __always_inline int refuse_udp(struct xdp_md *ctx, const struct bpx_pkt *
 	icmp = (void *)(ip + 1);
 	if ((void *)(icmp + 1) + BPX_ICMP_QUOTE > data_end)
 		return drop(BPX_DROP_TRUNCATED_L4);
-	ipv4_reply_header(ip, p->dst.v4, p->src.v4, IPPROTO_ICMP, grow + BPX_ICMP_QUOTE);
+	ipv4_reply_header(ip, p->dst.v4, p->src.v4, IPPROTO_ICMP, grow + BPX_ICMP_QUOTE + more);
 	__builtin_memset(icmp, 0, sizeof(*icmp));
 	icmp->type = BPX_ICMP_DEST_UNREACH;
 	icmp->code = BPX_ICMP_PORT_UNREACH;
 	sum = bpf_csum_diff(NULL, 0, (__be32 *)icmp, sizeof(*icmp) + BPX_ICMP_QUOTE, 0);
+	if (more) {
+		void *rest = (void *)(icmp + 1) + BPX_ICMP_QUOTE;
+
+		if (rest + BPX_SCTP_QUOTE - 8 > data_end)
+			return drop(BPX_DROP_TRUNCATED_L4);
+		sum = bpf_csum_diff(NULL, 0, rest, BPX_SCTP_QUOTE - 8, (__u32)sum);
+	}
 	icmp->checksum = csum_fold_neg(sum);
 	return tx(BPX_EVENT_PKT_REFUSED_NO_ENDPOINTS);
 }
 
-/* The refusal stage's work, by protocol (SCTP is not translated here). */
+/* The refusal stage's work, by protocol: SCTP as UDP (ICMP port unreachable,
+ * the quote's 8 bytes its ports and verification tag), as kube-proxy's REJECT
+ * answers anything that is not TCP. */
 static __always_inline int refuse(struct xdp_md *ctx, const struct bpx_pkt *p)
 {
 	return p->proto == IPPROTO_TCP ? refuse_tcp(ctx, p) : refuse_udp(ctx, p);

@@ -11,7 +11,7 @@
  * needs to find its socket (it walks the quoted extension headers to the
  * ports). RFC 4443 asks for as much of the datagram as fits in 1280 bytes;
  * the headers are what any receiver reads, and stopping there keeps the
- * checksum loop bounded (at most 40 + 256 + 8 bytes). The checksum covers
+ * checksum loop bounded (at most 40 + 256 + 32 bytes: SCTP quotes more, refuse.h). The checksum covers
  * the pseudo header (RFC 4443 2.3), unlike ICMP over IPv4.
  */
 #ifndef BPX_REFUSE6_H
@@ -23,7 +23,7 @@
 #define BPX_ICMP6_PORT_UNREACH 4
 #define BPX_REFUSE6_HOP_LIMIT 64
 /* The quote's longest: fixed header, the extension headers parse6.h allows, 8 bytes of UDP. */
-#define BPX_ICMP6_QUOTE_MAX (40 + BPX_IPV6_EXT_BYTES_MAX + 8)
+#define BPX_ICMP6_QUOTE_MAX (40 + BPX_IPV6_EXT_BYTES_MAX + BPX_SCTP_QUOTE)
 
 /* The IPv6 pseudo header of an upper-layer checksum (RFC 8200 8.1), summed with bpf_csum_diff. */
 static __always_inline __s64 csum_pseudo6(const union bpx_addr *src, const union bpx_addr *dst, __u32 len, __u8 proto)
@@ -103,7 +103,7 @@ static __always_inline __u64 csum_words(void *from, void *data_end, __u32 len)
 static __always_inline int refuse6_udp(struct xdp_md *ctx, const struct bpx_pkt *p)
 {
 	int grow = sizeof(struct ipv6hdr) + sizeof(struct bpx_icmphdr);
-	__u32 quote = ipv6_l4_off(p->l4_off) - sizeof(struct ethhdr) + sizeof(struct udphdr);
+	__u32 quote = ipv6_l4_off(p->l4_off) - sizeof(struct ethhdr) + refuse_l4_quote(p);	/* SCTP: refuse.h */
 	struct bpx_icmphdr *icmp;
 	void *data, *data_end;
 	struct ipv6hdr *ip6;
@@ -136,7 +136,7 @@ static __always_inline int refuse6_udp(struct xdp_md *ctx, const struct bpx_pkt 
 	return tx(BPX_EVENT_PKT_REFUSED_NO_ENDPOINTS);
 }
 
-/* The refusal stage's work for either family. */
+/* The refusal stage's work for either family (SCTP as UDP: refuse.h). */
 static __always_inline int refuse_flow(struct xdp_md *ctx, const struct bpx_pkt *p)
 {
 	if (p->family == BPX_FAMILY_V6)

@@ -40,7 +40,8 @@ function fe(address: string, port: number, protocol: FeKey['protocol'], flags: n
 /** The frontends every case runs with: a case not to one of them shows that a near miss is no match. */
 export const FRONTENDS: Frontend[] = [
   fe(NODE4, NODE_PORT, 'TCP', FE_NODE_PORT, 1),
-  fe(NODE4, NODE_PORT, 'SCTP', FE_NODE_PORT, 2),
+  fe(NODE4, NODE_PORT, 'SCTP', 0, 2), // of no kind XDP serves (no NodePort, external or ClusterIP flag)
+  fe(NODE4, 30132, 'SCTP', FE_NODE_PORT, 7),
   fe(NODE4, 30053, 'UDP', FE_NODE_PORT, 3),
   fe(EXTERNAL_IP, 80, 'TCP', FE_EXTERNAL_IP, 4),
   fe(NODE6, NODE_PORT, 'TCP', FE_NODE_PORT, 5),
@@ -67,8 +68,10 @@ const NO_SET = dropped('no_backend');
 const NO_FRONTEND = passed('pkt_pass_no_frontend');
 
 export const XDP_CASES: PacketCase[] = [
-  // ---- to a frontend the packet NAT does not handle yet (SCTP): to the stack untranslated
-  unchanged('SCTP to an IPv4 NodePort', { ipv4: ip4(), l4: { proto: 'sctp', sport: 40000, dport: NODE_PORT } }, FRONTEND),
+  // ---- to a frontend of no kind the packet NAT serves (flags without NodePort, external or ClusterIP): to the stack untranslated
+  unchanged('SCTP to a frontend of no kind XDP serves', { ipv4: ip4(), l4: { proto: 'sctp', sport: 40000, dport: NODE_PORT } }, FRONTEND),
+  // SCTP is translated like TCP and UDP (xdp-sctp-cases.ts); without its backend set, dropped the same way.
+  unchanged('SCTP to an IPv4 NodePort without its backend set', { ipv4: ip4(), l4: { proto: 'sctp', sport: 40000, dport: 30132 } }, NO_SET),
 
   // ---- to an IPv4 TCP/UDP frontend whose backend set is not written (these
   // frontends are written without sets here): dropped with a reason. The

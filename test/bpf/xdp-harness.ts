@@ -25,7 +25,7 @@ export const TC_EGRESS_PROGRAM = 'bpx_tc_egress';
 /** A backend set as the control plane writes it (lb-tables.ts): header (slot 0) and the slots of generation 1. */
 export interface TestSet {
   id: number;
-  backends: { id: number; address: string; port: number; protocol: 'TCP' | 'UDP'; local: boolean }[];
+  backends: { id: number; address: string; port: number; protocol: keyof typeof IPPROTO; local: boolean }[];
   /** When empty: refuse (no endpoints) or drop (Local policy, none here). */
   empty?: 'reject' | 'drop';
   /** false: no Maglev row (new flows pick at random). Default: a row of TEST_MAGLEV_M slots built as the dataplane builds it. */

@@ -14,6 +14,7 @@ export const GUEST_LAB_FILES = [
   'test/lab/iptables.test.ts',
   'test/lab/nodeport-xdp.test.ts',
   'test/lab/nodeport-xdp6.test.ts',
+  'test/lab/nodeport-sctp.test.ts',
   'test/lab/udp-dead-backend.test.ts',
   'test/lab/ipvs.test.ts',
 ];
