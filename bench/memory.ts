@@ -4,7 +4,8 @@
 //   npx vite-node bench/memory.ts [services] [endpoints-per-service]    (default 10,000 and 30,000 x 10; QUICK=1: 10,000 x 10)
 //   PROFILE=DIR: also writes, per loaded run, DIR/N-RUN.json (smaps_rollup, V8 heap spaces)
 //   and DIR/N-RUN.heapsnapshot (read it with bench/heap-breakdown.ts)
-//   PROXY_NODE_OPTIONS='...': node flags for the proxy (V8 flags to try: --max-semi-space-size=N)
+//   PROXY_NODE_OPTIONS='...': node flags for the proxy instead of the DaemonSet's (deploy/bpfproxy.yaml's
+//   NODE_OPTIONS, which the proxy runs with by default here: the proxy as deployed)
 //
 // The fake API server (test/helpers/fake-apiserver.ts, through bench/apiserver.ts)
 // runs inside the node's network namespace and serves N services x E endpoints;
@@ -27,6 +28,7 @@ import { ratioStats, record } from './results.js';
 import { createLab, type Lab, type LabNode } from '../src/lab/lab.js';
 import type { LabProcess } from '../src/lab/process.js';
 import { LabProxy, type LogLine } from '../src/lab/proxy.js';
+import { parseAllDocuments } from 'yaml';
 import { PACKAGE_ROOT } from '../src/util/paths.js';
 
 const QUICK = process.env.QUICK === '1';
@@ -62,6 +64,21 @@ interface Sample {
   listMs: number;
   firstSyncMs: number;
 }
+
+/** The NODE_OPTIONS the DaemonSet gives the proxy's container (deploy/bpfproxy.yaml). */
+function deployedNodeOptions(): string {
+  for (const doc of parseAllDocuments(readFileSync(join(PACKAGE_ROOT, 'deploy', 'bpfproxy.yaml'), 'utf8'))) {
+    const o = doc.toJS() as { kind?: string; spec?: { template?: { spec?: { containers?: Array<{ env?: Array<{ name: string; value?: string }> }> } } } };
+    if (o?.kind !== 'DaemonSet') continue;
+    const env = o.spec?.template?.spec?.containers?.[0]?.env ?? [];
+    const v = env.find((e) => e.name === 'NODE_OPTIONS')?.value;
+    if (v !== undefined) return v;
+  }
+  throw new Error('deploy/bpfproxy.yaml: no NODE_OPTIONS in the DaemonSet container');
+}
+
+/** Node flags of the proxy under test. */
+const NODE_FLAGS = process.env.PROXY_NODE_OPTIONS ?? deployedNodeOptions();
 
 const MB = (bytes: number) => `${(bytes / 1e6).toFixed(0)} MB`;
 
@@ -111,7 +128,7 @@ async function measure(lab: Lab, node: LabNode, served: Served, n: number): Prom
       '--nodeport-addresses', `${node.ipv4}/32`,
       ...Object.entries(sizes).flatMap(([k, v]) => ['--bpf-map-size', `${k}=${v}`]),
     ],
-    env: { NODE_OPTIONS: [process.env.PROXY_NODE_OPTIONS ?? '', PROFILE && served.services > 0 ? `--heapsnapshot-signal=SIGUSR2 --diagnostic-dir=${PROFILE}` : ''].join(' ').trim() },
+    env: { NODE_OPTIONS: [NODE_FLAGS, PROFILE && served.services > 0 ? `--heapsnapshot-signal=SIGUSR2 --diagnostic-dir=${PROFILE}` : ''].join(' ').trim() },
   });
   try {
     // The proxy is node itself once sh and nsenter have exec'ed into it.
@@ -153,6 +170,8 @@ async function profile(pid: number, n: number, metricsText: string): Promise<voi
   for (const m of metricsText.matchAll(/^nodejs_heap_space_size_(used|total)_bytes\{space="([^"]+)"\} ([0-9.e+-]+)$/gm)) spaces[`${m[2]!} ${m[1]!}`] = Number(m[3]);
   const rollup = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
   writeFileSync(join(PROFILE!, `${name}.json`), JSON.stringify({ pid, spaces, rollup }, null, 1));
+  // Every mapping, for what lies outside the V8 heap (malloc arenas, thread stacks, code).
+  writeFileSync(join(PROFILE!, `${name}.smaps`), readFileSync(`/proc/${pid}/smaps`, 'utf8'));
   const before = new Set(readdirSync(PROFILE!));
   process.kill(pid, 'SIGUSR2');
   // Written by the proxy's main thread; done once its size stops changing.
@@ -188,6 +207,7 @@ async function main(): Promise<void> {
       const full = await serve(lab, node, N, join(dir, `full-${N}`));
       const empty = await serve(lab, node, 0, join(dir, `empty-${N}`));
       process.stdout.write(`resident memory of the proxy, Kubernetes source: ${N} services x ${E} endpoints (fake API server loaded in ${(full.loadMs / 1000).toFixed(1)} s)\n`);
+      process.stdout.write(`  NODE_OPTIONS=${JSON.stringify(NODE_FLAGS)} (${process.env.PROXY_NODE_OPTIONS === undefined ? 'the DaemonSet\'s' : 'PROXY_NODE_OPTIONS'})\n`);
 
       const fulls: Sample[] = [];
       const empties: Sample[] = [];

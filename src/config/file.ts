@@ -13,8 +13,8 @@
 // type checks, but not the two things this table is for, the "used / ignored /
 // empty" verdict per field and kube-proxy's "0s means default" in mode sections.
 import { distance } from 'fastest-levenshtein';
-import { parseAllDocuments } from 'yaml';
 import { PROXY_MODES, type ProxyMode } from '../util/modes.js';
+import { yaml } from '../util/yaml.js';
 import { IPVS_SCHEDULERS } from '../util/ipvs-schedulers.js';
 import {
   DEFAULT_HEALTHZ_PORT, DEFAULT_METRICS_PORT, DETECT_LOCAL_MODES, MAP_NAMES, MAX_MAGLEV_MAP_MAX,
@@ -260,7 +260,7 @@ function walk(fields: Readonly<Record<string, Spec>>, value: Record<string, unkn
 
 /** Parses the text of a config file; `source` names it in errors. */
 export function parseConfigFile(text: string, source: string): FileLayer {
-  const docs = parseAllDocuments(text, { uniqueKeys: true });
+  const docs = yaml().parseAllDocuments(text, { uniqueKeys: true });
   if (!Array.isArray(docs)) throw new ConfigError('', 'empty file', { source });
   const real = docs.filter((d) => d.contents !== null);
   if (real.length !== 1) throw new ConfigError('', real.length === 0 ? 'empty file' : `${real.length} YAML documents; want one KubeProxyConfiguration`, { source });

@@ -18,6 +18,8 @@ import { ServiceHealthServers } from './healthcheck.js';
 import { healthTimeoutFor, HttpServers, ProxyHealth, type ServerRole } from './http.js';
 import type { Logger } from '../util/log.js';
 import { Metrics } from './metrics.js';
+import { collectFirstSyncGarbage } from './first-sync-gc.js';
+import { pinMallocMmapThreshold } from './malloc.js';
 import { BoundedFrequencyRunner, type RunContext, type RunOutcome } from './runner.js';
 
 export interface ProxyDeps {
@@ -145,6 +147,8 @@ export class Proxy {
   }
 
   static async start(cfg: ProxyConfig, deps: ProxyDeps): Promise<Proxy> {
+    // Before the first list: the tables it grows are freed back to the system when outgrown (malloc.ts).
+    pinMallocMmapThreshold();
     const p = new Proxy(cfg, deps);
     try {
       await p.init(deps);
@@ -336,6 +340,7 @@ export class Proxy {
     // sync that found nothing to do is the steady state and not worth a line every syncPeriod.
     const level = first || (full && res.upserts + res.deletes > 0) ? 'info' : 'debug';
     this.log[level]({ full, services: plan.desired.services.size, changed: changed.size, upserts: res.upserts, deletes: res.deletes, failed: res.errors.length, ms: now - started }, 'synced');
+    if (first) this.log.debug({ ms: collectFirstSyncGarbage() }, 'collected the garbage of the first sync');
     return { ok: true };
   }
 

@@ -8,7 +8,7 @@
 // Every reason a file is refused names the field, so an operator can fix it.
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, join } from 'node:path';
-import { parse as parseYaml } from 'yaml';
+import { yaml } from '../../util/yaml.js';
 import { KubeconfigError, type ClusterTarget, type HeaderAuth, type KubeTarget, type PluginUser, type UserAuth } from './target.js';
 
 type Fields = Record<string, unknown>;
@@ -29,11 +29,13 @@ export function resolveKubeconfig(text: string, path: string): KubeTarget | Plug
   const fail = (why: string): never => {
     throw new KubeconfigError(`cannot load kubeconfig ${path}: ${why}`);
   };
-  let doc: unknown;
-  try {
-    doc = parseYaml(text);
-  } catch (err) {
-    fail(`not YAML: ${(err as Error).message.split('\n')[0]}`);
+  let doc = parseJson(text);
+  if (doc === undefined) {
+    try {
+      doc = yaml().parse(text);
+    } catch (err) {
+      fail(`not YAML: ${(err as Error).message.split('\n')[0]}`);
+    }
   }
   if (!isFields(doc)) return fail('not a mapping (an empty file, or not a kubeconfig)');
   const contextName = doc['current-context'];
@@ -56,6 +58,22 @@ export function resolveKubeconfig(text: string, path: string): KubeTarget | Plug
   // An HTTP or SOCKS proxy in front of the API server: client-node's proxy agents carry the requests.
   if (nonEmpty(cluster['proxy-url'])) return { origin, plugin: 'proxy-url' };
   return { origin, cluster: clusterTarget(cluster, clusterName, files, fail), user: userAuth(user, String(userName), files, fail) };
+}
+
+/**
+ * A kubeconfig written as JSON (JSON is YAML, and what tools that generate
+ * kubeconfigs often write), parsed without loading the yaml package (its
+ * ~9 MB resident, util/yaml.ts); undefined when the text is not JSON, for
+ * the YAML parser to read or to explain. One difference: a key repeated in
+ * a JSON object keeps its last value here, where the YAML parser refuses it.
+ */
+function parseJson(text: string): unknown {
+  if (!/^\s*\{/.test(text)) return undefined;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
+  }
 }
 
 function clusterTarget(c: Fields, name: string, files: FileReader, fail: (why: string) => never): ClusterTarget {

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { stringify } from 'yaml';
+import { parse as loadYamlText, stringify } from 'yaml';
 import { apiRequest } from '../../../src/sources/api-request.js';
 import { DirectConnection, type ApiConnection } from '../../../src/sources/kube/connection.js';
 import { loadInCluster, runsInCluster } from '../../../src/sources/kube/in-cluster.js';
@@ -147,6 +147,21 @@ describe('kubeconfig: what each kind of user sends', () => {
     expect(provider).toMatchObject({ plugin: 'auth-provider' });
     const proxied = loadKubeconfigFile(kubeconfig({ server: 'https://k', 'proxy-url': 'socks5://proxy:1080' }, { token: 't' }));
     expect(proxied).toMatchObject({ plugin: 'proxy-url' });
+  });
+});
+
+describe('kubeconfig: JSON, read without the YAML parser', () => {
+  it('resolves as the same file written as YAML; broken JSON is explained by the YAML parser', () => {
+    const yamlPath = kubeconfig({ server: 'https://k:6443/', 'certificate-authority-data': b64(PEM('CERTIFICATE')) }, { token: 't' });
+    const doc: unknown = JSON.parse(JSON.stringify(loadYamlText(readFileSync(yamlPath, 'utf8'))));
+    const jsonPath = join(dir, 'kubeconfig.json');
+    writeFileSync(jsonPath, JSON.stringify(doc, null, 2));
+    const fromJson = target(jsonPath);
+    expect(fromJson.cluster).toEqual(target(yamlPath).cluster);
+    expect(fromJson.cluster.server).toBe('https://k:6443');
+    expect(fromJson.user).toEqual(target(yamlPath).user);
+    writeFileSync(jsonPath, '{"current-context": "x",');
+    expect(() => loadKubeconfigFile(jsonPath)).toThrow(/not YAML/);
   });
 });
 
