@@ -13,6 +13,12 @@ export interface SyncOptions {
    */
   full: boolean;
   changed: ReadonlySet<string>;
+  /**
+   * Only the periodic resync (kube-proxy's syncPeriod) makes this sync full:
+   * a dataplane may check its state in the background instead of in line,
+   * and ask for a real full sync (onFullSyncNeeded) if the check fails.
+   */
+  periodic?: boolean;
 }
 
 export interface SyncError {
@@ -60,6 +66,8 @@ export interface Dataplane {
   ruleCounts?(): { table: string; total: number; written: number }[];
   /** Where each successful sync is recorded for `bpfproxy status` (state-file.ts); set by whoever owns the proxy. */
   nodeState?: NodeStateWriter | null;
+  /** Asks the proxy for a full sync soon (a background check found the datapath differs); set by whoever owns the proxy. */
+  onFullSyncNeeded?: (() => void) | null;
 }
 
 /** What each mode needs to open; each mode reads its own section. */

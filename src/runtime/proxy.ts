@@ -200,6 +200,8 @@ export class Proxy {
       logger: log,
       work: (ctx) => this.syncOnce(ctx),
     });
+    // A background check of the datapath found it differs (the bpf periodic check, issue 6).
+    this.dataplane.onFullSyncNeeded = () => this.runner.run({ full: true });
     this.sources = deps.sources ?? (await openSources(cfg, log));
     this.runner.start();
     for (const s of this.sources) await s.start((ev) => this.onEvent(s.name, ev));
@@ -290,7 +292,7 @@ export class Proxy {
     let res: SyncResult;
     try {
       res = full || changed.size > 0
-        ? await this.dataplane.sync(plan.desired, { full, changed })
+        ? await this.dataplane.sync(plan.desired, { full, changed, periodic: periodic && !first && !addressesChanged })
         : { full: false, upserts: 0, deletes: 0, errors: [], unsupported: [] };
     } catch (err) {
       this.log.error({ err }, 'sync failed: the next sync is full');

@@ -27,7 +27,7 @@ import { strerror } from './native.js';
 import { cgroupRootProblem, holdsPins, lockPinDir, type PinDirLock } from './pindir.js';
 import { sumCounters } from './reasons.js';
 import { moveConnectedUdp, removedUdpBackends, SockDestroyer, udpServices } from './sock-destroy.js';
-import { isFull, TableSync, type MapIO, type OwnerNames, type WriteFaults } from './sync.js';
+import { isFull, TableSync, type MapIO, type OwnerNames, type VerifyResult, type WriteFaults } from './sync.js';
 
 export class BpfDataplane implements Dataplane {
   readonly mode = 'bpf' as const;
@@ -42,6 +42,11 @@ export class BpfDataplane implements Dataplane {
   /** The mirror is exactly what `applied` made: the last full sync and every sync since went through. */
   private clean = false;
   private readonly reported = new Set<string>();
+  /** The periodic check in flight (one at a time). */
+  private verifying: Promise<VerifyResult> | null = null;
+  /** A periodic check found the maps differ from the mirror (or failed): the next full sync reloads, periodic or not. */
+  private drift = false;
+  onFullSyncNeeded: (() => void) | null = null;
 
   /** The pin directory's lock and whether this start found it empty: only then does abandon() remove what it made. */
   private owner: { lock: PinDirLock; fresh: boolean; pinDir: string } | null = null;
@@ -145,7 +150,18 @@ export class BpfDataplane implements Dataplane {
     if (full) {
       const missing = this.repairPins();
       if (missing) return { full, upserts: 0, deletes: 0, errors: [missing], unsupported: [] };
+    }
+    // Issue 6: the periodic resync's dumps take ~100 ms at 10,000 services x
+    // 10 endpoints (more under load), and an endpoint change would wait for
+    // them. So they go to a worker thread and are checked in the background
+    // (verify()), after this sync, a partial one over what differs.
+    const checkLater = full && opts.periodic === true && this.clean && !this.drift;
+    if (checkLater) {
+      full = false;
+      changed = differing(this.applied, desired.services);
+    } else if (full) {
       const rebuilt = this.sync_.reload();
+      this.drift = false;
       // The kernel holds what the mirror says, and the mirror holds what the
       // applied plans made: the full sync is a partial one over what differs
       // (planned objects are reused while unchanged, so identity says it).
@@ -162,6 +178,9 @@ export class BpfDataplane implements Dataplane {
     this.clean = false;
     const result = this.write(desired, full, full ? desired.services.keys() : changed);
     this.clean = result.errors.length === 0 && (full || wasClean);
+    // Started after the writes (a dump that overlaps one is taken again). A
+    // sync that failed leaves the next one full anyway.
+    if (checkLater && this.clean) this.checkInBackground();
     this.redirect?.update(desired);
     this.nodeState?.synced(desired, { ...result, full: opts.full }, started);
     return { ...result, full: opts.full };
@@ -228,6 +247,37 @@ export class BpfDataplane implements Dataplane {
     return { full, upserts: res.upserts, deletes: res.deletes, errors, unsupported };
   }
 
+  /**
+   * Compares every pinned map with the mirror, the dumps made off the event
+   * loop (TableSync.verify()); never repairs. One check at a time: a second
+   * call joins the one in flight.
+   */
+  verify(): Promise<VerifyResult> {
+    this.verifying ??= this.sync_.verify().finally(() => {
+      this.verifying = null;
+    });
+    return this.verifying;
+  }
+
+  /** The periodic check, not awaited by the sync: what differs makes the next sync a real full one, asked for now. */
+  private checkInBackground(): void {
+    if (this.verifying) return;
+    this.verify().then((r) => {
+      if (this.closed) return;
+      if (r.raced.length > 0) this.log.debug({ maps: r.raced }, 'maps written during each of their dumps: checked at the next period');
+      if (r.drift.length === 0) return;
+      // The full sync it asks for repairs them and logs 'pinned maps differ' once.
+      this.drift = true;
+      this.log.debug({ maps: r.drift }, 'the periodic check found pinned maps that differ from the mirror: asking for a full sync');
+      this.onFullSyncNeeded?.();
+    }, (err: unknown) => {
+      if (this.closed) return;
+      this.drift = true;
+      this.log.warn({ err }, 'the periodic check of the pinned maps failed: the next full sync reloads them in line');
+      this.onFullSyncNeeded?.();
+    });
+  }
+
   /** Drop and event counters summed over CPUs, by label (reasons.ts). */
   readCounters(): DatapathCounters {
     return sumCounters(this.dp.maps.stats.dump());
@@ -241,6 +291,8 @@ export class BpfDataplane implements Dataplane {
   async dispose(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    // A dump on a worker thread reads the map fds: they close after it.
+    await this.verifying?.catch(() => undefined);
     this.maglevSlots?.unmap();
     this.redirect?.dispose();
     this.destroyer?.close();
@@ -253,6 +305,7 @@ export class BpfDataplane implements Dataplane {
   async abandon(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await this.verifying?.catch(() => undefined);
     const owner = this.owner;
     this.maglevSlots?.unmap();
     this.redirect?.dispose();
@@ -298,7 +351,7 @@ export class BpfDataplane implements Dataplane {
     if (svc.protocol === 'SCTP') note('SCTP: the socket hooks translate TCP and UDP only');
     if (hasExternalFrontends(svc.frontends) && this.packetDevices.length === 0) {
       note('NodePort/ExternalIP/LoadBalancer traffic from outside the node (no --devices given, or the kernel probe refused them: the XDP/TC programs are not attached); connections from this node and its pods work');
-    } else if (hasExternalFrontends(svc.frontends) && (svc.family === 'IPv6' || svc.protocol === 'SCTP')) {
+    } else if (hasExternalFrontends(svc.frontends) && svc.family === 'IPv6') {
       note(`${svc.family} ${svc.protocol} NodePort/ExternalIP/LoadBalancer traffic from outside the node (the XDP datapath translates IPv4 TCP and UDP so far)`);
     }
     if (svc.sourceRanges.length > 0 && !this.ranges) note('loadBalancerSourceRanges (enforced at XDP: no --devices given, so LoadBalancer IPs are not served from outside the node)');

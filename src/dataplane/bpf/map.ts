@@ -112,13 +112,36 @@ export class BpfMap implements MapIO {
     });
   }
 
+  /** dumpWords() with the dump on a worker thread (native.dumpFingerprintedAsync): the periodic check's. */
+  async dumpWordsAsync(expected: number): Promise<{ keys: Uint32Array; values: Uint32Array; count: number; fp: [number, number] }> {
+    const attempt = async (max: number) => {
+      const kb = Buffer.allocUnsafeSlow(Math.ceil((max * this.keySize) / 4) * 4);
+      const vb = Buffer.allocUnsafeSlow(Math.ceil((max * this.valueSize) / 4) * 4);
+      const r = await native.dumpFingerprintedAsync(this.fd, kb, vb, max);
+      return { keys: new Uint32Array(kb.buffer, kb.byteOffset, kb.length / 4), values: new Uint32Array(vb.buffer, vb.byteOffset, vb.length / 4), ...r };
+    };
+    const guess = this.guess(expected);
+    if (guess >= this.capacity) return attempt(this.capacity);
+    try {
+      return await attempt(guess);
+    } catch (err) {
+      if (err instanceof native.BpfError && err.errno === -ENOSPC) return attempt(this.capacity);
+      throw err;
+    }
+  }
+
+  /** Buffers for `expected` entries plus a margin, at most the map's capacity. */
+  private guess(expected: number): number {
+    return Math.min(this.capacity, Math.ceil(expected * 1.25) + 1024);
+  }
+
   /**
    * Runs a dump into buffers for `expected` entries (plus a margin) rather
    * than the map's capacity, and again at full capacity only when the map
    * held more (ENOSPC).
    */
   private sized<T>(expected: number, attempt: (max: number) => T): T {
-    const guess = Math.min(this.capacity, Math.ceil(expected * 1.25) + 1024);
+    const guess = this.guess(expected);
     if (guess >= this.capacity) return attempt(this.capacity);
     try {
       return attempt(guess);

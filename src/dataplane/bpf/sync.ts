@@ -6,6 +6,8 @@
 //   5. upserts, table by table in declaration order (one batch syscall per table);
 //   6. deletes, in reverse order: what no admitted service wants any more, and
 //      shared entries nothing refers to.
+// The periodic resync checks instead of reloading (verify(), issue 6): the
+// same comparison, the dumps made off the event loop, repairs left to a full sync.
 // The declaration order is the write order that keeps every intermediate
 // state serviceable: a reader never finds an entry naming one not yet written
 // or already removed (see lb-tables.ts for the LB order and why).
@@ -30,7 +32,22 @@ export interface MapIO {
    * fingerprint (fingerprint.ts).
    */
   dumpWords(expected: number): { keys: Uint32Array; values: Uint32Array; count: number; fp?: [number, number] };
+  /** dumpWords() off the event loop (a worker thread), for the periodic check (verify()). Absent: dumpWords() is used. */
+  dumpWordsAsync?(expected: number): Promise<{ keys: Uint32Array; values: Uint32Array; count: number; fp?: [number, number] }>;
 }
+
+type Dump = ReturnType<MapIO['dumpWords']>;
+
+/** What a periodic check found: maps whose contents differ from the mirror, and maps written while being dumped every time. */
+export interface VerifyResult {
+  /** Maps the kernel holds otherwise than the mirror says: a full sync (reload()) is needed. */
+  drift: string[];
+  /** Maps the proxy wrote during each of their dumps: not checked this time (the next period checks them). */
+  raced: string[];
+}
+
+/** Dumps of a map that verify() makes when the proxy keeps writing it meanwhile, before leaving it for the next period. */
+export const VERIFY_ATTEMPTS = 3;
 
 /**
  * A test seam (issue 12, item 8): called before every batch write and delete
@@ -107,6 +124,15 @@ export class TableSync {
   private readonly byMap = new Map<string, Table[]>();
   /** Entries compared one by one by reload(), since this sync engine started: a resync that finds the fingerprints equal compares none. */
   compared = 0;
+  /** Dumps verify() threw away because the proxy wrote the map meanwhile, since this sync engine started. */
+  redumped = 0;
+  /**
+   * Per map, how many times its contents or its mirror changed under this
+   * engine (a batch written or deleted, a table rebuilt by reload()): a
+   * dump taken while this moved may hold half of a write, so verify()
+   * takes it again rather than calling the difference drift.
+   */
+  private readonly changes = new Map<string, number>();
 
   constructor(
     specs: readonly TableSpec[], private readonly io: ReadonlyMap<string, MapIO>, private readonly describe: DescribeFailure,
@@ -151,44 +177,92 @@ export class TableSync {
     const started = performance.now();
     const rebuilt: string[] = [];
     for (const [name, tables] of this.byMap) {
-      const expected = tables.reduce((n, t) => n + t.size, 0);
-      const d = this.io.get(name)!.dumpWords(expected);
-      if (d.fp && d.count === expected) {
-        let a = 0;
-        let b = 0;
-        for (const t of tables) {
-          a = (a + t.fp.a) >>> 0;
-          b = (b + t.fp.b) >>> 0;
-        }
-        if (a === d.fp[0] && b === d.fp[1]) continue;
-      }
-      this.compared += d.count;
-      const kw = tables[0]!.ks / 4;
-      // Which table each entry belongs to, when several share the map.
-      const which = new Uint8Array(d.count);
-      if (tables.length > 1) {
-        for (let i = 0; i < d.count; i++) {
-          let k = 0;
-          while (k < tables.length - 1 && !tables[k]!.spec.holds!(d.keys, i * kw)) k++;
-          which[i] = k;
-        }
-      }
-      const counts = new Int32Array(tables.length);
-      const same = new Uint8Array(tables.length).fill(1);
-      for (let i = 0; i < d.count; i++) {
-        const k = which[i]!;
-        counts[k] = counts[k]! + 1;
-        if (same[k] && !tables[k]!.holdsEntry(d.keys, d.values, i)) same[k] = 0;
-      }
+      const d = this.io.get(name)!.dumpWords(this.expected(tables));
+      if (this.fingerprintMatches(tables, d)) continue;
+      const { which, differ } = this.compare(tables, d);
       tables.forEach((t, k) => {
-        if (same[k] && counts[k] === t.size) return;
+        if (!differ[k]) return;
         t.rebuild(d.keys, d.values, d.count, tables.length > 1 ? (i) => which[i] === k : null);
         rebuilt.push(t.name);
+        this.changed(name);
       });
     }
     if (rebuilt.length > 0) this.recount();
     this.timings.reload = performance.now() - started;
     return rebuilt;
+  }
+
+  /**
+   * The periodic check (issue 6): reload()'s comparison with the dumps made
+   * off the event loop, so endpoint changes go on meanwhile. A map written
+   * or reloaded while its dump ran is dumped again (VERIFY_ATTEMPTS in all),
+   * else reported raced. Never rebuilds: drift means a full sync is needed.
+   * The caller runs one at a time.
+   */
+  async verify(): Promise<VerifyResult> {
+    const drift: string[] = [];
+    const raced: string[] = [];
+    for (const [name, tables] of this.byMap) {
+      const io = this.io.get(name)!;
+      let settled = false;
+      for (let attempt = 0; attempt < VERIFY_ATTEMPTS && !settled; attempt++) {
+        if (attempt > 0) this.redumped++;
+        const before = this.changes.get(name) ?? 0;
+        const d = io.dumpWordsAsync ? await io.dumpWordsAsync(this.expected(tables)) : io.dumpWords(this.expected(tables));
+        if ((this.changes.get(name) ?? 0) !== before) continue;
+        settled = true;
+        // The mirror as it is now is the one of the whole dump (nothing changed it meanwhile).
+        if (!this.fingerprintMatches(tables, d) && this.compare(tables, d).differ.some((x) => x)) drift.push(name);
+      }
+      if (!settled) raced.push(name);
+    }
+    return { drift, raced };
+  }
+
+  /** How many entries the mirror says a map holds. */
+  private expected(tables: readonly Table[]): number {
+    return tables.reduce((n, t) => n + t.size, 0);
+  }
+
+  /** The dump has the count and the fingerprint the mirror keeps (computed in the C shim while dumping). */
+  private fingerprintMatches(tables: readonly Table[], d: Dump): boolean {
+    if (!d.fp || d.count !== this.expected(tables)) return false;
+    let a = 0;
+    let b = 0;
+    for (const t of tables) {
+      a = (a + t.fp.a) >>> 0;
+      b = (b + t.fp.b) >>> 0;
+    }
+    return a === d.fp[0] && b === d.fp[1];
+  }
+
+  /**
+   * One pass over a dump, without allocating per entry: which table each
+   * entry belongs to (several may share a map) and which tables differ.
+   */
+  private compare(tables: readonly Table[], d: Dump): { which: Uint8Array; differ: boolean[] } {
+    this.compared += d.count;
+    const kw = tables[0]!.ks / 4;
+    const which = new Uint8Array(d.count);
+    if (tables.length > 1) {
+      for (let i = 0; i < d.count; i++) {
+        let k = 0;
+        while (k < tables.length - 1 && !tables[k]!.spec.holds!(d.keys, i * kw)) k++;
+        which[i] = k;
+      }
+    }
+    const counts = new Int32Array(tables.length);
+    const same = new Uint8Array(tables.length).fill(1);
+    for (let i = 0; i < d.count; i++) {
+      const k = which[i]!;
+      counts[k] = counts[k]! + 1;
+      if (same[k] && !tables[k]!.holdsEntry(d.keys, d.values, i)) same[k] = 0;
+    }
+    return { which, differ: tables.map((t, k) => !(same[k] && counts[k] === t.size)) };
+  }
+
+  private changed(map: string): void {
+    this.changes.set(map, (this.changes.get(map) ?? 0) + 1);
   }
 
   /** Starts a sync: empty batches for the encoders. */
@@ -285,6 +359,7 @@ export class TableSync {
       let failures: EntryFailure[];
       try {
         this.faults?.beforeWrite(t.name, 'upsert', n);
+        this.changed(t.spec.map);
         const ts = performance.now();
         failures = io.write(u8(keys, n * kw), u8(t.vals, n * vw), n);
         tm.kernel += performance.now() - ts;
@@ -434,6 +509,7 @@ export class TableSync {
     let failures: EntryFailure[];
     try {
       this.faults?.beforeWrite(t.name, 'upsert', n);
+      this.changed(t.spec.map);
       failures = io.write(u8(t.dk, n * kw), u8(t.dv, n * vw), n);
     } catch (err) {
       // Nothing of this batch is known written: the slots taken for it go back.
@@ -504,6 +580,7 @@ export class TableSync {
     }
     const bad = new Set<number>();
     this.faults?.beforeWrite(t.name, 'delete', victims.length);
+    this.changed(t.spec.map);
     const ts = performance.now();
     const failures = io.remove(u8(keys, keys.length), victims.length);
     this.timings.kernel += performance.now() - ts;
