@@ -27,6 +27,7 @@
 #include "lib/maglev.h"
 #include "lib/ranges.h"
 #include "lib/refuse6.h"
+#include "lib/refuse-limit.h"
 #include "lib/parse.h"
 #include "lib/conntrack.h"
 #include "lib/nat.h"
@@ -485,8 +486,11 @@ int bpx_xdp(struct xdp_md *ctx)
 		v = stage_conntrack(fe, &p, now, &f);
 	if (v == BPX_CONTINUE && f.is_new)
 		v = stage_pick(fe, &p, now, &f);
-	if (v == BPX_REFUSE)
-		v = refuse_flow(ctx, &p);
+	if (v == BPX_REFUSE) {
+		v = refuse_within_limit(now);
+		if (v == BPX_CONTINUE)
+			v = refuse_flow(ctx, &p);
+	}
 	if (v == BPX_CONTINUE)
 		v = (f.flags & BPX_CTF_LOCAL) ? stage_local(ctx, &p, &f, now) : stage_remote(ctx, &p, &f, now);
 	return xdp_exit(v);

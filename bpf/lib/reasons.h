@@ -29,6 +29,7 @@ enum bpx_drop {
 	BPX_DROP_NO_ENDPOINTS,		/* service without endpoints, and no refusal could be sent (a RST, or the frame could not be resized) */
 	BPX_DROP_ICMP_TRUNCATED,	/* ICMP/ICMPv6 header, or an error's quoted IP header and 8 bytes after it, past the packet's end (icmp-quote.h) */
 	BPX_DROP_ICMP_ERR_INVALID,	/* ICMP error quoting an IPv4 header with IHL < 5 (the kernel drops it too) */
+	BPX_DROP_REFUSE_RATE_LIMITED,	/* service without endpoints, but refusals are over their rate limit (refuse-limit.h): dropped, not answered */
 	__BPX_DROP_MAX,
 };
 

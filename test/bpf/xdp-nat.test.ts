@@ -7,7 +7,7 @@
 // port. Maps are pinned in a directory of this test's own; nothing is attached.
 import { describe, expect, it } from 'vitest';
 import { NAT_KEY, NAT_VAL, writeAddr } from '../../src/dataplane/bpf/layout.js';
-import { XDP_DROP } from '../../src/dataplane/bpf/testrun.js';
+import { XDP_DROP, XDP_TX } from '../../src/dataplane/bpf/testrun.js';
 import { parsePacket } from '../helpers/packet.js';
 import { CLIENT, NAT_PORT_MAX, NAT_PORT_MIN, NODE1, NODE_PORT, natCases, packet } from './xdp-nat-cases.js';
 import { counterDelta } from './xdp-harness.js';
@@ -33,6 +33,22 @@ describe.skipIf(!isRoot)('packet NAT of xdp.bpf.o and tc.bpf.o under BPF_PROG_TE
     }
     expect(ports.size).toBe(200);
     expect(s.h.nat.dump().count).toBe(200);
+  });
+
+  it('refusals are rate limited as the kernel limits its ICMP errors: a burst of 50, then 1 a millisecond; the rest dropped as refuse_rate_limited', async () => {
+    const c = natCases(s.mac).find((x) => x.name.startsWith('no endpoints, TCP SYN'))!;
+    prepare(s.h, c);
+    await new Promise((r) => setTimeout(r, 80));	// the earlier cases' refusals: let the burst refill (50 ms)
+    const counters = s.h.readCounters();
+    const started = process.hrtime.bigint();
+    let sent = 0;
+    const RUNS = 1000;
+    for (let i = 0; i < RUNS; i++) if (s.h.run(c.step(0).packet).retval === XDP_TX) sent++;
+    const elapsedMs = Number(process.hrtime.bigint() - started) / 1e6;
+    // The whole burst first, then no more than the refill over the time the loop took (+2: CPUs racing on the shared state).
+    expect(sent).toBeGreaterThanOrEqual(50);
+    expect(sent).toBeLessThanOrEqual(50 + Math.ceil(elapsedMs) + 2);
+    expect(counterDelta(counters, s.h.readCounters())).toEqual({ 'event:pkt_refused_no_endpoints': sent, 'drop:refuse_rate_limited': RUNS - sent });
   });
 
   it('a node address whose NAT ports are all held drops a new remote flow as nat_ports_exhausted', () => {

@@ -28,6 +28,7 @@ export const DROP_REASONS: readonly Reason[] = [
   { label: 'no_endpoints', description: 'service without endpoints, and no refusal could be sent (the packet was a TCP RST, or the frame could not be resized)' },
   { label: 'icmp_truncated', description: 'ICMP or ICMPv6 header, or the IP header and 8 bytes an error quotes, past the end of the packet (the kernel drops these too)' },
   { label: 'icmp_err_invalid', description: 'ICMP error quoting an IPv4 header with IHL below 5 (the kernel drops these too)' },
+  { label: 'refuse_rate_limited', description: 'service without endpoints, but the refusals XDP sends are over their rate limit (1,000 a second, bursts of 50): dropped, not answered' },
 ];
 
 /** enum bpx_event, by value. */
