@@ -348,11 +348,10 @@ export class BpfDataplane implements Dataplane {
       this.reported.add(k);
       out.push(feature);
     };
-    if (svc.protocol === 'SCTP') note('SCTP: the socket hooks translate TCP and UDP only');
+    // From outside the node (XDP/TC) both families and TCP, UDP and SCTP are served.
+    if (svc.protocol === 'SCTP') note('SCTP from this node\'s pods and processes: the socket hooks translate TCP and UDP only (from outside the node, XDP serves it)');
     if (hasExternalFrontends(svc.frontends) && this.packetDevices.length === 0) {
       note('NodePort/ExternalIP/LoadBalancer traffic from outside the node (no --devices given, or the kernel probe refused them: the XDP/TC programs are not attached); connections from this node and its pods work');
-    } else if (hasExternalFrontends(svc.frontends) && svc.family === 'IPv6') {
-      note(`${svc.family} ${svc.protocol} NodePort/ExternalIP/LoadBalancer traffic from outside the node (the XDP datapath translates IPv4 TCP and UDP so far)`);
     }
     if (svc.sourceRanges.length > 0 && !this.ranges) note('loadBalancerSourceRanges (enforced at XDP: no --devices given, so LoadBalancer IPs are not served from outside the node)');
     return out;
