@@ -6,6 +6,7 @@
 // 65,279 services), endpoints from 10.128.0.0 on (up to 8 million), outside
 // every lab pod range: nothing answers there, only the maps are exercised.
 import type { KubeObject } from '../src/model/objects.js';
+import { median } from './stats.js';
 
 export const NAMESPACE = 'bench';
 
@@ -50,12 +51,8 @@ export function mapSizesFor(n: number, e: number): Record<string, number> {
 }
 
 /** Statistics the benches print. */
-export function quantile(xs: readonly number[], q: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor(s.length * q))]!;
-}
-
-export const median = (xs: readonly number[]): number => quantile(xs, 0.5);
+// One definition for every bench (stats.ts); re-exported where the benches have always found them.
+export { median, quantile } from './stats.js';
 
 /** "median (min..max, n pairs)" of per-pair ratios. */
 export function ratioSummary(ratios: readonly number[]): string {

@@ -35,6 +35,7 @@ import { cgroup2Mount } from '../src/lab/host.js';
 import type { DesiredDataplane, PlannedService } from '../src/planner/types.js';
 import { frontend, plannedBackend, plannedService } from '../test/helpers/planned.js';
 import { silentLogger } from '../src/util/log.js';
+import { median } from './stats.js';
 
 const QUICK = process.env.QUICK === '1';
 /** SIZES=30000x10,10000x1 picks sizes (a profile of one size); QUICK=1: 10,000 x 10 only. */
@@ -60,7 +61,6 @@ function desired(services: PlannedService[]): DesiredDataplane {
   return { generation: 1, services: new Map(services.map((s) => [s.key, s])), healthChecks: new Map(), nodePortAddresses: { IPv4: [], IPv6: [] } };
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const ms = (x: number) => (x < 10 ? x.toFixed(2) : x.toFixed(0));
 
 function open(pinDir: string, n: number, e: number): BpfDataplane {

@@ -12,15 +12,10 @@ import { enterNetns } from '../src/lab/netns-thread.js';
 import { icmpErrorCases } from '../test/bpf/xdp-icmp-error-cases.js';
 import { PASS_PROGRAM, testPinDir, XdpHarness } from '../test/bpf/xdp-harness.js';
 import { natLab, prepare } from '../test/bpf/xdp-nat-lab.js';
+import { median } from './stats.js';
 
 const RUNS = Number(process.argv[2] ?? 2000);
 const REPEAT = 100_000;
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
 
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) {

@@ -7,6 +7,7 @@ import { NftablesDataplane } from '../src/dataplane/nftables/dataplane.js';
 import type { NftRunner } from '../src/dataplane/nftables/nft.js';
 import { createLab } from '../src/lab/lab.js';
 import { measureSyncs, runIn, services } from './rule-sync.js';
+import { median } from './stats.js';
 
 const lab = await createLab({ nodes: [{ name: 'n1', pods: [] }] });
 try {
@@ -23,8 +24,7 @@ try {
       await lab.exec(netns, ['nft', '-f', '-'], { input: `add element ip bpfproxy nodeport-ips { 172.18.1.${k + 1} }\n` });
       tiny.push(performance.now() - t);
     }
-    tiny.sort((a, b) => a - b);
-    console.log(`${n} services: a one-element nft -f on this table: median ${tiny[2]!.toFixed(1)} ms`);
+    console.log(`${n} services: a one-element nft -f on this table: median ${median(tiny).toFixed(1)} ms`);
     console.log(`${n} services: full sync ${fullMs.toFixed(0)} ms (${full.upserts} chains+elements), full resync of a loaded table ${refullMs.toFixed(0)} ms, ` +
       `one endpoint added (partial) median ${med.toFixed(1)} ms: ${(med / fullMs).toFixed(4)}x of full`);
   }

@@ -25,6 +25,7 @@ import { natCases } from '../test/bpf/xdp-nat-cases.js';
 import { natLab, prepare } from '../test/bpf/xdp-nat-lab.js';
 import { enterNetns } from '../src/lab/netns-thread.js';
 import { record } from './results.js';
+import { median } from './stats.js';
 
 const QUICK = process.env.QUICK === '1';
 const REPEAT = Number(process.argv[2] ?? (QUICK ? 20_000 : 100_000));
@@ -41,12 +42,6 @@ function recordPath(n: number, name: string, bench: string, r: { a: number; b: n
   record({ measurement: 'packet', dataplane: 'bpf', services: n, variant: `${bench}, ${where}`, value: r.a, unit: 'ns/pkt',
     ...(hasBase ? { baseline: { name: 'XDP_PASS program', value: r.b, ratio: r.ratio, min: r.min, max: r.max, pairs: PAIRS, better: 'closer' as const } } : {}),
     ...(bench === 'known flow' ? { target: { text: `at most ${TARGET_KNOWN_NS} ns`, met: r.a <= TARGET_KNOWN_NS } } : {}) });
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
 /** Alternated A/B pairs: medians of each and of the per-pair ratios, with the spread. */

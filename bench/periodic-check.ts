@@ -19,6 +19,7 @@ import { cgroup2Mount } from '../src/lab/host.js';
 import type { DesiredDataplane, PlannedService } from '../src/planner/types.js';
 import { silentLogger } from '../src/util/log.js';
 import { frontend, plannedBackend, plannedService } from '../test/helpers/planned.js';
+import { quantile } from './stats.js';
 
 const SIZES: [number, number][] = (process.env.SIZES ?? '10000x10').split(',').map((s) => s.split('x').map(Number) as [number, number]);
 const ROUNDS = 3;
@@ -36,7 +37,7 @@ function service(i: number, e: number, gen = 0): PlannedService {
 }
 const desired = (services: Iterable<PlannedService>): DesiredDataplane =>
   ({ generation: 1, services: new Map([...services].map((s) => [s.key, s])), healthChecks: new Map(), nodePortAddresses: { IPv4: [], IPv6: [] } });
-const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))] ?? 0;
+const pct = (xs: number[], p: number) => (xs.length === 0 ? 0 : quantile(xs, p));
 const f = (x: number) => (x < 10 ? x.toFixed(2) : x.toFixed(0));
 
 /** Runs `work` with a 1 ms ticker beside it: the largest gap between ticks is the loop's longest stall. */

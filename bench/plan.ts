@@ -18,6 +18,7 @@
 //    in proportion to what changed, so the ratio should be close to 1.
 import { performance, PerformanceObserver } from 'node:perf_hooks';
 import { record } from './results.js';
+import { median } from './stats.js';
 import type { KubeObject } from '../src/model/objects.js';
 import { ClusterState } from '../src/model/state.js';
 import { DEFAULT_VALIDATION } from '../src/model/types.js';
@@ -178,11 +179,6 @@ interface ChangeCost {
   total: number;
   upsert: number;
   plan: number;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
 }
 
 class ChangeTimer {

@@ -7,6 +7,7 @@ import type { Lab } from '../src/lab/lab.js';
 import { LAB_TIME_SCALE } from '../src/lab/time-scale.js';
 import type { DesiredDataplane, PlannedService } from '../src/planner/types.js';
 import { frontend, plannedBackend, plannedService } from '../test/helpers/planned.js';
+import { median } from './stats.js';
 
 /** N ClusterIP services on 10.96.0.0/16, one endpoint each. */
 export function services(n: number): Map<string, PlannedService> {
@@ -69,6 +70,5 @@ export async function measureSyncs(dp: Dataplane, svcs: Map<string, PlannedServi
     partial.push(performance.now() - t);
     if (r.errors.length) throw new Error(JSON.stringify(r.errors));
   }
-  partial.sort((a, b) => a - b);
-  return { full, fullMs, refullMs, partialMedianMs: partial[2]! };
+  return { full, fullMs, refullMs, partialMedianMs: median(partial) };
 }

@@ -19,15 +19,10 @@ import { natCases } from '../test/bpf/xdp-nat-cases.js';
 import { natLab, prepare } from '../test/bpf/xdp-nat-lab.js';
 import { SCTP_CLIENT_PORT, SCTP_NODE_PORT, sctpCases, sctpPacket, withZeroCrc } from '../test/bpf/xdp-sctp-cases.js';
 import { CLIENT, NODE1 } from '../test/bpf/xdp-nat-cases.js';
+import { median } from './stats.js';
 
 const RUNS = Number(process.argv[2] ?? 3000);
 const PAIRS = Number(process.argv[3] ?? 5);
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
 
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) {
