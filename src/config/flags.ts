@@ -142,7 +142,7 @@ const FLAGS: FlagDef[] = [
   def({
     flags: '--devices <list>',
     help: 'comma-separated node devices to attach the XDP and TC programs to (NodePort/ExternalIP/LoadBalancer and routed ClusterIP traffic from outside, IPv4 TCP/UDP so far); '
-      + 'default: the devices of the proxy\'s network namespace that hold the node\'s addresses (--bind-address when specific, else every global unicast address; loopback, bridges, bridge and bond ports and devices without Ethernet headers excluded), logged at start; \'\' for none',
+      + 'default: the devices of the proxy\'s network namespace that hold the node\'s addresses (--bind-address when specific, else every global unicast address; plus, once the Node object is read, the devices holding its InternalIP and ExternalIP; loopback, bridges, bridge and bond ports and devices without Ethernet headers excluded), logged at start; \'\' for none',
     parse: (s) => s.split(',').map((d) => d.trim()).filter((d) => d !== ''),
     apply: (v, o) => { bpf(o).devices = v; },
   }),

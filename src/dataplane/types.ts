@@ -66,6 +66,8 @@ export interface Dataplane {
   ruleCounts?(): { table: string; total: number; written: number }[];
   /** Where each successful sync is recorded for `bpfproxy status` (state-file.ts); set by whoever owns the proxy. */
   nodeState?: NodeStateWriter | null;
+  /** The own Node's status.addresses, when the Node or the node's addresses change (the bpf mode's default --devices follows them, issue 7). */
+  followNode?(addresses: readonly { type: string; address: string }[]): void;
   /** Asks the proxy for a full sync soon (a background check found the datapath differs); set by whoever owns the proxy. */
   onFullSyncNeeded?: (() => void) | null;
 }

@@ -10,6 +10,8 @@ export const WIRE_CIDR_V6 = 'fd00:18::/64';
 export const POD_CIDR_V4 = '10.244.0.0/16';
 export const POD_CIDR_V6 = 'fd00:244::/32';
 export const EXTERNAL_V4 = '172.18.0.100';
+/** Second links (a node's eth1 to the external client, `sideLink`): 172.19.N.0/24 for node N. */
+export const SIDE_CIDR_V4 = '172.19.0.0/16';
 export const EXTERNAL_V6 = 'fd00:18::100';
 
 /** Node N's wire address is .(10+N), and .100 is the external client: 89 nodes at most. */
@@ -38,6 +40,11 @@ export const nodeWireV4 = (n: number): string => `172.18.0.${10 + n}`;
 // The IPv6 plan mirrors the IPv4 digits (172.18.0.11 <-> fd00:18::11) so either
 // address of a node can be read off the other.
 export const nodeWireV6 = (n: number): string => `fd00:18::${10 + n}`;
+/** Node N's second link: the node is .1, the external client .100 of 172.19.N.0/24; `eth1` in the node, `sn<N>` in the external client. */
+export const nodeSideV4 = (n: number): string => `172.19.${n}.1`;
+export const externalSideV4 = (n: number): string => `172.19.${n}.100`;
+export const NODE_SIDE_DEVICE = 'eth1';
+export const externalSideDevice = (n: number): string => `sn${n}`;
 export const podCidrV4 = (n: number): string => `10.244.${n}.0/24`;
 export const podCidrV6 = (n: number): string => `fd00:244:${n}::/64`;
 export const podGatewayV4 = (n: number): string => `10.244.${n}.1`;
@@ -69,7 +76,7 @@ export const OUTSIDE_CGROUP = '_outside';
  * kernel adds on its own (loopback, link-local, multicast).
  */
 export const CONTAINED_PREFIXES: readonly Cidr[] = [
-  SERVICE_CIDR_V4, SERVICE_CIDR_V6, WIRE_CIDR_V4, WIRE_CIDR_V6, POD_CIDR_V4, POD_CIDR_V6,
+  SERVICE_CIDR_V4, SERVICE_CIDR_V6, WIRE_CIDR_V4, WIRE_CIDR_V6, POD_CIDR_V4, POD_CIDR_V6, SIDE_CIDR_V4,
   '127.0.0.0/8', '::1/128', 'fe80::/64', 'ff00::/8', '224.0.0.0/4',
 ].map(mustParseCidr);
 

@@ -6,7 +6,8 @@ import * as plan from './plan.js';
 import { LabError } from './commands.js';
 
 export interface LabSpec {
-  nodes: { name: string; pods: { name: string; ipv6?: boolean }[] }[];
+  /** sideLink: a second link from the node (eth1, 172.19.N.1) straight to the external client (sn<N>, 172.19.N.100); needs `external`. */
+  nodes: { name: string; pods: { name: string; ipv6?: boolean }[]; sideLink?: boolean }[];
   /** Adds the external client namespace on the wire (172.18.0.100). */
   external?: boolean;
   /** Gives nodes, the external client and (unless they say otherwise) pods IPv6 addresses too. */
@@ -43,6 +44,8 @@ export interface LabNode {
   gatewayV6?: string;
   /** The wire-side end of the node's uplink, in the wire namespace. */
   wirePort: string;
+  /** The node's second link (spec `sideLink`): `device` in the node, `peerDevice` in the external client, one /24 between them. IPv4 only. */
+  side?: { device: string; ipv4: string; peerDevice: string; peerV4: string };
   pods: LabPod[];
 }
 
@@ -113,8 +116,10 @@ export function layoutLab(spec: LabSpec, runId: string, cgroupMount: string, bpf
         hostVeth: plan.hostVethOfPod(i),
       };
     });
+    if (ns.sideLink && !spec.external) throw new LabError(`lab spec: nodes[${ni}].sideLink needs external: true (the link ends in the external client)`);
+    const side = ns.sideLink ? { device: plan.NODE_SIDE_DEVICE, ipv4: plan.nodeSideV4(n), peerDevice: plan.externalSideDevice(n), peerV4: plan.externalSideV4(n) } : undefined;
     return { name: ns.name, index: n, netns: plan.nodeNetns(runId, n), cgroup: join(cgroupRoot, ns.name), bpffs: join(bpffsRoot, ns.name),
-      ipv4: plan.nodeWireV4(n), podCidrV4: plan.podCidrV4(n), gatewayV4: plan.podGatewayV4(n), wirePort: plan.wirePortOfNode(n), pods };
+      ipv4: plan.nodeWireV4(n), podCidrV4: plan.podCidrV4(n), gatewayV4: plan.podGatewayV4(n), wirePort: plan.wirePortOfNode(n), ...(side ? { side } : {}), pods };
   });
   // The wire and the nodes carry IPv6 as soon as anything in the lab does.
   const ipv6 = spec.ipv6 === true || nodes.some((node) => node.pods.some((pod) => pod.ipv6 !== undefined));
@@ -176,6 +181,8 @@ export function buildSteps(layout: LabLayout): BuildSteps {
     netns: node.netns,
     commands: ['link set lo up', ...bridge(D.podBridge),
       ...node.pods.flatMap((pod) => cable(pod.hostVeth, D.podBridge, pod.netns)),
+      // Both ends created in lab namespaces, as every cable.
+      ...(node.side && external ? [`link add ${node.side.device} type veth peer name ${node.side.peerDevice} netns ${external.netns}`] : []),
       `addr add ${node.gatewayV4}/24 dev ${D.podBridge}`,
       ...(node.gatewayV6 ? [`addr add ${node.gatewayV6}/64 dev ${D.podBridge} nodad`] : [])],
   }));
@@ -189,6 +196,7 @@ export function buildSteps(layout: LabLayout): BuildSteps {
     netns: node.netns,
     commands: [
       ...uplink(node.ipv4, node.ipv6),
+      ...(node.side ? [`link set ${node.side.device} up`, `addr add ${node.side.ipv4}/24 dev ${node.side.device}`] : []),
       ...nodes.filter((other) => other !== node).flatMap((other) => [
         `route add ${other.podCidrV4} via ${other.ipv4}`,
         ...(other.podCidrV6 && other.ipv6 ? [`route add ${other.podCidrV6} via ${other.ipv6}`] : []),
@@ -203,14 +211,16 @@ export function buildSteps(layout: LabLayout): BuildSteps {
     netns: pod.netns,
     commands: [
       'link set lo up', `link set ${D.uplink} up`, `addr add ${pod.ipv4}/24 dev ${D.uplink}`,
-      ...[plan.POD_CIDR_V4, plan.WIRE_CIDR_V4, plan.SERVICE_CIDR_V4].map((dst) => `route add ${dst} via ${node.gatewayV4}`),
+      ...[plan.POD_CIDR_V4, plan.WIRE_CIDR_V4, plan.SERVICE_CIDR_V4, ...(nodes.some((n) => n.side) ? [plan.SIDE_CIDR_V4] : [])]
+        .map((dst) => `route add ${dst} via ${node.gatewayV4}`),
       ...(pod.ipv6 && node.gatewayV6
         ? [`addr add ${pod.ipv6}/64 dev ${D.uplink} nodad`,
           ...[plan.POD_CIDR_V6, plan.WIRE_CIDR_V6, plan.SERVICE_CIDR_V6].map((dst) => `route add ${dst} via ${node.gatewayV6}`)]
         : []),
     ],
   })));
-  const externalUplink: IpBatch[] = external ? [{ netns: external.netns, commands: uplink(external.ipv4, external.ipv6) }] : [];
+  const externalUplink: IpBatch[] = external ? [{ netns: external.netns, commands: [...uplink(external.ipv4, external.ipv6),
+    ...nodes.flatMap((node) => (node.side ? [`link set ${node.side.peerDevice} up`, `addr add ${node.side.peerV4}/24 dev ${node.side.peerDevice}`] : []))] }] : [];
 
   return {
     namespaces: labNamespaces(layout),

@@ -16,16 +16,19 @@ import type { Lab } from './lab.js';
 import { enterNetns } from './netns-thread.js';
 
 /** ETHTOOL_STXCSUM off through SIOCETHTOOL (no ethtool binary on the image). */
-const TX_CSUM_OFF = `import socket, fcntl, struct, array
+const txCsumOff = (dev: string) => `import socket, fcntl, struct, array
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 buf = array.array('B', struct.pack('II', 0x17, 0))
-fcntl.ioctl(s.fileno(), 0x8946, struct.pack('16sP', b'eth0', buf.buffer_info()[0]))`;
+fcntl.ioctl(s.fileno(), 0x8946, struct.pack('16sP', b'${dev}', buf.buffer_info()[0]))`;
 
-/** Checksum offload off in these namespaces, XDP_PASS on every node's wire port. */
+/** Checksum offload off in these namespaces (eth0, and the external client's ends of the nodes' side links), XDP_PASS on every node's wire port. */
 export async function prepareXdpLab(lab: Lab, namespaces: readonly string[]): Promise<void> {
+  const sides = lab.nodes.flatMap((n) => (n.side ? [n.side.peerDevice] : []));
   for (const ns of namespaces) {
-    const r = await lab.exec(ns, ['/usr/bin/python3', '-c', TX_CSUM_OFF]);
-    if (r.code !== 0) throw new Error(`tx checksum offload off in ${ns}: ${r.stderr}`);
+    for (const dev of ['eth0', ...(ns === lab.external?.netns ? sides : [])]) {
+      const r = await lab.exec(ns, ['/usr/bin/python3', '-c', txCsumOff(dev)]);
+      if (r.code !== 0) throw new Error(`tx checksum offload off for ${dev} in ${ns}: ${r.stderr}`);
+    }
   }
   // XDP_PASS on the wire ports, pinned in the lab's bpffs (gone with the lab).
   const leave = enterNetns(lab.wireNetns);

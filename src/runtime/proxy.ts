@@ -284,6 +284,8 @@ export class Proxy {
     const co = this.state.checkout();
     this.metrics.countChanges({ services: co.serviceChanges, endpoints: co.endpointChanges });
     const plan = this.planner.plan(this.state, co.services, { all: first || addressesChanged, nodeChanged: co.nodeChanged });
+    // The devices were chosen before the Node was read: its addresses may add some (issue 7).
+    if (this.state.node && (first || co.nodeChanged || addressesChanged)) this.dataplane.followNode?.(this.state.node.addresses);
     for (const w of plan.warnings) this.onWarning({ kind: 'Service', key: w.service, origin: 'planner', message: w.message });
     this.health.setNodeDeleting(this.state.node?.deleting ?? false);
 

@@ -5,7 +5,7 @@
 // fixed handle and priority, are replaced in place, and are recorded beside
 // the pins (clsact-records.ts) so cleanup finds them. What is available is
 // probed, not read from the kernel version.
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from '../../util/log.js';
 import { currentNetns, deleteRecord, findRecord, putRecord } from './clsact-records.js';
@@ -48,6 +48,17 @@ function pinName(device: string): string {
 
 export function deviceLinkPath(pinDir: string, kind: 'xdp' | 'tcx-ingress' | 'tcx-egress', device: string): string {
   return join(pinDir, 'links', `${kind}-${pinName(device)}`);
+}
+
+/**
+ * The devices with an XDP link pinned under pinDir/links: what an earlier run
+ * attached, found again at start (node-devices.ts detaches those the Node no
+ * longer needs). Names decoded as pinName encodes them.
+ */
+export function pinnedXdpDevices(pinDir: string): string[] {
+  const dir = join(pinDir, 'links');
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir).filter((n) => n.startsWith('xdp-')).map((n) => n.slice(4).replace(/%2e/g, '.').replace(/%25/g, '%'));
 }
 
 function hasErrno(err: unknown, ...errnos: number[]): err is native.BpfError {
@@ -123,6 +134,30 @@ export class DeviceAttacher {
       rmSync(pin, { force: true });
     }
     return { object: prog.object, program: prog.program, hook, target: device, ifindex, via: 'clsact', replaced: r.replaced, progId: r.progId, pin: this.pinDir };
+  }
+
+  /**
+   * Takes the programs off a device attached through `attach` (its XDP and
+   * tcx links, or its clsact filters), for a device the proxy no longer
+   * serves while it runs (node-devices.ts). Returns what it removed.
+   */
+  detach(device: string): string[] {
+    const removed: string[] = [];
+    for (const kind of ['xdp', 'tcx-ingress', 'tcx-egress'] as const) {
+      const pin = deviceLinkPath(this.pinDir, kind, device);
+      if (!existsSync(pin)) continue;
+      // Detach first: the proxy's own fd would otherwise keep the link (and the program) attached.
+      native.linkDetachPinned(pin);
+      rmSync(pin, { force: true });
+      removed.push(`${kind} on ${device}`);
+    }
+    const ifindex = native.ifNameToIndex(device);
+    for (const egress of [false, true]) {
+      if (ifindex === 0 || !findRecord(this.pinDir, ifindex, egress)) continue;
+      this.removeFilter(ifindex, egress);
+      removed.push(`clsact ${egress ? 'egress' : 'ingress'} on ${device}`);
+    }
+    return removed;
   }
 
   private removeFilter(ifindex: number, egress: boolean): void {

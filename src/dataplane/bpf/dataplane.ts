@@ -14,7 +14,9 @@ import type { Dataplane, DatapathCounters, SyncError, SyncOptions, SyncResult } 
 import type { NodeStateWriter } from '../state-file.js';
 import { BACKEND, FE_KEY, FE_VAL } from './layout.js';
 import { encodeService, LB_TABLES, reserveFor, tooLarge, type LbTables } from './lb-tables.js';
-import { resolveDevices } from './devices.js';
+import { readLinks, resolveDevices } from './devices.js';
+import { NodeDeviceFollower } from './node-devices.js';
+import { pinnedXdpDevices } from './attach.js';
 import { maglevArrayBytes, MaglevWriter, PACKET_LB_TABLES } from './maglev-tables.js';
 import { packetDevicesAfterProbe } from './probe-xdp.js';
 import { encodeRanges } from './range-tables.js';
@@ -63,7 +65,10 @@ export class BpfDataplane implements Dataplane {
   /** Local backends reached by XDP redirect into their veth (local-redirect.ts), when the packet programs are loaded. */
   private readonly redirect: LocalRedirect | null = null;
 
-  private constructor(private readonly dp: SockDatapath, private readonly log: Logger, private readonly packetDevices: readonly string[], faults?: WriteFaults, maglevM = DEFAULT_MAGLEV_M) {
+  /** Without --devices: attaches the devices holding the Node's addresses once it is known (node-devices.ts, issue 7). */
+  private nodeDevices: NodeDeviceFollower | null = null;
+
+  private constructor(private readonly dp: SockDatapath, private readonly log: Logger, private packetDevices: readonly string[], faults?: WriteFaults, maglevM = DEFAULT_MAGLEV_M) {
     const { fe, set, be, member } = dp.maps;
     const io = new Map<string, MapIO>([fe, set, be, member, ...(dp.packet ? [dp.packet.maglevRows, dp.packet.ranges] : [])].map((m: BpfMap) => [m.name, m]));
     this.sync_ = new TableSync(dp.packet ? PACKET_LB_TABLES : LB_TABLES, io, describeFailure, faults);
@@ -96,6 +101,8 @@ export class BpfDataplane implements Dataplane {
     const fresh = !holdsPins(opts.pinDir);
     let dp: SockDatapath;
     let devices: readonly string[] = [];
+    // Read before this start attaches anything: what an earlier run left attached.
+    const pinned = opts.devices === 'auto' ? pinnedXdpDevices(opts.pinDir) : [];
     try {
       devices = resolveDevices(opts.devices, { nodeIPs: opts.nodeIPs, log: opts.log });
       if (devices.length > 0) {
@@ -110,8 +117,23 @@ export class BpfDataplane implements Dataplane {
     }
     const plane = new BpfDataplane(dp, opts.log, devices, opts.faults, opts.maglev?.m);
     plane.owner = { lock, fresh, pinDir: opts.pinDir };
+    if (opts.devices === 'auto') {
+      plane.nodeDevices = new NodeDeviceFollower({ base: devices, pinned, packetLoaded: dp.packet !== null, links: readLinks,
+        attach: (d) => { dp.attachDevice(d); }, detach: (d) => dp.detachDevice(d), log: opts.log });
+    }
     plane.destroyer = SockDestroyer.open({ pinDir: opts.pinDir, cgroupRoot: opts.cgroupRoot, objectDir: opts.objectDir ?? BPF_OBJECT_DIR, log: opts.log });
     return plane;
+  }
+
+  /** The Node's addresses, whenever the Node or the node's addresses change: the default --devices follows them (never an explicit list). */
+  followNode(addresses: readonly { type: string; address: string }[]): void {
+    if (!this.nodeDevices || this.closed) return;
+    try {
+      this.nodeDevices.follow(addresses);
+    } catch (err) {
+      this.log.error({ err }, 'following the Node\'s addresses to the XDP/TC devices failed: the devices stay as they are until the Node or the node\'s addresses change again');
+    }
+    this.packetDevices = this.nodeDevices.devices;
   }
 
   get maps(): SockDatapath['maps'] {

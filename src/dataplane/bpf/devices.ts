@@ -6,7 +6,9 @@
 // The rule (pure, `selectDefaultDevices`): a device is chosen when it holds
 // one of the node's IPs: --bind-address when it names one, otherwise every
 // global unicast address here (the Node object arrives from the sources
-// after the programs are attached, so it cannot decide this). A device is
+// after the programs are attached, so it cannot decide this at start: the
+// devices holding the Node's InternalIP and ExternalIP are added when it
+// arrives, `selectNodeDevices` and node-devices.ts). A device is
 // never chosen when the programs cannot serve it: loopback, a link without
 // Ethernet headers (the programs parse Ethernet: tun, wireguard, ipip), a
 // bridge (its traffic is the pods', not the node's uplink) and a port of a
@@ -75,6 +77,63 @@ export function selectDefaultDevices(links: readonly LinkInfo[], nodeIPs: readon
   }
   devices.sort();
   return { devices, skipped, basis: wanted.size > 0 ? `the node IPs ${[...nodeIPs].join(', ')} (--bind-address)` : 'every global unicast address of this network namespace' };
+}
+
+/** The Node's address types whose device serves NodePorts from outside (kube-proxy's node IPs come from these). */
+export const NODE_DEVICE_ADDRESS_TYPES: readonly string[] = ['InternalIP', 'ExternalIP'];
+
+/** The Node object's InternalIP and ExternalIP addresses, InternalIP first (status.addresses as the model reads them). */
+export function nodeDeviceAddresses(addresses: readonly { type: string; address: string }[]): string[] {
+  return NODE_DEVICE_ADDRESS_TYPES.flatMap((t) => addresses.filter((a) => a.type === t).map((a) => a.address));
+}
+
+export interface NodeDeviceChoice {
+  /** Devices holding one of the Node's addresses that the programs can serve, sorted, each with the addresses that chose it. */
+  devices: { device: string; addresses: string[] }[];
+  /** Devices holding one of them that the programs cannot serve, and why. */
+  skipped: { device: string; addresses: string[]; why: string }[];
+  /** The Node's addresses no local device holds (an ExternalIP behind a cloud NAT, a stale object). */
+  unplaced: string[];
+}
+
+/**
+ * Issue 7: the devices that carry the Node object's addresses (pure). The
+ * default --devices is chosen at start, before any source has listed; this
+ * says which devices the Node adds once it is known.
+ */
+export function selectNodeDevices(links: readonly LinkInfo[], nodeAddresses: readonly string[]): NodeDeviceChoice {
+  const byDevice = new Map<LinkInfo, string[]>();
+  const unplaced: string[] = [];
+  for (const ip of new Set(nodeAddresses.map(canonicalIP).filter((x): x is string => x !== null))) {
+    const l = links.find((x) => x.addresses.some((a) => canonicalIP(a.address) === ip));
+    if (!l) {
+      unplaced.push(ip);
+      continue;
+    }
+    byDevice.set(l, [...(byDevice.get(l) ?? []), ip]);
+  }
+  const devices: NodeDeviceChoice['devices'] = [];
+  const skipped: NodeDeviceChoice['skipped'] = [];
+  for (const [l, addresses] of byDevice) {
+    const why = unattachableReason(l);
+    if (why) skipped.push({ device: l.name, addresses, why });
+    else devices.push({ device: l.name, addresses });
+  }
+  devices.sort((a, b) => (a.device < b.device ? -1 : a.device > b.device ? 1 : 0));
+  return { devices, skipped, unplaced };
+}
+
+/**
+ * What following the Node changes: attach the devices it needs that are not
+ * attached yet, and detach those attached for it alone (`added`) that it no
+ * longer needs. Devices chosen at start (`base`) are never detached here.
+ */
+export function nodeDeviceChanges(base: readonly string[], added: readonly string[], wanted: readonly string[]): { attach: string[]; detach: string[] } {
+  const want = new Set(wanted);
+  return {
+    attach: [...want].filter((d) => !base.includes(d) && !added.includes(d)).sort(),
+    detach: added.filter((d) => !want.has(d) && !base.includes(d)).sort(),
+  };
 }
 
 /**

@@ -64,6 +64,10 @@ export interface Datapath {
   close(): void;
   /** Puts back the map pins and pinned links of this load that someone removed (repair.ts). */
   repair(): RepairReport;
+  /** Attaches the loaded device programs (xdp, tc) to one more device, as at load; repair() keeps its links from then on. */
+  attachDevice(device: string): Attachment[];
+  /** Takes them off a device again (attach.ts detach); returns what was removed. */
+  detachDevice(device: string): string[];
 }
 
 export interface SockDatapath {
@@ -74,6 +78,8 @@ export interface SockDatapath {
   packet: { maglevRows: BpfMap; maglevSlots: BpfMap; ranges: BpfMap; localEps: BpfMap; localDevs: BpfMap } | null;
   close(): void;
   repair(): RepairReport;
+  attachDevice(device: string): Attachment[];
+  detachDevice(device: string): string[];
 }
 
 function isBpffs(path: string): boolean {
@@ -163,7 +169,17 @@ export function loadDatapath(opts: DatapathOptions): Datapath {
 
     const attachments: Attachment[] = [];
     const owned: OwnedPin[] = [];
+    /** The pinned device links by device, so detachDevice can drop a device's from what repair() restores. */
+    const deviceOwned = new Map<string, OwnedPin[]>();
     const devices = new DeviceAttacher(pinDir, { tc: opts.tc ?? 'auto', xdp: opts.xdp ?? 'auto' }, log);
+    /** The device programs in load order, for devices attached after the load (attachDevice). */
+    const deviceProgs: { ref: { object: string; program: string; fd: number }; hook: 'xdp' | 'tc-ingress' | 'tc-egress' }[] = [];
+    const attachTo = (ref: (typeof deviceProgs)[number]['ref'], hook: (typeof deviceProgs)[number]['hook'], device: string): Attachment => {
+      const redo = () => devices.attach(ref, hook, device);
+      const a = redo();
+      if (a.via !== 'clsact') deviceOwned.set(device, [...(deviceOwned.get(device) ?? []), { kind: 'link', what: `${ref.program} on ${device}`, path: a.pin, redo }]);
+      return a;
+    };
     for (const { spec, handle } of loaded) {
       for (const prog of native.objectPrograms(handle)) {
         const hook = hookOf(spec, prog.name)!;
@@ -176,12 +192,8 @@ export function loadDatapath(opts: DatapathOptions): Datapath {
           owned.push({ kind: 'link', what: `${prog.name} on ${a.target}`, path: a.pin, redo });
           continue;
         }
-        for (const device of opts.devices ?? []) {
-          const redo = () => devices.attach(ref, hook, device);
-          const a = redo();
-          attachments.push(a);
-          if (a.via !== 'clsact') owned.push({ kind: 'link', what: `${prog.name} on ${device}`, path: a.pin, redo });
-        }
+        deviceProgs.push({ ref, hook });
+        for (const device of opts.devices ?? []) attachments.push(attachTo(ref, hook, device));
       }
     }
     for (const a of attachments) {
@@ -206,8 +218,16 @@ export function loadDatapath(opts: DatapathOptions): Datapath {
       repair: () => repairPins([
         ...[...owner].map(([name, h]): OwnedPin => ({ kind: 'map', name, path: join(pinDir, name), fd: native.objectMapFd(h, name) })),
         ...owned,
+        ...[...deviceOwned.values()].flat(),
       ]),
       attachments,
+      attachDevice(device) {
+        return deviceProgs.map(({ ref, hook }) => attachTo(ref, hook, device));
+      },
+      detachDevice(device) {
+        deviceOwned.delete(device);
+        return devices.detach(device);
+      },
       close: closeAll,
     };
   } catch (err) {
@@ -247,7 +267,7 @@ export function loadSockDatapath(opts: LoadOptions): SockDatapath {
     };
     const packet = devices.length > 0 ? { maglevRows: map('bpx_maglev_row_v1'), maglevSlots: map('bpx_maglev_v1'), ranges: map('bpx_range_v1'),
       localEps: map('bpx_local_ep_v1'), localDevs: map('bpx_local_dev_v1') } : null;
-    return { maps, packet, close: () => dp.close(), repair: () => dp.repair() };
+    return { maps, packet, close: () => dp.close(), repair: () => dp.repair(), attachDevice: (d) => dp.attachDevice(d), detachDevice: (d) => dp.detachDevice(d) };
   } catch (err) {
     dp.close();
     throw err;
