@@ -174,6 +174,27 @@ export class LiveFrames {
   }
 
   /**
+   * Our XDP_PASS program on a node's wire port, after a phase with GRO alone
+   * there. With GRO on and no XDP program, the node's XDP_TX frames land in
+   * the port's receive ring but nothing polls it (measured: 256 stay, the
+   * rest are dropped; as we read the veth driver, its XDP_TX flush kicks
+   * only a peer with an XDP program). Attaching the program kicks nothing
+   * either, and once it is there the node's eth0 loses TSO (the veth driver
+   * takes GSO off the peer of an XDP device), so the node's own skbs qualify
+   * for that full ring and are dropped too, its ARP requests among them
+   * (docs/findings.md, "A NodePort flood toward a node never talked to").
+   * GRO off first, with no program there, frees the ring; GRO goes back on
+   * after.
+   */
+  async setWirePass(node: LabNode): Promise<void> {
+    const wire = this.lab.wireNetns;
+    const gro = this.groOn.some((g) => g.netns === wire && g.dev === node.wirePort);
+    if (gro) await this.setGro(wire, node.wirePort, false);
+    this.setXdp(wire, node.wirePort, 'bench_pass');
+    if (gro) await this.setGro(wire, node.wirePort, true);
+  }
+
+  /**
    * Takes the lab's XDP_PASS program off a node's wire port (src/lab/xdp.ts
    * puts one on every wire port so that the node's XDP_TX frames arrive).
    * For a node that transmits no XDP frames it is pure cost: every skb the
