@@ -11,25 +11,34 @@
 // --bpf-fs path as the pin directory's lock is: every mode, one place, and
 // two proxies with their own --bpf-fs (lab nodes) do not share a file.
 //
-// Cost (bench/state-file.ts, 30k services x 10 endpoints, on this 2-core
-// machine under load): 5 us per sync inline (it only records), about 220 ms
-// and 4 MB to encode the names, 5 ms to rewrite the file when the plan did
-// not change. So the names are encoded only when the plan changed (its
-// generation) and their bytes kept; a sync that changed nothing rewrites the
-// header in front of them. Writes run after the sync returns (a timer), at
-// most one per MIN_INTERVAL_MS and at most a tenth of the time (WRITE_SHARE),
-// so an endpoint change reaches the datapath without waiting for this file;
-// the names are encoded in slices of about a millisecond between turns
-// (CatalogEncoder), so a change that arrives meanwhile waits for one slice,
-// not the whole encode.
-import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+// Cost: synced() only records (microseconds). Writes run after the sync
+// returns (a timer), at most one per MIN_INTERVAL_MS and at most a tenth of
+// the time (WRITE_SHARE), so an endpoint change reaches the datapath without
+// waiting for this file. The names are kept encoded and brought up to date
+// by what changed since the last write (state-catalog.ts: a pointer
+// comparison per service, an encode per service whose names changed), and
+// both that pass and the file's write run in slices of about SLICE_MS
+// between turns of the event loop: an endpoint change waits for one slice at
+// most. Issue 6: encoding every name again for every plan took about 220 ms
+// of CPU at 30,000 x 10, and every endpoint change is a new plan.
+//
+// The file: three msgpack values, [header, catalog, trailer]; the trailer
+// says how many bytes precede it, and a file that does not end in it is
+// refused (readNodeState).
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, rename, renameSync, rmSync, writevSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { Packr, unpackMultiple } from 'msgpackr';
-import type { DesiredDataplane, PlannedService } from '../planner/types.js';
-import { encodePlan, type CompactPlan } from './state-plan.js';
+import { unpackMultiple } from 'msgpackr';
+import type { DesiredDataplane } from '../planner/types.js';
+import type { CompactPlan } from './state-plan.js';
+import { BACKEND_NODE_MASK, BACKEND_PRESENT, BACKEND_TERMINATING, IncrementalCatalog, packr } from './state-catalog.js';
 import type { SyncResult } from './types.js';
 
-export const STATE_FORMAT = 1;
+/**
+ * 2: the backends as the catalog's own tables (IDs, then node and state) and
+ * a trailer after the catalog. 1 had (ID, node, terminating) triples and no
+ * trailer.
+ */
+export const STATE_FORMAT = 2;
 export const STATE_DIR = process.env.BPFPROXY_STATE_DIR ?? '/run/bpfproxy/state';
 const MIN_INTERVAL_MS = 1000;
 /** A write waits this many times its own duration before the next one. */
@@ -79,16 +88,18 @@ export interface StateHeader {
   counts: { services: number; frontends: number; backends: number };
 }
 
-/** The names behind the IDs, encoded once per plan generation. */
+/** The names behind the IDs, as a reader gets them (state-catalog.ts keeps them up to date). */
 export interface StateCatalog {
   /** [service ID, namespace, name, port name, loadBalancerSourceRanges] per planned service. */
   services: [number, string, string, string, string[]][];
   /** Node names, indexed by `backends`. */
   nodes: string[];
   /**
-   * Per backend, three little-endian u32: ID, 1 + index into `nodes` (0:
-   * unknown), 1 when terminating. Raw bytes: 300k backends pack as one copy,
-   * not 900k numbers.
+   * Two tables of n little-endian u32, one after the other (the writer's
+   * own, written as they are: state-catalog.ts): backend IDs, then per
+   * backend BACKEND_PRESENT | BACKEND_TERMINATING when terminating | 1 +
+   * index into `nodes` (0: unknown). An entry without BACKEND_PRESENT is a
+   * free slot: skip it.
    */
   backends: Uint8Array;
   /** Rule modes: the plan as applied and the renderer's settings, for `trace` (state-plan.ts). */
@@ -106,184 +117,150 @@ export function describeProcess(version: string, commit: string): void {
   processInfo.commit = commit;
 }
 
-// Plain arrays and maps: records (msgpackr's structures) would make a file
-// that needs the writer's structure table to read.
-const packr = new Packr({ useRecords: false, variableMapSize: true });
-
-/** Services packed per chunk, and how long one slice of an encode may hold the event loop. */
-const CHUNK = 64;
+/** How long one slice of the writer's work (the catalog's pass, the file's write) may hold the event loop. */
 const SLICE_MS = 1;
-/** Packed services joined per block, so the file is written in few write() calls. */
-const BLOCK_BYTES = 256 * 1024;
-
+/** Bytes handed to one writev(): about 0.1-0.4 ms into the page cache on this machine, so a slice checks the clock between them. */
+const WRITE_BATCH_BYTES = 128 * 1024;
+/** writev() takes at most IOV_MAX (1024) buffers at once. */
+const WRITE_BATCH_PARTS = 1024;
 /**
- * The catalog, encoded a slice at a time: at 10,000 services a whole encode
- * held the event loop 190-260 ms on this loaded machine (bench/modes.ts
- * names it as the cause of the slowest endpoint changes), so the writer
- * runs it in slices of about SLICE_MS between turns, and an endpoint change
- * waits for at most one slice. Services are packed CHUNK at a time and the
- * chunks joined under one array header: msgpack is self-delimiting, so the
- * bytes read back as one catalog.
+ * The last value of a file: [END_MARK, the byte length of what precedes
+ * it]. Files are written to a temporary name and renamed, so a reader never
+ * meets a half-written one; the trailer makes sure of it anyway (a copied,
+ * truncated or concatenated file): a file that does not end in it, exactly,
+ * is refused.
  */
-export class CatalogEncoder {
-  readonly generation: number;
-  /** The encoded catalog (pieces to write one after the other: joining them would copy megabytes) and what it counted, once step() returned true. */
-  parts: Buffer[] | null = null;
-  counts: StateHeader['counts'] = { services: 0, frontends: 0, backends: 0 };
-  private readonly it: Iterator<PlannedService>;
-  private readonly chunks: Buffer[] = [];
-  /** Packed chunks not yet joined into a block (closeBlock). */
-  private block: Buffer[] = [];
-  private blockBytes = 0;
-  private tuples: StateCatalog['services'] = [];
-  private services = 0;
-  private frontends = 0;
-  private readonly nodeIndex = new Map<string, number>();
-  private readonly nodes: string[] = [];
-  /** ID, 1 + node index, terminating per backend; grown as needed. */
-  private backends: Uint32Array = new Uint32Array(3 * 1024);
-  private n = 0;
-  // Backend IDs are small and dense (the planner's): a bitmap, not a Set,
-  // which cost seconds for 300k IDs on a loaded machine here.
-  private seen: Uint8Array = new Uint8Array(1024);
+const END_MARK = 'bpfproxy-state-end';
 
-  /**
-   * `scratch`: the arrays of the writer's last encode, reused: growing them
-   * by doubling took 10-30 ms of CPU in one slice at 30,000 x 10. Their
-   * bytes back the last catalog, which is not written again once a new
-   * encode has started (the writer writes only a finished one).
-   */
-  constructor(private readonly desired: DesiredDataplane, private readonly rulePlan?: { config: unknown }, private readonly scratch?: EncoderScratch) {
-    this.generation = desired.generation;
-    if (scratch) {
-      this.backends = scratch.backends;
-      this.seen = scratch.seen;
-      this.seen.fill(0);
-    }
-    // The planner's services map is live: a plan made while this runs may
-    // show in it (names only, in bpf mode; a generation early at most).
-    this.it = desired.services.values();
-  }
-
-  /** Encodes until done or `budgetMs` has passed (Infinity: to the end); true when done. */
-  step(budgetMs: number): boolean {
-    if (this.parts) return true;
-    const t0 = performance.now();
-    for (let r = this.it.next(); !r.done; r = this.it.next()) {
-      const s = r.value;
-      this.tuples.push([s.id, s.namespace, s.name, s.portName, s.sourceRanges]);
-      this.frontends += s.frontends.length;
-      this.note(s.internal);
-      if (s.cluster !== s.internal) this.note(s.cluster);
-      if (s.external !== s.internal && s.external !== s.cluster) this.note(s.external);
-      if (this.tuples.length === CHUNK) {
-        this.packTuples();
-        if (performance.now() - t0 >= budgetMs) return false;
-      }
-    }
-    this.packTuples();
-    this.closeBlock();
-    this.finish();
-    return true;
-  }
-
-  private note(list: PlannedService['internal']): void {
-    for (const b of list.backends) {
-      if (b.id >= this.seen.length) this.seen = grownBytes(this.seen, b.id + 1);
-      if (this.seen[b.id]) continue;
-      this.seen[b.id] = 1;
-      let node = 0;
-      if (b.nodeName !== null) {
-        node = this.nodeIndex.get(b.nodeName) ?? 0;
-        if (node === 0) {
-          node = this.nodes.push(b.nodeName);
-          this.nodeIndex.set(b.nodeName, node);
-        }
-      }
-      if (this.n + 3 > this.backends.length) {
-        const next = new Uint32Array(this.backends.length * 2);
-        next.set(this.backends);
-        this.backends = next;
-      }
-      this.backends[this.n++] = b.id;
-      this.backends[this.n++] = node;
-      this.backends[this.n++] = b.terminating ? 1 : 0;
-    }
-  }
-
-  /** The tuples so far, packed without their array header (the whole array gets one in finish()). */
-  private packTuples(): void {
-    const count = this.tuples.length;
-    if (count === 0) return;
-    const packed = packr.pack(this.tuples);
-    this.block.push(packed.subarray(count < 16 ? 1 : 3));
-    this.blockBytes += packed.length;
-    this.services += count;
-    this.tuples = [];
-    if (this.blockBytes >= BLOCK_BYTES) this.closeBlock();
-  }
-
-  /** Joins the chunks packed so far into one block: at 30,000 services 470 chunks were as many write() calls, 43 ms in one slice under load. */
-  private closeBlock(): void {
-    if (this.block.length === 0) return;
-    this.chunks.push(Buffer.concat(this.block));
-    this.block = [];
-    this.blockBytes = 0;
-  }
-
-  private finish(): void {
-    const keys = this.rulePlan ? 4 : 3;
-    const head = Buffer.alloc(5);
-    head[0] = 0xdd; // array 32: the count is known only now
-    head.writeUInt32BE(this.services, 1);
-    // bin 32 header, then the backends' bytes as they are (packing them would copy them).
-    const bin = Buffer.alloc(5);
-    bin[0] = 0xc6;
-    bin.writeUInt32BE(this.n * 4, 1);
-    const out = [Buffer.from([0x80 | keys]), packr.pack('services'), head, ...this.chunks,
-      packr.pack('nodes'), packr.pack(this.nodes),
-      packr.pack('backends'), bin, Buffer.from(this.backends.buffer, 0, this.n * 4)];
-    if (this.rulePlan) out.push(packr.pack('plan'), packr.pack(encodePlan(this.desired, this.rulePlan.config)));
-    this.parts = out;
-    if (this.scratch) {
-      this.scratch.backends = this.backends;
-      this.scratch.seen = this.seen;
-    }
-    this.counts = { services: this.services, frontends: this.frontends, backends: this.n / 3 };
-  }
-}
-
-function grownBytes(a: Uint8Array, atLeast: number): Uint8Array {
-  const next = new Uint8Array(Math.max(atLeast, a.length * 2));
-  next.set(a);
-  return next;
-}
-
-/** Arrays a writer hands from one encode to the next. */
-export interface EncoderScratch { backends: Uint32Array; seen: Uint8Array }
-
-/** The whole catalog at once (bench/state-file.ts, tests). */
-export function encodeCatalog(desired: DesiredDataplane, rulePlan?: { config: unknown }): Buffer {
-  const enc = new CatalogEncoder(desired, rulePlan);
-  enc.step(Infinity);
-  return Buffer.concat(enc.parts!);
-}
+export { encodeCatalog, IncrementalCatalog } from './state-catalog.js';
 
 export function encodeHeader(h: StateHeader): Buffer {
   return packr.pack(h);
 }
 
-/** Writes `parts` to `path` through a temporary file and a rename: a reader sees the old file or the new one. */
-function writeAtomically(path: string, parts: readonly Buffer[]): void {
-  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-  const tmp = `${path}.${process.pid}.tmp`;
-  const fd = openSync(tmp, 'w', 0o600);
-  try {
-    for (const p of parts) writeSync(fd, p);
-  } finally {
-    closeSync(fd);
+/** The trailer after `bytes` bytes of header and catalog. */
+function trailer(bytes: number): Buffer {
+  return packr.pack([END_MARK, bytes]);
+}
+
+/**
+ * A file at least this big is renamed into place on libuv's threadpool:
+ * renaming over an existing file on ext4 flushes the new file's delayed
+ * allocation first (auto_da_alloc), measured here at 1.3-22 ms for 3 MB
+ * (0.15-0.3 ms on tmpfs, where /run usually is). A few pages rename in
+ * microseconds, and synchronously: tests and small clusters see the file
+ * as soon as the write's last slice returns.
+ */
+const BACKGROUND_RENAME_BYTES = 256 * 1024;
+let writeSeq = 0;
+
+/**
+ * Writes `parts` to `path` through a temporary file and a rename (a reader
+ * sees the old file or the new one), a batch of writev() at a time: at
+ * 30,000 x 10 the file is about 3 MB, which took 5-50 ms to write on this
+ * machine's disk under load.
+ */
+class FileWrite {
+  private readonly tmp: string;
+  private fd: number | null;
+  private part = 0;
+  private offset = 0;
+  /** The rename handed to the threadpool and not yet done. */
+  private renaming = false;
+  /** Big enough to be renamed on the threadpool (and to be worth a slice of its own). */
+  readonly background: boolean;
+
+  constructor(private readonly path: string, private readonly parts: readonly Buffer[], private readonly renamed: (err: Error | null) => void) {
+    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    // Its own name: a write never truncates a file a background rename still has to move.
+    this.tmp = `${path}.${process.pid}.${++writeSeq}.tmp`;
+    this.fd = openSync(this.tmp, 'w', 0o600);
+    let bytes = 0;
+    for (const p of parts) bytes += p.length;
+    this.background = bytes >= BACKGROUND_RENAME_BYTES;
   }
-  renameSync(tmp, path);
+
+  /**
+   * Writes for up to `budgetMs` (at least one batch); 'done' when the file is
+   * in place, 'renaming' when its rename runs in the background (`renamed`
+   * is called when it is done). Throws on a failed write (after removing the
+   * temporary file).
+   */
+  step(budgetMs: number): 'more' | 'renaming' | 'done' {
+    const t0 = performance.now();
+    try {
+      while (this.part < this.parts.length) {
+        const batch: Buffer[] = [];
+        let bytes = 0;
+        for (let i = this.part, off = this.offset; i < this.parts.length && bytes < WRITE_BATCH_BYTES && batch.length < WRITE_BATCH_PARTS; i++, off = 0) {
+          const p = this.parts[i]!;
+          const piece = p.subarray(off, off + Math.min(p.length - off, WRITE_BATCH_BYTES - bytes));
+          if (piece.length > 0) batch.push(piece);
+          bytes += piece.length;
+        }
+        let written = writevSync(this.fd!, batch);
+        if (written === 0 && bytes > 0) throw new Error(`${this.tmp}: writev wrote nothing`);
+        // A short write (regular files rarely do it) continues where it stopped.
+        while (written > 0) {
+          const left = this.parts[this.part]!.length - this.offset;
+          if (written < left) {
+            this.offset += written;
+            written = 0;
+          } else {
+            written -= left;
+            this.part++;
+            this.offset = 0;
+          }
+        }
+        while (this.part < this.parts.length && this.parts[this.part]!.length === 0) this.part++;
+        if (performance.now() - t0 >= budgetMs && this.part < this.parts.length) return 'more';
+      }
+      closeSync(this.fd!);
+      this.fd = null;
+    } catch (err) {
+      this.abandon();
+      throw err;
+    }
+    if (!this.background) {
+      try {
+        renameSync(this.tmp, this.path);
+      } catch (err) {
+        this.abandon();
+        throw err;
+      }
+      return 'done';
+    }
+    this.renaming = true;
+    rename(this.tmp, this.path, (err) => {
+      if (!this.renaming) return; // settled meanwhile
+      this.renaming = false;
+      if (err) rmSync(this.tmp, { force: true });
+      this.renamed(err);
+    });
+    return 'renaming';
+  }
+
+  /**
+   * Puts the file in place now, whether or not the background rename ran
+   * (a stopping proxy, or a write that must follow it): whichever of the two
+   * renames comes second finds no temporary file, and the file is this one.
+   */
+  settle(): void {
+    if (!this.renaming) return;
+    this.renaming = false;
+    try {
+      renameSync(this.tmp, this.path);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+  }
+
+  /** Drops the temporary file (a failed write, or a writer disposed mid-write). */
+  abandon(): void {
+    if (this.fd !== null) closeSync(this.fd);
+    this.fd = null;
+    if (!this.renaming) rmSync(this.tmp, { force: true });
+  }
 }
 
 /** The state file at `path`, or null when there is none. Throws when it is there and unreadable. */
@@ -296,25 +273,41 @@ export function readNodeState(path: string): NodeState | null {
     throw err;
   }
   const notOurs = (why: string) => new Error(`${path}: not a bpfproxy state file of format ${STATE_FORMAT} (${why}; written by another version?)`);
-  let values: unknown[];
+  const values: unknown[] = [];
+  let lastStart = 0;
+  let lastEnd = 0;
+  let unpackError: Error | null = null;
   try {
-    values = unpackMultiple(bytes) as unknown[];
+    unpackMultiple(bytes, (value, start, end) => {
+      values.push(value);
+      lastStart = start ?? 0;
+      lastEnd = end ?? 0;
+    });
   } catch (err) {
-    throw notOurs((err as Error).message);
+    unpackError = err as Error;
   }
+  // The format first: a file of another version says so, whatever its shape.
   const header = values[0] as StateHeader | undefined;
-  if (!header || typeof header !== 'object' || header.format !== STATE_FORMAT) throw notOurs(`format ${String((header as { format?: unknown } | undefined)?.format)}`);
-  const catalog = (values[1] ?? { services: [], nodes: [], backends: new Uint8Array(0) }) as StateCatalog;
-  return { ...header, catalog };
+  if (!header || typeof header !== 'object' || header.format !== STATE_FORMAT) {
+    throw notOurs(unpackError && !header ? unpackError.message : `format ${String((header as { format?: unknown } | undefined)?.format)}`);
+  }
+  const end = values[values.length - 1] as unknown;
+  const complete = unpackError === null && values.length === 3 && Array.isArray(end) && end.length === 2 && end[0] === END_MARK &&
+    end[1] === lastStart && lastEnd === bytes.length;
+  if (!complete) throw new Error(`${path}: incomplete or damaged bpfproxy state file (${unpackError ? unpackError.message : 'no end marker where the file ends'}): not read`);
+  return { ...header, catalog: values[1] as StateCatalog };
 }
 
 /** Backend ID -> node name and terminating, from a catalog. */
 export function backendInfo(c: StateCatalog): Map<number, { node: string | null; terminating: boolean }> {
   const out = new Map<number, { node: string | null; terminating: boolean }>();
   const b = Buffer.from(c.backends.buffer, c.backends.byteOffset, c.backends.byteLength);
-  for (let o = 0; o + 12 <= b.length; o += 12) {
-    const node = b.readUInt32LE(o + 4);
-    out.set(b.readUInt32LE(o), { node: node > 0 ? c.nodes[node - 1] ?? null : null, terminating: b.readUInt32LE(o + 8) === 1 });
+  const slots = Math.floor(b.length / 8);
+  for (let i = 0; i < slots; i++) {
+    const v = b.readUInt32LE(4 * (slots + i));
+    if ((v & BACKEND_PRESENT) === 0) continue;
+    const node = v & BACKEND_NODE_MASK;
+    out.set(b.readUInt32LE(4 * i), { node: node > 0 ? c.nodes[node - 1] ?? null : null, terminating: (v & BACKEND_TERMINATING) !== 0 });
   }
   return out;
 }
@@ -356,12 +349,16 @@ export class NodeStateWriter {
   private readonly onError: (err: unknown) => void;
   private header: StateHeader | null = null;
   private pendingPlan: { desired: DesiredDataplane; rulePlan?: { config: unknown } } | null = null;
-  private catalog: Buffer[] | null = null;
+  /** The names, kept encoded and brought up to date pass by pass (state-catalog.ts). */
+  readonly catalog = new IncrementalCatalog();
   private counts: StateHeader['counts'] = { services: 0, frontends: 0, backends: 0 };
+  /** The generation the catalog holds, and the one its pass in progress is bringing it to (null: none). */
   private catalogGeneration = -1;
-  /** The catalog being encoded a slice at a time (CatalogEncoder). */
-  private encoder: CatalogEncoder | null = null;
-  private readonly scratch: EncoderScratch = { backends: new Uint32Array(3 * 1024), seen: new Uint8Array(1024) };
+  private passGeneration: number | null = null;
+  /** The file being written a batch at a time; the catalog is not touched meanwhile (its bytes are being written). */
+  private fileWrite: FileWrite | null = null;
+  /** Its rename is on the threadpool (FileWrite): nothing new starts until it is done. */
+  private renaming = false;
   /** Time spent in the earlier slices of the write in progress. */
   private busyMs = 0;
   private dirty = false;
@@ -371,8 +368,8 @@ export class NodeStateWriter {
   private cancel: (() => void) | null = null;
   private disposed = false;
   private failing = false;
-  /** Writes done and the time spent encoding and writing (ms), for the benchmark and tests. */
-  readonly stats = { writes: 0, catalogs: 0, ms: 0 };
+  /** Writes done, catalog passes, the time spent on both (ms), and the longest slice (ms), for the benchmark and tests. */
+  readonly stats = { writes: 0, catalogs: 0, ms: 0, maxSliceMs: 0 };
 
   constructor(readonly path: string, private ctx: WriterContext, opts: WriterOptions = {}) {
     this.minIntervalMs = opts.minIntervalMs ?? MIN_INTERVAL_MS;
@@ -398,8 +395,7 @@ export class NodeStateWriter {
       sync: { at: this.wallClock(), ms: Math.round(ms * 1000) / 1000, full: result.full, generation: desired.generation, upserts: result.upserts, deletes: result.deletes, failed },
       counts: this.counts,
     };
-    const encoding = this.encoder?.generation === desired.generation;
-    if ((desired.generation !== this.catalogGeneration || this.catalog === null) && !encoding) this.pendingPlan = { desired, rulePlan };
+    if (desired.generation !== this.catalogGeneration && desired.generation !== this.passGeneration) this.pendingPlan = { desired, rulePlan };
     this.dirty = true;
     if (this.cancel) return;
     this.later(Math.max(0, this.lastWrite + this.gap - this.now()));
@@ -417,66 +413,131 @@ export class NodeStateWriter {
   }
 
   /**
-   * From the timer: a slice of the names' encode (SLICE_MS), and the file
-   * once they are done. A change that arrives meanwhile waits for one slice,
-   * not for the whole encode.
+   * From the timer: a slice of the catalog's pass, then of the file's write
+   * (SLICE_MS in all). A change that arrives meanwhile waits for one slice,
+   * not for the whole write.
    */
   private slice(): void {
-    if (this.disposed || !this.dirty || !this.header) return;
+    if (this.disposed || !this.header || (!this.dirty && !this.fileWrite) || this.renaming) return;
     const t0 = this.now();
-    if (!this.advance(SLICE_MS)) {
-      this.busyMs += this.now() - t0;
-      this.later(0);
-      return;
+    const started = performance.now();
+    const state = this.work(SLICE_MS, started);
+    this.stats.maxSliceMs = Math.max(this.stats.maxSliceMs, performance.now() - started);
+    this.busyMs += this.now() - t0;
+    if (state === 'done') this.wrote();
+    else if (state === 'more') this.later(0);
+    // 'renaming': renamed() carries on.
+  }
+
+  /** Brings the catalog up to date and writes the file, for up to `budgetMs` from `started`. */
+  private work(budgetMs: number, started: number): 'more' | 'renaming' | 'done' {
+    try {
+      if (!this.fileWrite) {
+        if (!this.advance(budgetMs)) return 'more';
+        this.fileWrite = new FileWrite(this.path, this.fileParts(), (err) => this.renamed(err));
+        // What changes from here on is for the next write.
+        this.dirty = this.pendingPlan !== null;
+        if (this.fileWrite.background && performance.now() - started >= budgetMs) return 'more';
+      }
+      // At least one batch per slice: a small file is written in the slice that finished its catalog.
+      const state = this.fileWrite.step(budgetMs - (performance.now() - started));
+      if (state === 'more') return 'more';
+      if (state === 'renaming') {
+        this.renaming = true;
+        return 'renaming';
+      }
+      this.fileWrite = null;
+      this.stats.writes++;
+      this.failing = false;
+    } catch (err) {
+      this.fileWrite = null;
+      this.failed(err);
     }
-    this.write(t0);
+    return 'done';
   }
 
-  /** Writes now what is pending, the names encoded at once. */
+  /** The background rename of the last write finished. */
+  private renamed(err: Error | null): void {
+    this.renaming = false;
+    this.fileWrite = null;
+    if (this.disposed) return;
+    if (err) this.failed(err);
+    else {
+      this.stats.writes++;
+      this.failing = false;
+    }
+    this.wrote();
+  }
+
+  private failed(err: unknown): void {
+    // Once per run of failures: a read-only /run must not log every second.
+    if (!this.failing) this.onError(err);
+    this.failing = true;
+  }
+
+  /** Header, catalog and trailer, as pieces. */
+  private fileParts(): Buffer[] {
+    const parts = [encodeHeader({ ...this.header!, counts: this.counts }), ...this.catalog.parts()];
+    let bytes = 0;
+    for (const p of parts) bytes += p.length;
+    parts.push(trailer(bytes));
+    return parts;
+  }
+
+  /** Writes now what is pending, the catalog brought up to date at once. */
   flush(): void {
-    if (!this.dirty || !this.header) return;
+    if (!this.header) return;
     const t0 = this.now();
-    while (this.encoder || this.pendingPlan) this.advance(Infinity);
-    this.write(t0);
+    // A write in progress holds an older header: finish it (its catalog is consistent), then write afresh.
+    if (this.fileWrite) this.finishNow();
+    if (!this.dirty) return;
+    this.finishNow();
+    this.busyMs += this.now() - t0;
+    this.wrote();
   }
 
-  /** Encodes the pending names for up to `budgetMs`; true when the catalog is ready to write. */
+  /** The write in progress, or a new one, to its end, renamed in place before this returns. */
+  private finishNow(): void {
+    if (!this.fileWrite || !this.renaming) this.work(Infinity, performance.now());
+    if (this.renaming) {
+      try {
+        this.fileWrite!.settle();
+        this.stats.writes++;
+        this.failing = false;
+      } catch (err) {
+        this.failed(err);
+      }
+      this.renaming = false;
+      this.fileWrite = null;
+    }
+  }
+
+  /** Runs the catalog's pass for up to `budgetMs`, starting one for the pending plan; true when the catalog is ready to write. */
   private advance(budgetMs: number): boolean {
-    if (!this.encoder && this.pendingPlan) {
+    if (this.passGeneration === null && this.pendingPlan) {
       // The planner's services map is live: a plan made since this sync
       // may show here a moment early (in bpf mode only names; in the rule
       // modes `trace` may then show a change one sync before it is in).
-      this.encoder = new CatalogEncoder(this.pendingPlan.desired, this.pendingPlan.rulePlan, this.scratch);
+      this.catalog.begin(this.pendingPlan.desired, this.pendingPlan.rulePlan);
+      this.passGeneration = this.pendingPlan.desired.generation;
       this.pendingPlan = null;
     }
-    if (!this.encoder) return true;
-    if (!this.encoder.step(budgetMs)) return false;
-    this.catalog = this.encoder.parts;
-    this.counts = this.encoder.counts;
-    this.catalogGeneration = this.encoder.generation;
-    this.encoder = null;
+    if (this.passGeneration === null) return true;
+    if (!this.catalog.step(budgetMs)) return false;
+    this.counts = this.catalog.counts;
+    this.catalogGeneration = this.passGeneration;
+    this.passGeneration = null;
     this.stats.catalogs++;
     return true;
   }
 
-  private write(t0: number): void {
-    try {
-      writeAtomically(this.path, [encodeHeader({ ...this.header!, counts: this.counts }), ...this.catalog!]);
-      // Names of a plan newer than the ones just written: another write follows.
-      this.dirty = this.pendingPlan !== null;
-      this.stats.writes++;
-      this.failing = false;
-    } catch (err) {
-      // Once per run of failures: a read-only /run must not log every second.
-      if (!this.failing) this.onError(err);
-      this.failing = true;
-    }
+  /** After a write: the next one waits its gap. */
+  private wrote(): void {
     this.lastWrite = this.now();
-    const busy = this.busyMs + this.lastWrite - t0;
+    const busy = this.busyMs;
     this.busyMs = 0;
     this.stats.ms += busy;
-    // The file may take at most a tenth of the time: a plan whose names take
-    // 200 ms to encode is written at most every 2 s while it keeps changing.
+    // The file may take at most a tenth of the time.
     this.gap = Math.max(this.minIntervalMs, WRITE_SHARE * busy);
     if (this.dirty && !this.disposed && !this.cancel) this.later(this.gap);
   }
@@ -486,6 +547,8 @@ export class NodeStateWriter {
     this.cancel?.();
     this.cancel = null;
     this.flush();
+    this.fileWrite?.abandon();
+    this.fileWrite = null;
     this.disposed = true;
   }
 }

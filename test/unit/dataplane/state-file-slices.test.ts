@@ -1,12 +1,13 @@
-// The state file's names are encoded a slice at a time (CatalogEncoder), so
-// an endpoint change never waits behind a whole encode: the catalog pieced
-// together from slices must read back exactly as the plan says.
+// The state file's names are brought up to date a slice at a time
+// (IncrementalCatalog), so an endpoint change never waits behind a whole
+// pass: the catalog pieced together from slices must read back exactly as
+// the plan says.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { unpackMultiple } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
-import { backendInfo, CatalogEncoder, encodeCatalog, NodeStateWriter, readNodeState, type StateCatalog } from '../../../src/dataplane/state-file.js';
+import { backendInfo, encodeCatalog, IncrementalCatalog, NodeStateWriter, readNodeState, type StateCatalog } from '../../../src/dataplane/state-file.js';
 import { decodePlan } from '../../../src/dataplane/state-plan.js';
 import type { DesiredDataplane, PlannedService } from '../../../src/planner/types.js';
 import { frontend, plannedBackend, plannedService } from '../../helpers/planned.js';
@@ -36,12 +37,13 @@ const read = (bytes: Buffer): StateCatalog => unpackMultiple(bytes)[0] as StateC
 describe('the state file catalog, encoded in slices', () => {
   it('reads back every service name and backend whether encoded in one go or a chunk per slice', () => {
     const d = plan(1000);
-    const enc = new CatalogEncoder(d);
+    const enc = new IncrementalCatalog();
+    enc.begin(d);
     let slices = 1;
-    // A budget of 0 stops after every chunk of services: the most slices there can be.
+    // A budget of 0 stops after every 64 services scanned and every block rebuilt: the most slices there can be.
     while (!enc.step(0)) slices++;
     expect(slices).toBeGreaterThanOrEqual(10);
-    const bytes = Buffer.concat(enc.parts!);
+    const bytes = Buffer.concat(enc.parts());
     const sliced = read(bytes);
     expect(bytes.equals(encodeCatalog(d))).toBe(true);
     expect(sliced.services).toHaveLength(1000);
@@ -58,9 +60,10 @@ describe('the state file catalog, encoded in slices', () => {
 
   it('keeps the rule modes\' plan after the names', () => {
     const d = plan(300);
-    const enc = new CatalogEncoder(d, { config: { x: 1 } });
+    const enc = new IncrementalCatalog();
+    enc.begin(d, { config: { x: 1 } });
     while (!enc.step(0));
-    const c = read(Buffer.concat(enc.parts!));
+    const c = read(Buffer.concat(enc.parts()));
     expect(c.services).toHaveLength(300);
     const back = decodePlan(c.plan!);
     expect(back.services.get(d.services.keys().next().value!)!.name).toBe('svc-1');
@@ -69,7 +72,7 @@ describe('the state file catalog, encoded in slices', () => {
 });
 
 describe('the state file writer, encoding in slices between turns', () => {
-  it('writes each plan\'s names exactly, reusing its arrays from one encode to the next', () => {
+  it('writes each plan\'s names exactly, from one plan to a smaller next one', () => {
     const dir = mkdtempSync(join(tmpdir(), 'bpx-slices-'));
     try {
       const path = join(dir, 's.msgpack');
