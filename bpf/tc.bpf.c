@@ -83,7 +83,7 @@ static __always_inline int stage_reply_local(struct __sk_buff *skb, const struct
 	if (!v || !(v->flags & BPX_CTF_LOCAL))
 		return pass(BPX_EVENT_PKT_PASS_NO_FRONTEND);
 	if (p->proto == IPPROTO_SCTP)
-		return tc_sctp_snat_src(skb, p, &v->addr, v->port);
+		return tc_sctp_reply(skb, p, &k, v);
 	if (p->family == BPX_FAMILY_V6)
 		return tc_snat_src6(skb, p, &v->addr, v->port);
 	return tc_snat_src(skb, p->proto, p->src.v4, v->addr.v4, p->sport, v->port);

@@ -13,6 +13,10 @@
  *   -> one counted exit. A packet to no frontend addressed to a local backend
  *      (another node's NodePort flow) takes the same redirect.
  *
+ * An SCTP frame first makes a round trip through bpx_xdp_sctp (a tail call
+ * there and back, sctp-ct-xdp.h), which ends or restarts its flow's entries
+ * on the chunks that end or start an association.
+ *
  * Both families, TCP, UDP and SCTP: the stages are family-generic (addresses
  * as union bpx_addr, IPv4 zero past its 4 bytes), and only the leaves differ
  * per family: the header rewrite (nat.h, nat6.h; SCTP's, with its CRC32c,
@@ -33,6 +37,7 @@
 #include "lib/nat.h"
 #include "lib/nat6.h"
 #include "lib/sctp-nat.h"
+#include "lib/sctp-ct-xdp.h"
 #include "lib/fib.h"
 #include "lib/fib6.h"
 #include "lib/redirect-local.h"
@@ -211,7 +216,9 @@ static __always_inline bool ct_backend_is_live(const struct bpx_ct_val *v, const
  * (endpoint removed, not ready any more) is re-selected as a new flow, not
  * followed to a backend that no longer serves it: an existing UDP flow with
  * a fixed source port moves on with its next datagram, as kube-proxy's
- * conntrack flush moves it. Its old SNAT port is given back.
+ * conntrack flush moves it. Its old SNAT port is given back. (An SCTP
+ * flow whose association ended was forgotten before this stage when an INIT
+ * starts a new one: sctp-ct-xdp.h.)
  */
 static __always_inline int stage_conntrack(const struct bpx_fe_val *fe, const struct bpx_pkt *p, __u64 now,
 					   struct bpx_flow *f)
@@ -241,7 +248,7 @@ static __always_inline int stage_conntrack(const struct bpx_fe_val *fe, const st
 		/* The port's holder is refreshed when the flow's entry is (at most
 		 * once a second, conntrack.h), not looked up on every packet. */
 		if (v->last_ns == now)
-			nat_touch(p->family, &f->out.saddr, f->out.sport, p->proto, now);
+			nat_touch(p->family, &f->out.saddr, f->out.sport, p->proto, ct_nat_stamp(v, p->proto, now));
 	} else {
 		f->out.saddr = p->src;
 		f->out.sport = p->sport;
@@ -450,6 +457,26 @@ static __always_inline int xdp_exit(int verdict)
 	return XDP_PASS;
 }
 
+int bpx_xdp(struct xdp_md *ctx);
+int bpx_xdp_sctp(struct xdp_md *ctx);
+
+/* bpx_xdp_sctp and back (sctp-ct-xdp.h: BPX_JMP_*): filled by libbpf at load. Not pinned: a
+ * pinned one reused by a newer build would hold the older build's programs. The kernel empties a
+ * prog array when its last user-space reference goes (the loader's fd), so between a proxy's exit
+ * and the next one's load the attached bpx_xdp's tail call does nothing: SCTP flows are translated
+ * as before and age out as before (210 s), no end tracked. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, BPX_JMP_NONE);
+	__uint(key_size, sizeof(__u32));
+	__array(values, int(struct xdp_md *));
+} bpx_xdp_jmp SEC(".maps") = {
+	.values = {
+		[BPX_JMP_SCTP] = (void *)&bpx_xdp_sctp,
+		[BPX_JMP_MAIN] = (void *)&bpx_xdp,
+	},
+};
+
 SEC("xdp")
 int bpx_xdp(struct xdp_md *ctx)
 {
@@ -461,6 +488,9 @@ int bpx_xdp(struct xdp_md *ctx)
 	__u64 now = 0;
 	int v;
 
+	/* An SCTP frame goes through bpx_xdp_sctp first, which tracks the chunks that end or restart
+	 * an association and hands it back (sctp-ct-xdp.h); for any other frame this does nothing. */
+	bpf_tail_call(ctx, &bpx_xdp_jmp, sctp_jmp_slot(ctx));
 	v = parse_packet(data, data_end, (__u32)(data_end - data), &p);
 	if (v == pass(BPX_EVENT_PKT_PASS_ICMP))
 		v = stage_icmp_error(ctx, &p);
@@ -494,6 +524,22 @@ int bpx_xdp(struct xdp_md *ctx)
 	if (v == BPX_CONTINUE)
 		v = (f.flags & BPX_CTF_LOCAL) ? stage_local(ctx, &p, &f, now) : stage_remote(ctx, &p, &f, now);
 	return xdp_exit(v);
+}
+
+/* The SCTP conntrack stage of bpx_xdp, tail-called by it (sctp-ct-xdp.h says why), then
+ * bpx_xdp again with the frame marked done. Passed to the stack should that call fail. */
+SEC("xdp")
+int bpx_xdp_sctp(struct xdp_md *ctx)
+{
+	struct bpx_sctp_scratch *s = bpf_map_lookup_elem(&bpx_sctp_scratch, &bpx_sctp_scratch_slot);
+
+	if (!s)
+		return XDP_PASS;
+	sctp_conntrack(ctx, s);
+	s->done = 1;
+	bpf_tail_call(ctx, &bpx_xdp_jmp, BPX_JMP_MAIN);
+	s->done = 0;
+	return XDP_PASS;
 }
 
 /* XDP_PASS and nothing else: the baseline `make bench` measures against, and

@@ -20,12 +20,15 @@
  * days before): an idle association still sends a HEARTBEAT per path every
  * 30 s (RFC 9260's HB.interval default, Linux's too), so 210 s outlives six
  * lost ones, and a dead association frees its entry and SNAT port within
- * minutes, not days. SCTP has no flags a per-packet lookup could cheaply
- * end a flow on (ABORT and SHUTDOWN COMPLETE are chunks, possibly bundled):
- * it ages out. */
+ * minutes, not days. The end of an association shortens it (sctp-ct.h): as
+ * nf_conntrack_proto_sctp.c's defaults (Linux 6.2 and later), CLOSED (after
+ * ABORT or SHUTDOWN COMPLETE) lives 10 s, SHUTDOWN_SENT/RECD/ACK_SENT 3 s,
+ * each refreshed by the flow's packets as an established entry is. */
 #define BPX_CT_TIMEOUT_TCP_NS (21600 * NSEC_PER_SEC)
 #define BPX_CT_TIMEOUT_UDP_NS (120 * NSEC_PER_SEC)
 #define BPX_CT_TIMEOUT_SCTP_NS (210 * NSEC_PER_SEC)
+#define BPX_CT_TIMEOUT_SCTP_CLOSED_NS (10 * NSEC_PER_SEC)
+#define BPX_CT_TIMEOUT_SCTP_SHUTDOWN_NS (3 * NSEC_PER_SEC)
 /* last_ns is written at most this often per entry: a write per packet would
  * bounce the entry's cache line between CPUs. */
 #define BPX_CT_REFRESH_NS NSEC_PER_SEC
@@ -33,6 +36,8 @@
 enum bpx_ct_flag {
 	BPX_CTF_LOCAL = 1 << 0,	/* the backend is on this node: DNAT only */
 	BPX_CTF_SNAT = 1 << 1,	/* the flow leaves with the node's address and a NAT port */
+	BPX_CTF_SCTP_SHUTDOWN = 1 << 2,	/* SCTP: a SHUTDOWN or SHUTDOWN ACK was seen (3 s) */
+	BPX_CTF_SCTP_CLOSED = 1 << 3,	/* SCTP: an ABORT or SHUTDOWN COMPLETE was seen (10 s); an INIT starts afresh */
 };
 
 /* conntrack (written by the packet programs): flow direction -> translation */
@@ -51,9 +56,20 @@ static __always_inline __u64 ct_timeout_ns(__u8 proto)
 	return proto == IPPROTO_TCP ? BPX_CT_TIMEOUT_TCP_NS : BPX_CT_TIMEOUT_UDP_NS;
 }
 
+/* An entry's own timeout: its protocol's, shorter once an SCTP association ends
+ * (CLOSED wins over SHUTDOWN, as nf_conntrack's SHUTDOWN chunk leaves CLOSED be). */
+static __always_inline __u64 ct_val_timeout_ns(const struct bpx_ct_val *v, __u8 proto)
+{
+	if (v->flags & BPX_CTF_SCTP_CLOSED)
+		return BPX_CT_TIMEOUT_SCTP_CLOSED_NS;
+	if (v->flags & BPX_CTF_SCTP_SHUTDOWN)
+		return BPX_CT_TIMEOUT_SCTP_SHUTDOWN_NS;
+	return ct_timeout_ns(proto);
+}
+
 static __always_inline bool ct_is_live(const struct bpx_ct_val *v, __u8 proto, __u64 now)
 {
-	return now - v->last_ns <= ct_timeout_ns(proto);
+	return now - v->last_ns <= ct_val_timeout_ns(v, proto);
 }
 
 /* The live entry for `key`, its last_ns refreshed; NULL when absent or idle too long. */

@@ -72,6 +72,7 @@ enum bpx_event {
 	BPX_EVENT_TC_ICMP_ERR_RNAT,		/* TC egress: an error from a local backend (or the node) about a DNATed packet: quote and source restored to the frontend */
 	BPX_EVENT_PKT_LOCAL_REDIRECT,		/* of pkt_local_new/pkt_local_ct: sent straight into the backend pod's veth (redirect-local.h), not through the node's stack */
 	BPX_EVENT_PKT_ROUTED_REDIRECT,		/* to no frontend, addressed to a local backend (another node's NodePort flow): sent straight into its pod's veth */
+	BPX_EVENT_PKT_SCTP_NEW_ASSOC,		/* an INIT to an SCTP flow whose association ended (ABORT, SHUTDOWN): picked afresh as a new flow (sctp-ct.h) */
 	__BPX_EVENT_MAX,
 };
 

@@ -7,7 +7,8 @@
  * change (sctp-crc.h) and written back. An skb whose CRC is still to be
  * computed (CHECKSUM_PARTIAL: the pod's veth offloads it, the field holds 0)
  * keeps its 0, and the kernel computes the CRC over the rewritten bytes
- * before the frame leaves the node.
+ * before the frame leaves the node. A reply that ends the association
+ * (ABORT, SHUTDOWN...) shortens both of the flow's entries (sctp-ct.h).
  */
 #ifndef BPX_SCTP_TC_H
 #define BPX_SCTP_TC_H
@@ -17,6 +18,7 @@
 #include <linux/if_ether.h>
 #include "parse.h"
 #include "sctp-crc.h"
+#include "sctp-ct.h"
 
 #define BPX_SCTP_CSUM_OFF 8	/* the checksum's offset in the SCTP common header */
 
@@ -50,6 +52,27 @@ static __always_inline int tc_sctp_snat_src(struct __sk_buff *skb, const struct 
 	if (!tc_sctp_set_sport(skb, p, port))
 		return drop(BPX_DROP_TRUNCATED_L4);
 	return pass(BPX_EVENT_TC_REPLY_RNAT);
+}
+
+/* The first chunk's type of an SCTP packet at TC; 0 when there is none. */
+static __always_inline __u8 tc_sctp_first_chunk(struct __sk_buff *skb, const struct bpx_pkt *p)
+{
+	__u8 type = 0;
+
+	if (p->l4_len <= BPX_SCTP_HLEN || bpf_skb_load_bytes(skb, p->l4_off + BPX_SCTP_HLEN, &type, sizeof(type)))
+		return 0;
+	return type;
+}
+
+/* A local backend's SCTP reply (REPLY entry `v`, key `k`): the flow's end tracked, the source restored. */
+static __always_inline int tc_sctp_reply(struct __sk_buff *skb, const struct bpx_pkt *p, struct bpx_ct_key *k,
+					 struct bpx_ct_val *v)
+{
+	__u8 end = sctp_chunk_end(tc_sctp_first_chunk(skb, p));
+
+	if (end)
+		ct_sctp_end_reply(p, k, v, end, bpf_ktime_get_ns());
+	return tc_sctp_snat_src(skb, p, &v->addr, v->port);
 }
 
 #endif

@@ -20,6 +20,13 @@ export const SCTP_TARGET_PORT = 9132;
 export const SCTP_CLIENT_PORT = 40000;
 /** An INIT-sized payload (a chunk header and its value, a multiple of 4 bytes). */
 const CHUNK = Buffer.from('0100001401020304000100000a0a0a0a00000000', 'hex');
+/** The chunks that end an association (RFC 9260 3.3): type, flags, length, value. */
+export const SCTP_END_CHUNKS = {
+  ABORT: Buffer.from('06000004', 'hex'),
+  SHUTDOWN: Buffer.from('0700000800000001', 'hex'), // its cumulative TSN ack
+  'SHUTDOWN ACK': Buffer.from('08000004', 'hex'),
+  'SHUTDOWN COMPLETE': Buffer.from('0e000004', 'hex'),
+} as const;
 
 type Family = 'IPv4' | 'IPv6';
 type Mac = { src: string; dst: string };
@@ -123,6 +130,27 @@ export function sctpCases(mac: MacEnv): NatCase[] {
         before: [xdp(fromClient())],
         step: () => ({ program: 'bpx_tc_egress', packet: withZeroCrc(reply(a.local, SCTP_TARGET_PORT, a.client, SCTP_CLIENT_PORT, toClient)) }),
         verdict: TC_ACT_OK, output: () => withZeroCrc(reply(a.node1, SCTP_NODE_PORT, a.client, SCTP_CLIENT_PORT, toClient)), counter: { event: 'tc_reply_rnat' },
+      },
+      {
+        name: `${family} SCTP: an INIT after the client's ABORT starts a new association: picked afresh as a new flow, not followed (sctp-ct.h)`, ...local,
+        before: [xdp(fromClient()), xdp(fromClient(a.node1, SCTP_NODE_PORT, SCTP_END_CHUNKS.ABORT))], step: at(fromClient()), verdict: XDP_PASS,
+        output: () => toLocal(), counter: { event: 'pkt_local_new' }, also: ['pkt_sctp_new_assoc'],
+      },
+      {
+        name: `${family} SCTP: an INIT to a live association follows conntrack (only an ended one is picked afresh)`, ...local,
+        before: [xdp(fromClient())], step: at(fromClient()), verdict: XDP_PASS, output: () => toLocal(), counter: { event: 'pkt_local_ct' },
+      },
+      {
+        name: `${family} SCTP: the client's ABORT to a remote backend is translated like any packet of the association (same NAT port)`, ...remote,
+        before: [xdp(fromClient())], step: at(fromClient(a.node1, SCTP_NODE_PORT, SCTP_END_CHUNKS.ABORT)), verdict: XDP_REDIRECT, snat: true,
+        output: (port) => sctpPacket(a.node1, port, a.remote, SCTP_TARGET_PORT, toNode2, SCTP_END_CHUNKS.ABORT), counter: { event: 'pkt_remote_ct' },
+      },
+      {
+        // No `snat`: the new flow's NAT port is a new random one, not the old flow's.
+        name: `${family} SCTP: an INIT after SHUTDOWN COMPLETE to a remote backend: a new flow, the old NAT port given back (one held)`, ...remote,
+        before: [xdp(fromClient()), xdp(fromClient(a.node1, SCTP_NODE_PORT, SCTP_END_CHUNKS['SHUTDOWN COMPLETE']))], step: at(fromClient()),
+        verdict: XDP_REDIRECT, natHeldAfter: 1,
+        output: (port) => sctpPacket(a.node1, port, a.remote, SCTP_TARGET_PORT, toNode2), counter: { event: 'pkt_remote_new' }, also: ['pkt_sctp_new_assoc'],
       },
       {
         name: `${family} SCTP: new association to a remote backend: SNAT to node1 and a NAT port, DNAT, CRC32c updated for both ports, routed to node2`, ...remote,

@@ -12,6 +12,7 @@ import { buildPacket, parsePacket } from '../helpers/packet.js';
 import { FRONTENDS, XDP_CASES } from './xdp-cases.js';
 import { icmpErrorCases } from './xdp-icmp-error-cases.js';
 import { natCases } from './xdp-nat-cases.js';
+import { sctpCases } from './xdp-sctp-cases.js';
 import { counterDelta, testPinDir, XdpHarness, PASS_PROGRAM } from './xdp-harness.js';
 
 const isRoot = process.getuid?.() === 0;
@@ -28,7 +29,7 @@ describe('the case table', () => {
       else expect(events, c.name).toContain(c.counter.event);
     }
     const macs = { node1: '02:00:00:00:00:01', node2: '02:00:00:00:00:02', client: '02:00:00:00:00:03', eth0Ifindex: 2 };
-    const all = [...XDP_CASES, ...natCases(macs), ...icmpErrorCases(macs)];
+    const all = [...XDP_CASES, ...natCases(macs), ...icmpErrorCases(macs), ...sctpCases(macs)];
     const covered = new Set(all.flatMap((c) => ['drop' in c.counter ? c.counter.drop : c.counter.event, ...('also' in c ? c.also ?? [] : [])]));
     // truncated_l2 cannot be fed to TEST_RUN: see the test below. nat_ports_exhausted
     // and refuse_rate_limited have their own tests in xdp-nat.test.ts (every

@@ -81,6 +81,42 @@ for i in range(a["count"]):
         s.close()
 print(json.dumps(out))`;
 
+/**
+ * Per fixed source port: an association that the client aborts at once
+ * (SO_LINGER 0: close() sends an ABORT), then a new one from the same port,
+ * as SCTP clients that bind a fixed port do. Prints the new one's result.
+ */
+const ABORT_THEN_RECONNECT = `import json, socket, struct, sys
+a = json.loads(sys.argv[1])
+out = []
+for port in a["ports"]:
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_SCTP)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.settimeout(10)
+    s.bind(("0.0.0.0", port))
+    try:
+        s.connect((a["host"], a["nodePort"]))
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    except OSError as e:
+        out.append({"ok": False, "error": "first: " + str(e)})
+        s.close()
+        continue
+    s.close()
+    r = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_SCTP)
+    r.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    r.settimeout(10)
+    r.bind(("0.0.0.0", port))
+    try:
+        r.connect((a["host"], a["nodePort"]))
+        r.sendall(b"hi\\n")
+        pod, client = r.recv(256).decode().split()
+        out.append({"ok": True, "pod": pod, "client": client})
+    except OSError as e:
+        out.append({"ok": False, "error": "again: " + str(e)})
+    finally:
+        r.close()
+print(json.dumps(out))`;
+
 type SctpResult = { ok: true; pod: string; client: string; peer: string } | { ok: false; error: string; ms: number };
 
 describe.skipIf(why !== null)('SCTP NodePort from an external client through XDP and TC (bpfproxy --devices eth0 on two nodes)', () => {
@@ -137,6 +173,23 @@ describe.skipIf(why !== null)('SCTP NodePort from an external client through XDP
     expect(new Set(ok.map((r) => r.peer))).toEqual(new Set([`${node1}:30132`]));
     expect(new Set(ok.filter((r) => r.pod === 'a1').map((r) => r.client))).toEqual(new Set([lab.external!.ipv4]));
     expect(new Set(ok.filter((r) => r.pod === 'b1').map((r) => r.client))).toEqual(new Set([node1]));
+  });
+
+  it('an association aborted by the client, then a new one from the same source port: each reaches a live backend, picked afresh after the ABORT (issue 7)', async () => {
+    const node1 = lab.nodes[0]!.ipv4;
+    const newAssocs = async () => {
+      const m = (await proxies[0]!.http('/metrics')).body.match(/^bpfproxy_datapath_events_total\{event="pkt_sctp_new_assoc"\} (\d+)/m);
+      return m ? Number(m[1]) : 0;
+    };
+    const ports = [45001, 45002, 45003, 45004];
+    const before = await newAssocs();
+    const r = await lab.exec(lab.external!.netns, ['/usr/bin/python3', '-c', ABORT_THEN_RECONNECT, JSON.stringify({ host: node1, nodePort: 30132, ports })], { timeoutMs: 120_000 });
+    expect(r.code, r.stderr).toBe(0);
+    const rs = JSON.parse(r.stdout) as ({ ok: true; pod: string; client: string } | { ok: false; error: string })[];
+    expect(rs.filter((x) => !x.ok)).toEqual([]);
+    expect(rs.every((x) => x.ok && ['a1', 'b1'].includes(x.pod))).toBe(true);
+    // Each ABORT crossed node1's XDP, so each new INIT from its port found the flow ended.
+    expect((await newAssocs()) - before).toBeGreaterThanOrEqual(ports.length);
   });
 
   it('a NodePort without endpoints refuses the association at once (ICMP port unreachable), not after INIT retries', async () => {

@@ -36,7 +36,7 @@ export const SOCK_OBJECT: ObjectSpec = {
 /** The packet programs of node devices: NodePort, ExternalIP and LoadBalancer traffic from outside (bpf/xdp.bpf.c). */
 export const XDP_OBJECT: ObjectSpec = {
   file: 'xdp.bpf.o',
-  programs: { bpx_xdp: 'xdp', bpx_xdp_pass: 'none' },
+  programs: { bpx_xdp: 'xdp', bpx_xdp_pass: 'none', bpx_xdp_sctp: 'none' /* tail-called by bpx_xdp */ },
   structs: [FE_KEY, FE_VAL, SET_KEY, SET_VAL, BACKEND, MEMBER_KEY, AFF_KEY, AFF_VAL, CT_KEY, CT_VAL, NAT_KEY, NAT_VAL, MAGLEV_ROW, RANGE_KEY, LOCAL_EP_KEY, LOCAL_EP, COUNTER],
   enums: Object.keys(CONSTANT_ENUMS),
 };

@@ -70,6 +70,7 @@ export const EVENTS: readonly Reason[] = [
   { label: 'tc_icmp_err_rnat', description: 'TC egress: ICMP or ICMPv6 error from a local backend or the node about a DNATed packet: its quote and source restored to the frontend' },
   { label: 'pkt_local_redirect', description: 'of the packets to local backends (pkt_local_new, pkt_local_ct): sent at XDP straight into the backend pod\'s veth, skipping the node\'s stack' },
   { label: 'pkt_routed_redirect', description: 'packet to no frontend addressed to a local backend (the second hop of another node\'s NodePort flow): sent at XDP straight into the pod\'s veth, skipping the node\'s stack' },
+  { label: 'pkt_sctp_new_assoc', description: 'INIT to an SCTP flow whose association ended (ABORT, SHUTDOWN COMPLETE) or was shutting down: picked afresh as a new flow, its old SNAT port given back' },
 ];
 
 /** enum bpx_counter_slot: where drops and events sit in the counters map. */
