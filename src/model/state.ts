@@ -10,6 +10,7 @@ import type { KubeObject, ObjectKind } from './objects.js';
 import { serviceFromObject } from './service.js';
 import { sliceFromObject } from './endpointslice.js';
 import { ChangeTracker } from './tracker.js';
+import { strideOf } from './packed-endpoints.js';
 import type { NodeInfo, ServiceInfo, SliceInfo, ValidationConfig } from './types.js';
 
 export interface Rejection {
@@ -37,6 +38,13 @@ export interface ClusterView {
   readonly services: ReadonlyMap<string, ServiceInfo>;
   slicesOf(serviceKey: string): SliceInfo[];
   readonly node: NodeInfo | null;
+  /**
+   * Endpoints times ports, summed over every slice in force: at least as
+   * many as the backends a plan of everything holds. Lets the planner size
+   * its tables once before a first plan (optional: a view without it gets
+   * tables that grow as they fill).
+   */
+  readonly endpointPorts?: number;
 }
 
 export interface Checkout {
@@ -63,6 +71,8 @@ export class ClusterState implements ClusterView {
    */
   private readonly slicesByService = new Map<string, string | Set<string>>();
   node: NodeInfo | null = null;
+  /** ClusterView.endpointPorts, kept as slices come and go. */
+  endpointPorts = 0;
 
   private readonly serviceTracker = new ChangeTracker<ServiceInfo>();
   private readonly sliceTracker = new ChangeTracker<SliceInfo>();
@@ -269,6 +279,8 @@ export class ClusterState implements ClusterView {
 
   private setSlice(key: string, info: SliceInfo | undefined): void {
     const old = this.slices.get(key);
+    if (old) this.endpointPorts -= endpointPortsOf(old);
+    if (info) this.endpointPorts += endpointPortsOf(info);
     if (old) {
       const keys = this.slicesByService.get(old.serviceKey);
       if (keys === key) this.slicesByService.delete(old.serviceKey);
@@ -318,4 +330,8 @@ function seniority(a: Candidate, b: Candidate): number {
   const tb = b.info.creationTimestamp ?? '';
   if (ta !== tb) return ta < tb ? -1 : 1;
   return a.info.key < b.info.key ? -1 : a.info.key > b.info.key ? 1 : 0;
+}
+
+function endpointPortsOf(s: SliceInfo): number {
+  return (s.packed.length / strideOf(s.family)) * s.ports.length;
 }

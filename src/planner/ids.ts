@@ -152,7 +152,8 @@ export class IdAllocator {
     const t = six ? this.v6 : this.v4;
     const slot = six ? t.index.insert(src, off) : t.index.insert(this.shorten(src, off), 0);
     if (t.index.added) {
-      const hinted = this.hints?.find(src, off) ?? 0;
+      // No hash of the key against an empty table (a first start has no hints).
+      const hinted = this.hints && this.hints.size > 0 ? this.hints.find(src, off) : 0;
       t.ids[slot] = 0; // not an ID yet: the pool may ask which IDs are in use
       t.ids[slot] = this.pool.claim(hinted) ? hinted : this.pool.allocate();
       t.refs[slot] = 0;
@@ -200,6 +201,11 @@ export class IdAllocator {
     for (const t of [this.v4, this.v6]) {
       for (let s = 0; s < t.index.end; s++) if (t.index.used[s] && t.ids[s]) yield t.ids[s]!;
     }
+  }
+
+  /** Sizes the IPv4 table for `keys` keys at once, rather than by doubling as they come (each doubling rehashes every key). */
+  reserve(keys: number): void {
+    this.v4.index.reserve(keys);
   }
 
   /** Hints only matter until every restored object has been planned once. */

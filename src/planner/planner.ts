@@ -19,8 +19,8 @@ import { CompactBackend, CompactBackend6 } from './backend.js';
 import { IdAllocator, IdPool } from './ids.js';
 import { DEFAULT_MAGLEV_M } from '../util/maglev-size.js';
 import { selectNodePortAddresses } from './nodeports.js';
-import { planService, type DraftService, type DraftSet, type PlanContext } from './service.js';
-import type { NodeTopology, PortEndpoint } from './topology.js';
+import { ServicePlanner, type DraftService, type DraftSet, type PlanContext } from './service.js';
+import type { NodeTopology } from './topology.js';
 import {
   hasExternalFrontends, type BackendSet, type DesiredDataplane, type Frontend, type HealthCheck, type IdHints, type PlannedBackend, type PlannedService,
 } from './types.js';
@@ -61,6 +61,11 @@ interface ServiceEntry {
   frontendSlots: number[];
 }
 
+const NO_PLANS: (PlannedService | undefined)[] = [];
+const NO_KEYS: readonly string[] = Object.freeze([]);
+/** Shared by every service that owns no frontend: never written to (entries are replaced, not edited). */
+const NO_SLOTS: number[] = Object.freeze([]) as unknown as number[];
+
 export const DEFAULT_PLANNER_LIMITS = { maxServiceId: 0x3fffffff, maxBackendId: 0xffffffff } as const;
 
 export class Planner {
@@ -82,6 +87,13 @@ export class Planner {
   private readonly releasing = new Set<PlannedBackend>();
   /** Scratch: one frontend or backend key. */
   private readonly key = new Uint32Array(KEY_WORDS);
+  /** Drafts each service's ports into reused scratch. */
+  private readonly drafter = new ServicePlanner();
+  /** Scratch: the backend made for each endpoint row of the current draft, so that its sets share it. */
+  private readonly rowBackends: (PlannedBackend | null)[] = [];
+  /** Scratch: one service's planned-service keys and frontend slots, while it is planned. */
+  private readonly scratchPlanned: string[] = [];
+  private readonly scratchSlots: number[] = [];
   private localAddresses: readonly string[] = [];
   private nodePortAddresses: Record<IPFamily, string[]> = { IPv4: [], IPv6: [] };
   private node: NodeTopology;
@@ -127,13 +139,27 @@ export class Planner {
       this.node = { name: this.cfg.nodeName, zone };
       if (this.refreshNodePortAddresses() || primaryChanged) all = true;
     }
-    const work = new Set<string>(all ? [...this.entries.keys(), ...view.services.keys()] : changed);
-    // Planning one service may release a frontend another is waiting for.
-    while (work.size > 0) {
-      const keys = [...work].sort();
-      work.clear();
-      for (const key of keys) this.planOne(key, view.services.get(key), view, changedKeys, conflicts, work);
+    if (!this.planned && view.endpointPorts !== undefined) this.reserveFor(view.services.size, view.endpointPorts);
+    const ctx: PlanContext = { node: this.node, nodePortAddresses: this.nodePortAddresses };
+    // Everything: the services in force and those planned before (a Set of both was a tenth of a full plan at 30,000).
+    let keys: string[];
+    if (all) {
+      keys = [...view.services.keys()];
+      for (const k of this.entries.keys()) if (!view.services.has(k)) keys.push(k);
+    } else {
+      keys = [...new Set(changed)];
     }
+    keys.sort();
+    // Planning one service may release a frontend another is waiting for.
+    const work = new Set<string>();
+    while (keys.length > 0) {
+      for (const key of keys) this.planOne(key, view.services.get(key), view, ctx, changedKeys, conflicts, work);
+      keys = [...work].sort();
+      work.clear();
+    }
+    // The scratch refers to slices and backends the next plan may not: let them go.
+    this.drafter.endpoints.clear();
+    this.rowBackends.length = 0;
     for (const list of conflicts.values()) warnings.push(...list);
     if (!this.planned) {
       this.planned = true;
@@ -148,6 +174,18 @@ export class Planner {
     };
   }
 
+  /**
+   * Before the first plan, which plans everything: sizes the ID tables for
+   * what is coming (at most one backend per endpoint and slice port, a
+   * frontend per service at least), so that they are not rehashed again and
+   * again as they fill (a tenth of a full plan at 30,000 x 10). A table
+   * reserved for n keys is the size doubling would have grown it to.
+   */
+  private reserveFor(services: number, endpointPorts: number): void {
+    this.backendIds.reserve(endpointPorts);
+    this.frontendIndex.reserve(services);
+  }
+
   private refreshNodePortAddresses(): boolean {
     const next = selectNodePortAddresses({ spec: this.cfg.nodePortAddresses, localAddresses: this.localAddresses, primaryIPs: this.primaryIPs });
     const same = next.IPv4.join() === this.nodePortAddresses.IPv4.join() && next.IPv6.join() === this.nodePortAddresses.IPv6.join();
@@ -160,23 +198,32 @@ export class Planner {
     key: string,
     svc: ServiceInfo | undefined,
     view: ClusterView,
+    ctx: PlanContext,
     changed: Set<string>,
     conflicts: Map<string, PlanWarning[]>,
     wake: Set<string>,
   ): void {
     const old = this.entries.get(key);
-    conflicts.delete(key);
-    const ctx: PlanContext = { node: this.node, nodePortAddresses: this.nodePortAddresses };
-    const plan = svc ? planService(svc, view.slicesOf(key), ctx) : { drafts: [], health: null };
-
-    const entry: ServiceEntry = { planned: [], frontendSlots: [] };
+    if (conflicts.size > 0) conflicts.delete(key);
+    // Built in scratch, copied out at their exact length below.
+    const planned = this.scratchPlanned;
+    const frontendSlots = this.scratchSlots;
+    planned.length = 0;
+    frontendSlots.length = 0;
     // The old plans, before the new ones replace them: their backend references are released below.
-    const oldPlans = old ? old.planned.map((k) => this.services.get(k)) : [];
-    const oldFrontends = old?.frontendSlots ?? [];
-    for (const draft of plan.drafts) {
-      const kept = draft.frontends.filter((f) => {
-        let slot = this.frontendSlot(draft, f);
-        const owner = slot >= 0 ? this.frontendOwner[slot] : undefined;
+    const oldPlans = old ? old.planned.map((k) => this.services.get(k)) : NO_PLANS;
+    const oldFrontends = old?.frontendSlots ?? NO_SLOTS;
+    const drafter = this.drafter;
+    if (svc) drafter.begin(svc, view.slicesOf(key), ctx);
+    for (let draft = svc ? drafter.next() : null; draft; draft = drafter.next()) {
+      // The draft's own list when nothing is left out; a copy of the kept ones from the first left out.
+      let kept: Frontend[] | null = null;
+      for (let i = 0; i < draft.frontends.length; i++) {
+        const f = draft.frontends[i]!;
+        // One probe for both cases: a frontend no one has is added here (and an owned one is found).
+        this.frontendKey(draft, f);
+        const slot = this.frontendIndex.insert(this.key, 0);
+        const owner = this.frontendOwner[slot];
         if (owner && owner !== draft.key && !oldFrontends.includes(slot)) {
           const message = `${f.kind} frontend ${hostPort(f.address, f.port)}/${draft.protocol} is already served by ${owner}; left out until it is free`;
           let list = conflicts.get(key);
@@ -185,28 +232,27 @@ export class Planner {
           let w = this.frontendWaiters[slot];
           if (!w) this.frontendWaiters[slot] = w = new Set();
           w.add(key);
-          return false;
+          kept ??= draft.frontends.slice(0, i);
+          continue;
         }
-        if (slot < 0) slot = this.frontendIndex.insert(this.key, 0);
         this.frontendOwner[slot] = draft.key;
-        entry.frontendSlots.push(slot);
-        return true;
-      });
-      // The draft's own list when nothing was left out: filter() leaves spare capacity behind.
-      const frontends = kept.length === draft.frontends.length ? draft.frontends : kept;
+        frontendSlots.push(slot);
+        kept?.push(f);
+      }
+      const frontends = kept ?? draft.frontends;
       // Kept out of every external frontend it asked for: nothing external to plan for.
-      const planned = this.assign({ ...draft, frontends, preserveSource: draft.preserveSource && hasExternalFrontends(frontends) });
       const prev = this.services.get(draft.key);
-      entry.planned.push(draft.key);
+      const next = this.assign(draft, prev, frontends, draft.preserveSource && hasExternalFrontends(frontends));
+      planned.push(draft.key);
       // An unchanged plan keeps its object: dataplanes may cache by identity.
-      if (prev && samePlan(prev, planned)) continue;
-      this.services.set(draft.key, planned);
+      if (prev && samePlan(prev, next)) continue;
+      this.services.set(draft.key, next);
       changed.add(draft.key);
     }
     // Release what the old plan held and the new one does not (after
     // acquiring, so an unchanged backend keeps its ID).
-    for (const k of old?.planned ?? []) {
-      if (entry.planned.includes(k)) continue;
+    for (const k of old?.planned ?? NO_KEYS) {
+      if (planned.includes(k)) continue;
       const gone = this.services.get(k);
       if (gone) this.serviceIds.free(gone.id);
       this.services.delete(k);
@@ -215,7 +261,7 @@ export class Planner {
     for (const p of oldPlans) if (p) this.releaseBackends(p);
     for (const slot of oldFrontends) {
       const owner = this.frontendOwner[slot];
-      if (entry.frontendSlots.includes(slot) || owner === undefined || !old!.planned.includes(owner)) continue;
+      if (frontendSlots.includes(slot) || owner === undefined || !old!.planned.includes(owner)) continue;
       for (const w of this.frontendWaiters[slot] ?? []) if (w !== key) wake.add(w);
       this.frontendOwner[slot] = undefined;
       this.frontendWaiters[slot] = undefined;
@@ -223,31 +269,28 @@ export class Planner {
     }
     // Copied out at their exact length: arrays grown by push keep spare
     // capacity (16 elements for the first push), per service.
-    if (entry.frontendSlots.length > 0) entry.frontendSlots = entry.frontendSlots.slice();
-    entry.planned = entry.planned.slice();
-    if (entry.planned.length > 0) this.entries.set(key, entry);
-    else this.entries.delete(key);
+    if (planned.length > 0) this.entries.set(key, { planned: planned.slice(), frontendSlots: frontendSlots.length > 0 ? frontendSlots.slice() : NO_SLOTS });
+    else if (old) this.entries.delete(key);
 
-    const hc = svc && plan.health ? { namespace: svc.namespace, name: svc.name, port: plan.health.port, localEndpoints: plan.health.localEndpoints } : null;
+    const health = svc ? drafter.health() : null;
+    const hc = svc && health ? { namespace: svc.namespace, name: svc.name, port: health.port, localEndpoints: health.localEndpoints } : null;
     if (hc) this.healthChecks.set(key, hc);
-    else this.healthChecks.delete(key);
+    else if (this.healthChecks.size > 0) this.healthChecks.delete(key);
   }
 
-  /** Writes the frontend's key into `this.key`; returns its slot, -1 when no service has it. */
-  private frontendSlot(d: DraftService, f: Frontend): number {
+  /** Writes the frontend's key into `this.key`. */
+  private frontendKey(d: DraftService, f: Frontend): void {
     writeAddressKey(this.key, 0, d.protocol, d.family, f.v4, f.address, f.port);
-    return this.frontendIndex.find(this.key, 0);
   }
 
-  private assign(d: DraftService): PlannedService {
-    const id = this.services.get(d.key)?.id ?? this.newServiceId(d);
-    const toSet = (s: DraftSet): BackendSet => ({
-      onEmpty: s.onEmpty,
-      backends: s.endpoints.map((ep) => this.backend(d, ep)),
-    });
-    const internal = toSet(d.internal);
-    const external = d.external === d.internal ? internal : toSet(d.external);
-    const cluster = d.cluster === d.internal ? internal : d.cluster === d.external ? external : toSet(d.cluster);
+  private assign(d: DraftService, prev: PlannedService | undefined, frontends: Frontend[], preserveSource: boolean): PlannedService {
+    const id = prev?.id ?? this.newServiceId(d, frontends);
+    // No backend made yet for any row of this draft.
+    const made = this.rowBackends;
+    for (let i = 0; i < this.drafter.endpoints.count; i++) made[i] = null;
+    const internal = this.toSet(d, d.internal);
+    const external = d.external === d.internal ? internal : this.toSet(d, d.external);
+    const cluster = d.cluster === d.internal ? internal : d.cluster === d.external ? external : this.toSet(d, d.cluster);
     return {
       key: d.key,
       namespace: d.namespace,
@@ -256,23 +299,31 @@ export class Planner {
       protocol: d.protocol,
       family: d.family,
       id,
-      frontends: d.frontends,
+      frontends,
       internal,
       external,
       cluster,
       affinityTimeout: d.affinityTimeout,
       sourceRanges: d.sourceRanges,
-      preserveSource: d.preserveSource,
-      maglev: hasExternalFrontends(d.frontends) ? { m: this.cfg.maglevTableSize || DEFAULT_MAGLEV_M, backends: external.backends } : null,
+      preserveSource,
+      maglev: hasExternalFrontends(frontends) ? { m: this.cfg.maglevTableSize || DEFAULT_MAGLEV_M, backends: external.backends } : null,
       topology: d.topology,
     };
   }
 
+  /** The set's backends, in row (address) order, at their exact length. */
+  private toSet(d: DraftService, s: DraftSet): BackendSet {
+    const n = s.rows.n;
+    const backends = new Array<PlannedBackend>(n);
+    for (let i = 0; i < n; i++) backends[i] = this.backend(d, s.rows.rows[i]!);
+    return { onEmpty: s.onEmpty, backends };
+  }
+
   /** A new planned service's ID: the one an earlier run gave the first of its frontends that had one free, else a fresh one. */
-  private newServiceId(d: DraftService): number {
+  private newServiceId(d: DraftService, frontends: readonly Frontend[]): number {
     if (this.frontendHints) {
-      for (const f of d.frontends) {
-        this.frontendSlot(d, f);
+      for (const f of frontends) {
+        this.frontendKey(d, f);
         const hinted = this.frontendHints.find(this.key, 0);
         if (this.serviceIds.claim(hinted)) return hinted;
       }
@@ -280,15 +331,21 @@ export class Planner {
     return this.serviceIds.allocate();
   }
 
-  /** The endpoint's PlannedBackend, made once per planned service (sets share it) with a reference on its ID. */
-  private backend(d: DraftService, ep: PortEndpoint): PlannedBackend {
-    if (ep.backend) return ep.backend;
-    writePackedKey(this.key, 0, d.protocol, d.family, ep.packed, ep.at, ep.port);
+  /** The PlannedBackend of the draft's endpoint row, made once per draft (sets share it) with a reference on its ID. */
+  private backend(d: DraftService, row: number): PlannedBackend {
+    const made = this.rowBackends[row];
+    if (made) return made;
+    const eps = this.drafter.endpoints;
+    const packed = eps.packed[row]!;
+    const at = eps.at[row]!;
+    const port = eps.port[row]!;
+    writePackedKey(this.key, 0, d.protocol, d.family, packed, at, port);
     const id = this.backendIds.idAt(this.backendIds.acquire(this.key, 0));
-    ep.backend = d.family === 'IPv4'
-      ? new CompactBackend(id, ep.v4, ep.port, ep.local, ep.terminating, ep.place)
-      : new CompactBackend6(id, ep.port, ep.local, ep.terminating, ep.place, packedAddress(ep.packed, ep.at, 'IPv6'));
-    return ep.backend;
+    const b = d.family === 'IPv4'
+      ? new CompactBackend(id, eps.v4[row]!, port, eps.local(row), eps.terminating(row), eps.place[row]!)
+      : new CompactBackend6(id, port, eps.local(row), eps.terminating(row), eps.place[row]!, packedAddress(packed, at, 'IPv6'));
+    this.rowBackends[row] = b;
+    return b;
   }
 
   /** Drops the references `p` holds: one per distinct backend of its sets (they share backend objects). */

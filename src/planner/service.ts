@@ -1,28 +1,33 @@
 // One Service -> its planned service ports (one per port and family), before
-// IDs are assigned. Pure: the same inputs give the same drafts.
+// IDs are assigned. Deterministic: the same inputs give the same drafts.
+//
+// A draft is handed out one service port at a time, and its endpoint sets
+// are rows of reused scratch (PortEndpoints, Selection) that the next draft
+// overwrites: the planner turns each into a PlannedService before asking for
+// the next. A full plan thus makes no object per endpoint besides the
+// PlannedBackend it keeps.
 import type { IPFamily, ServiceInfo, ServicePortSpec, SliceInfo } from '../model/types.js';
 import { familyOf, ipv4ToUint32 } from '../util/ip.js';
-import { endpointsForPort } from './endpoints.js';
-import { categorizeEndpoints, type NodeTopology, type PortEndpoint } from './topology.js';
+import { PortEndpoints } from './endpoints.js';
+import { Categorizer, type NodeTopology, type Selection } from './topology.js';
 import { hasExternalFrontends, type EmptyAction, type Frontend, type FrontendKind, type PlannedService } from './types.js';
 
+/** One endpoint set of a draft: rows of the drafting ServicePlanner's `endpoints`. */
 export interface DraftSet {
-  endpoints: PortEndpoint[];
+  rows: Selection;
   onEmpty: EmptyAction;
 }
 
-/** A PlannedService before IDs: its sets hold endpoints, and the planner adds the Maglev plan. */
+/**
+ * A PlannedService before IDs: its sets hold endpoint rows, and the planner
+ * adds the Maglev plan. internal, external and cluster are the same DraftSet
+ * when they hold the same rows (PlannedService promises one object per distinct set).
+ */
 export type DraftService = Omit<PlannedService, 'id' | 'internal' | 'external' | 'cluster' | 'maglev'> & {
   internal: DraftSet;
   external: DraftSet;
   cluster: DraftSet;
 };
-
-export interface ServicePlan {
-  drafts: DraftService[];
-  /** healthCheckNodePort, with its local endpoint count; null when the service has none. */
-  health: { port: number; localEndpoints: number } | null;
-}
 
 export interface PlanContext {
   node: NodeTopology;
@@ -58,73 +63,127 @@ function frontendsOf(svc: ServiceInfo, port: ServicePortSpec, family: IPFamily, 
   return out;
 }
 
-function draftSet(endpoints: PortEndpoint[], hasAnyEndpoints: boolean): DraftSet {
-  return { endpoints, onEmpty: hasAnyEndpoints ? 'drop' : 'reject' };
-}
+/** Drafts the service ports of one Service at a time: begin(), then next() until null, then health(). */
+export class ServicePlanner {
+  /** The endpoint rows the current draft's sets refer to. */
+  readonly endpoints = new PortEndpoints();
+  private readonly categorizer = new Categorizer();
+  /** The three sets of the current draft (the same object where they share). */
+  private readonly sets: [DraftSet, DraftSet, DraftSet] = [
+    { rows: this.categorizer.cluster, onEmpty: 'reject' },
+    { rows: this.categorizer.cluster, onEmpty: 'reject' },
+    { rows: this.categorizer.cluster, onEmpty: 'reject' },
+  ];
+  private svc: ServiceInfo | null = null;
+  private slices: readonly SliceInfo[] = [];
+  private ctx: PlanContext | null = null;
+  private fi = 0;
+  private pi = 0;
+  private hasHealthCheck = false;
+  /**
+   * Local ready addresses per family, for the health check only: kube-proxy's
+   * health server of each family counts the addresses its own proxier sees
+   * (LocalReadyEndpoints), so a pod with an IPv4 and an IPv6 address counts once, not twice.
+   */
+  private localReady = new Map<IPFamily, Set<number | string>>();
 
-/** `b` itself, or `a` when both hold the same endpoints: PlannedService promises one object per distinct set. */
-function shareSet(a: DraftSet, b: DraftSet): DraftSet {
-  if (a.onEmpty !== b.onEmpty || a.endpoints.length !== b.endpoints.length) return b;
-  return a.endpoints.every((ep, i) => ep === b.endpoints[i]) ? a : b;
-}
+  begin(svc: ServiceInfo, slices: readonly SliceInfo[], ctx: PlanContext): void {
+    this.svc = svc.notProxied ? null : svc;
+    this.slices = slices;
+    this.ctx = ctx;
+    this.fi = 0;
+    this.pi = 0;
+    this.hasHealthCheck = svc.type === 'LoadBalancer' && svc.externalTrafficPolicy === 'Local' && svc.healthCheckNodePort > 0;
+    if (this.hasHealthCheck) this.localReady = new Map();
+  }
 
-/** An endpoint's address as a Set member: the IPv4 number, or the IPv6 words as text (rare). */
-function addressIdentity(ep: PortEndpoint, family: IPFamily): number | string {
-  if (family === 'IPv4') return ep.v4;
-  const p = ep.packed;
-  return `${p[ep.at]!},${p[ep.at + 1]!},${p[ep.at + 2]!},${p[ep.at + 3]!}`;
-}
-
-export function planService(svc: ServiceInfo, slices: readonly SliceInfo[], ctx: PlanContext): ServicePlan {
-  const drafts: DraftService[] = [];
-  if (svc.notProxied) return { drafts, health: null };
-
-  const hasHealthCheck = svc.type === 'LoadBalancer' && svc.externalTrafficPolicy === 'Local' && svc.healthCheckNodePort > 0;
-  // Local ready addresses per family, for the health check only: kube-proxy's
-  // health server of each family counts the addresses its own proxier sees
-  // (LocalReadyEndpoints), so a pod with an IPv4 and an IPv6 address counts once, not twice.
-  const localReady = new Map<IPFamily, Set<number | string>>();
-  svc.ipFamilies.forEach((family, fi) => {
-    const clusterIP = svc.clusterIPs[fi];
-    if (!clusterIP) return;
-    for (const port of svc.ports) {
-      // External and LB addresses of a family the service has no cluster IP
-      // of are left out here; the model warned about them when it admitted the service.
-      const frontends = frontendsOf(svc, port, family, clusterIP, ctx);
-      const external = hasExternalFrontends(frontends);
-      const eps = endpointsForPort(slices, family, port.name, port.protocol, ctx.node.name);
-      if (hasHealthCheck) {
-        let ready = localReady.get(family);
-        if (!ready) localReady.set(family, (ready = new Set()));
-        for (const ep of eps) if (ep.local && ep.ready) ready.add(addressIdentity(ep, family));
-      }
-      const cat = categorizeEndpoints(eps, svc, external, ctx.node);
-      const internal = draftSet(svc.internalTrafficPolicy === 'Local' ? cat.local : cat.cluster, cat.hasAnyEndpoints);
-      // Without external frontends only the internal set is ever used.
-      const ext = external ? shareSet(internal, draftSet(svc.externalTrafficPolicy === 'Local' ? cat.local : cat.cluster, cat.hasAnyEndpoints)) : internal;
-      const cluster = external ? shareSet(ext, shareSet(internal, draftSet(cat.cluster, cat.hasAnyEndpoints))) : internal;
-      drafts.push({
-        key: plannedKey(svc.key, port.name, family),
-        namespace: svc.namespace,
-        name: svc.name,
-        portName: port.name,
-        protocol: port.protocol,
-        family,
-        frontends,
-        internal,
-        external: ext,
-        cluster,
-        affinityTimeout: svc.sessionAffinityTimeout,
-        sourceRanges: svc.type === 'LoadBalancer' && svc.loadBalancerSourceRanges.length > 0
-          ? svc.loadBalancerSourceRanges.filter((c) => familyOf(c.split('/')[0]!) === family)
-          : NO_RANGES,
-        preserveSource: external && svc.externalTrafficPolicy === 'Local',
-        topology: cat.topology,
-      });
+  /** The next service port's draft, null after the last. Its sets are valid until the next call. */
+  next(): DraftService | null {
+    const svc = this.svc;
+    const ctx = this.ctx!;
+    if (!svc) return null;
+    for (; this.fi < svc.ipFamilies.length; this.fi++, this.pi = 0) {
+      const family = svc.ipFamilies[this.fi]!;
+      const clusterIP = svc.clusterIPs[this.fi];
+      if (!clusterIP || this.pi >= svc.ports.length) continue;
+      return this.draft(svc, svc.ports[this.pi++]!, family, clusterIP, ctx);
     }
-  });
-  const health = hasHealthCheck
-    ? { port: svc.healthCheckNodePort, localEndpoints: Math.max(0, ...[...localReady.values()].map((a) => a.size)) }
-    : null;
-  return { drafts, health };
+    this.slices = [];
+    return null;
+  }
+
+  /** healthCheckNodePort, with its local endpoint count (after the last draft); null when the service has none. */
+  health(): { port: number; localEndpoints: number } | null {
+    const svc = this.svc;
+    if (!svc || !this.hasHealthCheck) return null;
+    let localEndpoints = 0;
+    for (const ready of this.localReady.values()) localEndpoints = Math.max(localEndpoints, ready.size);
+    return { port: svc.healthCheckNodePort, localEndpoints };
+  }
+
+  private draft(svc: ServiceInfo, port: ServicePortSpec, family: IPFamily, clusterIP: string, ctx: PlanContext): DraftService {
+    // External and LB addresses of a family the service has no cluster IP
+    // of are left out here; the model warned about them when it admitted the service.
+    const frontends = frontendsOf(svc, port, family, clusterIP, ctx);
+    const external = hasExternalFrontends(frontends);
+    const eps = this.endpoints;
+    eps.fill(this.slices, family, port.name, port.protocol, ctx.node.name);
+    if (this.hasHealthCheck) this.countLocalReady(family);
+    const cat = this.categorizer.categorize(eps, svc, external, ctx.node);
+    const onEmpty: EmptyAction = cat.hasAnyEndpoints ? 'drop' : 'reject';
+    const [internal, ext, cluster] = this.sets;
+    internal.rows = svc.internalTrafficPolicy === 'Local' ? cat.local : cat.cluster;
+    internal.onEmpty = onEmpty;
+    let externalSet = internal;
+    let clusterSet = internal;
+    // Without external frontends only the internal set is ever used.
+    if (external) {
+      const extRows = svc.externalTrafficPolicy === 'Local' ? cat.local : cat.cluster;
+      if (!extRows.sameAs(internal.rows)) {
+        ext.rows = extRows;
+        ext.onEmpty = onEmpty;
+        externalSet = ext;
+      }
+      if (cat.cluster.sameAs(externalSet.rows)) clusterSet = externalSet;
+      else if (!cat.cluster.sameAs(internal.rows)) {
+        cluster.rows = cat.cluster;
+        cluster.onEmpty = onEmpty;
+        clusterSet = cluster;
+      }
+    }
+    return {
+      key: plannedKey(svc.key, port.name, family),
+      namespace: svc.namespace,
+      name: svc.name,
+      portName: port.name,
+      protocol: port.protocol,
+      family,
+      frontends,
+      internal,
+      external: externalSet,
+      cluster: clusterSet,
+      affinityTimeout: svc.sessionAffinityTimeout,
+      sourceRanges: svc.type === 'LoadBalancer' && svc.loadBalancerSourceRanges.length > 0
+        ? svc.loadBalancerSourceRanges.filter((c) => familyOf(c.split('/')[0]!) === family)
+        : NO_RANGES,
+      preserveSource: external && svc.externalTrafficPolicy === 'Local',
+      topology: cat.topology,
+    };
+  }
+
+  private countLocalReady(family: IPFamily): void {
+    let ready = this.localReady.get(family);
+    if (!ready) this.localReady.set(family, (ready = new Set()));
+    const eps = this.endpoints;
+    for (let i = 0; i < eps.count; i++) {
+      if (!eps.local(i) || !eps.ready(i)) continue;
+      // The IPv4 number, or the IPv6 words as text (rare).
+      if (family === 'IPv4') ready.add(eps.v4[i]!);
+      else {
+        const p = eps.packed[i]!;
+        const at = eps.at[i]!;
+        ready.add(`${p[at]!},${p[at + 1]!},${p[at + 2]!},${p[at + 3]!}`);
+      }
+    }
+  }
 }

@@ -1,44 +1,49 @@
 // Which endpoints a service port may use from this node: kube-proxy's
 // CategorizeEndpoints (pkg/proxy/topology.go), including the terminating
 // fallback (KEP-1669, GA in 1.28) and topology hints (KEP-2433, KEP-4444,
-// KEP-3015). Pure.
-import type { Place } from '../model/packed-endpoints.js';
+// KEP-3015). Pure apart from its reused scratch: it reads the rows of a
+// PortEndpoints and writes row numbers into two Selections, so that a full
+// plan makes no array per set.
 import type { ServiceInfo } from '../model/types.js';
-import type { PlannedBackend } from './types.js';
+import type { PortEndpoints } from './endpoints.js';
 
-/** One endpoint of a service port, read from a slice's packed endpoints for one plan (not kept). */
-export interface PortEndpoint {
-  /** The slice's packed endpoints, and where this one's address starts in them. */
-  packed: readonly number[];
-  at: number;
-  /** The IPv4 bits as a signed int32 (read with `>>> 0`); 0 for IPv6, whose words are packed[at..at+4). */
-  v4: number;
-  ready: boolean;
-  serving: boolean;
-  terminating: boolean;
-  /** nodeName, zone and hints: interned, shared by every endpoint with the same. */
-  place: Place;
-  port: number;
-  /** On this node. */
-  local: boolean;
-  /** The planner's backend for it, once made: the sets of a service that hold this endpoint share one. */
-  backend: PlannedBackend | null;
-}
+/** Rows of a PortEndpoints, in row order (so, address order). */
+export class Selection {
+  n = 0;
+  rows = new Int32Array(64);
 
-export interface Categorized {
-  /** Endpoints for Cluster traffic policy: ready (topology-filtered), else serving-and-terminating. */
-  cluster: PortEndpoint[];
-  /** Endpoints for Local traffic policy: local ready ones, else local serving-and-terminating ones. */
-  local: PortEndpoint[];
-  /** True when the service has usable endpoints anywhere, not just here. */
-  hasAnyEndpoints: boolean;
-  /** How topology was applied: "" none, else the mode and why. */
-  topology: string;
+  add(row: number): void {
+    if (this.n === this.rows.length) {
+      const grown = new Int32Array(this.rows.length * 2);
+      grown.set(this.rows);
+      this.rows = grown;
+    }
+    this.rows[this.n++] = row;
+  }
+
+  sameAs(o: Selection): boolean {
+    if (o === this) return true;
+    if (o.n !== this.n) return false;
+    for (let i = 0; i < this.n; i++) if (this.rows[i] !== o.rows[i]) return false;
+    return true;
+  }
 }
 
 export interface NodeTopology {
   name: string;
   zone: string | null;
+}
+
+/** What categorize() found besides the two selections. */
+export interface Categorized {
+  /** Endpoints for Cluster traffic policy: ready (topology-filtered), else serving-and-terminating. */
+  readonly cluster: Selection;
+  /** Endpoints for Local traffic policy: local ready ones, else local serving-and-terminating ones. */
+  readonly local: Selection;
+  /** True when the service has usable endpoints anywhere, not just here. */
+  hasAnyEndpoints: boolean;
+  /** How topology was applied: "" none, else the mode and why. */
+  topology: string;
 }
 
 // `external`: the port has NodePort, ExternalIP or LoadBalancer frontends.
@@ -56,79 +61,97 @@ export function usesLocalEndpoints(svc: ServiceInfo, external: boolean): boolean
   return svc.internalTrafficPolicy === 'Local' || (external && svc.externalTrafficPolicy === 'Local');
 }
 
-function topologyMode(eps: readonly PortEndpoint[], node: NodeTopology): { mode: '' | 'PreferSameNode' | 'PreferSameZone'; why: string } {
+type TopologyMode = '' | 'PreferSameNode' | 'PreferSameZone';
+
+/** Nearly every endpoint has no hints: the mode is then '' without building any text. */
+function topologyMode(eps: PortEndpoints, node: NodeTopology, out: Categorized): TopologyMode {
   let hasForNode = false;
   let allHaveNodeHints = true;
   let hasForZone = false;
   let allHaveZoneHints = true;
   let anyReady = false;
-  for (const ep of eps) {
-    if (!ep.ready) continue;
+  for (let i = 0; i < eps.count; i++) {
+    if (!eps.ready(i)) continue;
     anyReady = true;
-    if (ep.place.nodeHints.length === 0) allHaveNodeHints = false;
-    else if (ep.place.nodeHints.includes(node.name)) hasForNode = true;
-    if (ep.place.zoneHints.length === 0) allHaveZoneHints = false;
-    else if (node.zone !== null && ep.place.zoneHints.includes(node.zone)) hasForZone = true;
+    const place = eps.place[i]!;
+    if (place.nodeHints.length === 0) allHaveNodeHints = false;
+    else if (place.nodeHints.includes(node.name)) hasForNode = true;
+    if (place.zoneHints.length === 0) allHaveZoneHints = false;
+    else if (node.zone !== null && place.zoneHints.includes(node.zone)) hasForZone = true;
+    if (!allHaveNodeHints && !allHaveZoneHints) return '';
   }
-  if (!anyReady) return { mode: '', why: '' };
-  let why = '';
+  if (!anyReady) return '';
   if (allHaveNodeHints) {
-    if (hasForNode) return { mode: 'PreferSameNode', why: `PreferSameNode (node ${node.name})` };
-    why = `node hints ignored: none for node ${node.name}`;
+    if (hasForNode) {
+      out.topology = `PreferSameNode (node ${node.name})`;
+      return 'PreferSameNode';
+    }
+    out.topology = `node hints ignored: none for node ${node.name}`;
   }
   if (allHaveZoneHints) {
-    if (hasForZone) return { mode: 'PreferSameZone', why: `PreferSameZone (zone ${node.zone})` };
-    why = node.zone === null ? 'zone hints ignored: this node has no topology.kubernetes.io/zone label' : `zone hints ignored: none for zone ${node.zone}`;
+    if (hasForZone) {
+      out.topology = `PreferSameZone (zone ${node.zone})`;
+      return 'PreferSameZone';
+    }
+    out.topology = node.zone === null ? 'zone hints ignored: this node has no topology.kubernetes.io/zone label' : `zone hints ignored: none for zone ${node.zone}`;
   }
-  return { mode: '', why };
+  return '';
 }
 
-function availableForTopology(ep: PortEndpoint, mode: string, node: NodeTopology): boolean {
+function availableForTopology(eps: PortEndpoints, i: number, mode: TopologyMode, node: NodeTopology): boolean {
   switch (mode) {
     case '': return true;
-    case 'PreferSameNode': return ep.place.nodeHints.includes(node.name);
-    case 'PreferSameZone': return node.zone !== null && ep.place.zoneHints.includes(node.zone);
+    case 'PreferSameNode': return eps.place[i]!.nodeHints.includes(node.name);
+    case 'PreferSameZone': return node.zone !== null && eps.place[i]!.zoneHints.includes(node.zone);
     default: return false;
   }
 }
 
-export function categorizeEndpoints(
-  eps: readonly PortEndpoint[],
-  svc: ServiceInfo,
-  external: boolean,
-  node: NodeTopology,
-): Categorized {
-  let cluster: PortEndpoint[] = [];
-  let local: PortEndpoint[] = [];
-  let hasAnyEndpoints = false;
-  let topology = '';
+/** Reused by every port the planner plans: valid until the next categorize(). */
+export class Categorizer implements Categorized {
+  readonly cluster = new Selection();
+  readonly local = new Selection();
+  hasAnyEndpoints = false;
+  topology = '';
 
-  if (usesClusterEndpoints(svc, external)) {
-    const t = topologyMode(eps, node);
-    topology = t.why;
-    cluster = eps.filter((ep) => ep.ready && availableForTopology(ep, t.mode, node));
-    // No ready endpoint anywhere: fall back to serving-and-terminating ones,
-    // without topology, as a best effort not to drop connections.
-    if (cluster.length === 0) {
-      cluster = eps.filter((ep) => ep.serving && ep.terminating);
-      if (cluster.length > 0 && t.mode) topology = `${t.why}; ignored: only terminating endpoints`;
-    }
-    if (cluster.length > 0) hasAnyEndpoints = true;
-  }
-  if (!usesLocalEndpoints(svc, external)) return { cluster, local, hasAnyEndpoints, topology };
+  categorize(eps: PortEndpoints, svc: ServiceInfo, external: boolean, node: NodeTopology): Categorized {
+    const cluster = this.cluster;
+    const local = this.local;
+    cluster.n = 0;
+    local.n = 0;
+    this.hasAnyEndpoints = false;
+    this.topology = '';
+    const n = eps.count;
 
-  let hasLocalReady = false;
-  let hasLocalServingTerminating = false;
-  for (const ep of eps) {
-    if (ep.ready) {
-      hasAnyEndpoints = true;
-      if (ep.local) hasLocalReady = true;
-    } else if (ep.serving && ep.terminating) {
-      hasAnyEndpoints = true;
-      if (ep.local) hasLocalServingTerminating = true;
+    if (usesClusterEndpoints(svc, external)) {
+      const mode = topologyMode(eps, node, this);
+      for (let i = 0; i < n; i++) if (eps.ready(i) && availableForTopology(eps, i, mode, node)) cluster.add(i);
+      // No ready endpoint anywhere: fall back to serving-and-terminating ones,
+      // without topology, as a best effort not to drop connections.
+      if (cluster.n === 0) {
+        for (let i = 0; i < n; i++) if (eps.serving(i) && eps.terminating(i)) cluster.add(i);
+        if (cluster.n > 0 && mode) this.topology = `${this.topology}; ignored: only terminating endpoints`;
+      }
+      if (cluster.n > 0) this.hasAnyEndpoints = true;
     }
+    if (!usesLocalEndpoints(svc, external)) return this;
+
+    let hasLocalReady = false;
+    let hasLocalServingTerminating = false;
+    for (let i = 0; i < n; i++) {
+      if (eps.ready(i)) {
+        this.hasAnyEndpoints = true;
+        if (eps.local(i)) hasLocalReady = true;
+      } else if (eps.serving(i) && eps.terminating(i)) {
+        this.hasAnyEndpoints = true;
+        if (eps.local(i)) hasLocalServingTerminating = true;
+      }
+    }
+    if (hasLocalReady) {
+      for (let i = 0; i < n; i++) if (eps.local(i) && eps.ready(i)) local.add(i);
+    } else if (hasLocalServingTerminating) {
+      for (let i = 0; i < n; i++) if (eps.local(i) && eps.serving(i) && eps.terminating(i)) local.add(i);
+    }
+    return this;
   }
-  if (hasLocalReady) local = eps.filter((ep) => ep.local && ep.ready);
-  else if (hasLocalServingTerminating) local = eps.filter((ep) => ep.local && ep.serving && ep.terminating);
-  return { cluster, local, hasAnyEndpoints, topology };
 }
