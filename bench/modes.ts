@@ -59,6 +59,7 @@ import { silentLogger } from '../src/util/log.js';
 import { NodeStateWriter } from '../src/dataplane/state-file.js';
 import { bracket, latency, measureChanges, slowSummary, type ChangeRun, type Interval } from './change-latency.js';
 import { join } from 'node:path';
+import { demoteHelperThreads } from '../src/util/thread-priority.js';
 
 const QUICK = process.env.QUICK === '1';
 /** In a VM guest (bench/vm-bench.ts): its kernel. The guest is slow: progress lines within each mode. */
@@ -383,6 +384,9 @@ async function main(): Promise<void> {
       // Built in, or missing: a mode that lacks one fails its first sync with the tool's message.
     }
   }
+  // As the proxy's main() does, before any Worker is made (src/util/thread-priority.ts); BENCH_HELPER_IDLE=0 leaves them (the comparison).
+  const helpers = process.env.BENCH_HELPER_IDLE === '0' ? null : demoteHelperThreads();
+  out(helpers ? `Node's helper threads (${helpers.lowered}) as SCHED_IDLE, as the proxy starts them${helpers.failed.length ? `; ${helpers.failed.length} refused` : ''}` : 'Node\'s helper threads left at the event loop\'s priority (BENCH_HELPER_IDLE=0; the proxy lowers them)');
   const lab = await createLab({ nodes: [...MODES.map((m) => ({ name: `n-${m}`, pods: [{ name: `c-${m}` }] })), { name: 'n-server', pods: [{ name: 'server' }] }] });
   /** Why a mode is not run at the sizes left. */
   const stopped = new Map<Mode, string>();

@@ -13,6 +13,7 @@ import { cleanupIpvs } from '../dataplane/ipvs/cleanup.js';
 import { cleanupKubeProxy } from './kube-proxy-cleanup.js';
 import { cleanupNftables } from '../dataplane/nftables/cleanup.js';
 import { createLogger, type Logger } from '../util/log.js';
+import { demoteHelperThreadsLogged } from '../util/thread-priority.js';
 import { Proxy } from '../runtime/proxy.js';
 import { datapathAfterFailedStart } from './failed-start.js';
 import { runNodeView } from './commands/node-view.js';
@@ -82,6 +83,8 @@ export async function main(argv: string[]): Promise<void> {
   describeProcess(version, commit);
   log.info({ version, commit, node: process.version, pid: process.pid }, `starting ${versionLine()}`);
   setOomScoreAdj(cfg.oomScoreAdj, log);
+  // Before any Worker is made: those keep the event loop's priority.
+  demoteHelperThreadsLogged(log);
   // Read now, so that an edit made while starting is noticed too.
   const configText = cfg.configFile ? readFileSync(cfg.configFile, 'utf8') : null;
   let proxy: Proxy;
