@@ -39,6 +39,7 @@ import { ClusterState } from '../src/model/state.js';
 import { DEFAULT_VALIDATION } from '../src/model/types.js';
 import { DEFAULT_PLANNER_LIMITS, Planner } from '../src/planner/planner.js';
 import { silentLogger } from '../src/util/log.js';
+import { demoteHelperThreads } from '../src/util/thread-priority.js';
 
 const QUICK = process.env.QUICK === '1';
 const SIZES: [number, number][] = process.argv[2]
@@ -280,6 +281,8 @@ async function main(): Promise<void> {
     process.exitCode = 1;
     return;
   }
+  // As the proxy's main() does (src/util/thread-priority.ts): V8's helpers no longer preempt the changes.
+  demoteHelperThreads();
   const lab = await createLab({ nodes: [{ name: 'node1', pods: [] }, { name: 'node2', pods: [] }] });
   const tmp = mkdtempSync(join(tmpdir(), 'bpfproxy-bench-'));
   try {
