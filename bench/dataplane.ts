@@ -61,6 +61,9 @@ function desired(services: PlannedService[]): DesiredDataplane {
   return { generation: 1, services: new Map(services.map((s) => [s.key, s])), healthChecks: new Map(), nodePortAddresses: { IPv4: [], IPv6: [] } };
 }
 
+/** Issue 6's targets: 10,000 x 1 under 100 ms; with 10 endpoints, within 2x of the kernel's own batch syscalls. */
+const mapWriteTarget = (e: number, syncMs: number, ratio: number) =>
+  (e === 1 ? { text: 'under 100 ms', met: syncMs < 100 } : { text: 'within 2x of the batch syscalls', met: ratio <= 2 });
 const ms = (x: number) => (x < 10 ? x.toFixed(2) : x.toFixed(0));
 
 function open(pinDir: string, n: number, e: number): BpfDataplane {
@@ -170,7 +173,7 @@ async function main(): Promise<void> {
       process.stdout.write(`  memory after the syncs      rss ${(rss / 1e6).toFixed(0)} MB, heap ${(heap / 1e6).toFixed(0)} MB (this process holds the desired plan objects too)\n`);
       const fr = ratioStats(fullRatios);
       record({ measurement: 'map-write', dataplane: 'bpf', services: n, endpoints: e, value: median(syncMs), unit: 'ms', extra: { entries },
-        baseline: { name: 'batch syscalls alone', value: median(kernelMs), ...fr, better: 'closer' }, target: { text: 'within 2x of the batch syscalls', met: fr.ratio <= 2 } });
+        baseline: { name: 'batch syscalls alone', value: median(kernelMs), ...fr, better: 'closer' }, target: mapWriteTarget(e, median(syncMs), fr.ratio) });
       record({ measurement: 'resync', dataplane: 'bpf', services: n, endpoints: e, value: median(resync), unit: 'ms',
         baseline: { name: 'dump alone', value: median(dumpOnly), ratio: median(resync) / median(dumpOnly), better: 'closer' } });
       syncMs = []; kernelMs = []; resync = []; dumpOnly = [];
