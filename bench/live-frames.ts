@@ -161,7 +161,7 @@ export class LiveFrames {
   }
 
   /** An XDP program of this object on a device, or none (`program` null). */
-  setXdp(netns: string, dev: string, program: 'bench_pass' | 'bench_count_xdp_drop' | null): void {
+  setXdp(netns: string, dev: string, program: 'bench_pass' | 'bench_count_xdp_drop' | 'bench_wire_switch' | null): void {
     const link = join(this.pin, `xdp-${netns}-${dev}`);
     if (program === null) {
       this.unlink(link);
@@ -215,6 +215,33 @@ export class LiveFrames {
       }
     }
     return false;
+  }
+
+  /**
+   * The wire as a switch that costs the nodes nothing, as a hardware one:
+   * bench_wire_switch on each node's switch port forwards a frame addressed
+   * to another node's eth0 straight to that node's port as an xdp_frame (no
+   * skb, no bridge; what nothing matches still goes to the bridge). Replaces
+   * whatever XDP program the port had (the lab's XDP_PASS, ours); GRO goes
+   * on at each node's eth0, so that a node without an XDP program takes the
+   * redirected frames (its kernel builds the skb, as a NIC driver does).
+   * For every side alike; close() undoes it.
+   */
+  async setWireSwitch(nodes: LabNode[]): Promise<void> {
+    const wire = this.lab.wireNetns;
+    const fdb = native.objectMapFd(this.obj, 'bench_fdb');
+    for (const node of nodes) {
+      this.dropLabWirePass(node);
+      this.setXdp(wire, node.wirePort, null);
+      const key = Buffer.alloc(8);
+      Buffer.from((await this.mac(node.netns, 'eth0')).split(':').map((h) => parseInt(h, 16))).copy(key, 0);
+      const port = Buffer.alloc(4);
+      port.writeUInt32LE(this.inWire(() => native.ifNameToIndex(node.wirePort)), 0);
+      const ret = native.update(fdb, key, port);
+      if (ret < 0) throw new native.BpfError(`update bench_fdb for ${node.name}`, ret);
+      await this.setGro(node.netns, 'eth0', true);
+    }
+    for (const node of nodes) this.setXdp(wire, node.wirePort, 'bench_wire_switch');
   }
 
   /** The generator's own sink: a veth pair in the wire namespace whose far end counts and drops in XDP. Returns the device to send into. */

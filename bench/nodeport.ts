@@ -100,9 +100,15 @@
 //    backend node's eth0, an skb again in the pod). A NIC has
 //    none of the veth steps and a switch none of the hooks; the iptables side
 //    pays the same wire per packet, so the wire compresses the ratios towards
-//    1. The live rounds therefore run twice: with the wire as the lab builds
-//    it, and as a plain switch (bridge-nf-call-* off in the wire namespace,
-//    LiveFrames.setWireNetfilter), for both sides alike; both are printed.
+//    1. The live rounds therefore run three times: with the wire as the lab
+//    builds it, as a plain switch (bridge-nf-call-* off in the wire namespace,
+//    LiveFrames.setWireNetfilter), for both sides alike, and as a switch that
+//    costs the nodes nothing, as a hardware one does: an XDP program on each
+//    switch port forwards a frame addressed to a node's eth0 straight to that
+//    node's port, an xdp_frame throughout (LiveFrames.setWireSwitch; a node
+//    without an XDP program builds the skb from it, as from a NIC). All three
+//    are printed; the XDP switch is the closest to two machines on a real
+//    switch, the lab's bridge the furthest.
 //    NODEPORT_SECTIONS=live runs only this section (also: connect, sockets).
 //
 // Everything stays in the lab's namespaces; the lab is torn down at the end.
@@ -444,7 +450,7 @@ function liveSides(c: Case): { sides: LiveSide[]; ratios: [string, string][] } {
 }
 
 /** The wire between the nodes, as the lab builds it and as a switch (see the header). */
-const WIRES = ['bridge with netfilter', 'plain switch'] as const;
+const WIRES = ['bridge with netfilter', 'plain switch', 'XDP switch'] as const;
 type Wire = (typeof WIRES)[number];
 
 async function benchLivePps(lab: Lab, gen: LiveFrames, c: Case, ceiling: number, wire: Wire): Promise<void> {
@@ -498,6 +504,8 @@ async function benchLive(lab: Lab, sinks: Map<string, Sink>): Promise<void> {
     // Twice: the wire as the lab builds it (its bridge runs netfilter's hooks on every frame), then as a switch (it does not).
     for (const wire of WIRES) {
       await gen.setWireNetfilter(wire === 'bridge with netfilter');
+      // Last: it replaces the wire ports' programs (close() takes them off).
+      if (wire === 'XDP switch') await gen.setWireSwitch(['n-bpf', 'n-iptables', DEPLOYED.node('bpf'), DEPLOYED.node('iptables'), 'n-server'].map((n) => lab.node(n)));
       for (const c of [REMOTE, LOCAL]) await benchLivePps(lab, gen, c, ceiling, wire);
     }
   } finally {

@@ -22,7 +22,12 @@
  * eth0) and bench_count_xdp_drop (XDP on the generator's own sink) count the
  * UDP datagrams addressed to the configured destination; the drop variants
  * then drop them, so the socket layer's cost (the same for every dataplane,
- * and what bounded the socket bench) is out of the figure.
+ * and what bounded the socket bench) is out of the figure. *
+ * bench_wire_switch (XDP on the wire's switch ports) forwards a frame whose
+ * destination MAC is a node's eth0 straight to that node's switch port
+ * (bpf_redirect: the frame stays an xdp_frame, no skb, no bridge), as a
+ * hardware switch costs the nodes nothing; anything else (broadcasts, the
+ * external client's MAC) goes to the bridge.
  */
 #include "lib/common.h"
 #include "lib/csum.h"
@@ -78,6 +83,14 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } bench_count SEC(".maps");
+
+/* bench_wire_switch's forwarding table: a node's eth0 MAC (6 bytes, zero-padded) -> its switch port's ifindex. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 64);
+	__type(key, __u64);
+	__type(value, __u32);
+} bench_fdb SEC(".maps");
 
 /* The frame's UDP header, when it is Ethernet + IPv4 without options + UDP. */
 static __always_inline struct udphdr *udp_of(void *data, void *data_end, struct iphdr **ip_out)
@@ -181,6 +194,22 @@ SEC("xdp")
 int bench_pass(struct xdp_md *ctx)
 {
 	return XDP_PASS;
+}
+
+SEC("xdp")
+int bench_wire_switch(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	__u64 mac = 0;
+	__u32 *port;
+
+	if ((void *)(eth + 1) > data_end)
+		return XDP_PASS;
+	__builtin_memcpy(&mac, eth->h_dest, ETH_ALEN);
+	port = bpf_map_lookup_elem(&bench_fdb, &mac);
+	return port ? bpf_redirect(*port, 0) : XDP_PASS;
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
