@@ -2,8 +2,8 @@
 // its frames must be redirected into, the pod's MAC and the gateway MAC the
 // pod expects as the source (bpf/lib/redirect-local.h). Pure: it reads a
 // snapshot of the node's links, routes, neighbours and bridge forwarding
-// entries (read by local-redirect.ts with `ip` and `bridge`; links with
-// devices.ts's parser), indexed once per refresh (indexSnapshot), and
+// entries (read by local-redirect.ts with one `ip -batch` and `bridge`;
+// links with devices.ts's parser), indexed once per refresh (indexSnapshot), and
 // answers per address, with the reason when it cannot.
 //
 // The rule, for an address A:
@@ -118,16 +118,64 @@ export function resolveLocalEndpoint(address: string, snap: IndexedSnapshot, tak
 
 // ---- Parsing `ip -j` and `bridge -j` output ----------------------------------
 
-/** `ip [-6] -j route show table main`: unicast routes only (local, broadcast, blackhole, ... are not ways to a pod). */
-export function parseRoutes(text: string, family: 4 | 6): SnapRoute[] {
-  const raw = JSON.parse(text) as { dst: string; dev?: string; gateway?: string; type?: string; nexthops?: unknown[] }[];
+/**
+ * The main table's unicast routes (local, broadcast, blackhole, ... are not
+ * ways to a pod) of an `ip -j route show` listing. `route show table all`
+ * lists every table and both families: a main-table route carries no `table`
+ * field (with `-d`, "main"); the others name theirs ("local", "100"). An
+ * IPv6 route always carries `pref` (the kernel puts RTA_PREF on each), an IPv4
+ * one never: that tells the family of a `default` route without a gateway.
+ * `family`: that of a one-family listing (`ip -4`/`ip -6`), when known.
+ */
+export function parseRoutes(text: string, family?: 4 | 6): SnapRoute[] {
+  const raw = JSON.parse(text) as { dst: string; dev?: string; gateway?: string; via?: unknown; type?: string; table?: string; pref?: string; nexthops?: unknown[] }[];
   const out: SnapRoute[] = [];
   for (const r of raw) {
-    if ((r.type !== undefined && r.type !== 'unicast') || !r.dev) continue;
-    const text = r.dst === 'default' ? (family === 4 ? '0.0.0.0/0' : '::/0') : r.dst.includes('/') ? r.dst : `${r.dst}/${family === 4 ? 32 : 128}`;
+    if ((r.table !== undefined && r.table !== 'main') || (r.type !== undefined && r.type !== 'unicast') || !r.dev) continue;
+    const fam = family ?? routeFamily(r);
+    const text = r.dst === 'default' ? (fam === 4 ? '0.0.0.0/0' : '::/0') : r.dst.includes('/') ? r.dst : `${r.dst}/${fam === 4 ? 32 : 128}`;
     const dst = parseCidr(text);
-    if (dst) out.push({ dst, dev: r.dev, direct: r.gateway === undefined && r.nexthops === undefined });
+    // `via`: a gateway of the other family (an IPv4 route via an IPv6 next hop).
+    if (dst) out.push({ dst, dev: r.dev, direct: r.gateway === undefined && r.via === undefined && r.nexthops === undefined });
   }
+  return out;
+}
+
+function routeFamily(r: { dst: string; gateway?: string; pref?: string }): 4 | 6 {
+  const known = familyOf(r.dst.split('/')[0]!) ?? (r.gateway !== undefined ? familyOf(r.gateway) : null);
+  if (known) return known === 'IPv4' ? 4 : 6;
+  return r.pref !== undefined ? 6 : 4;
+}
+
+/**
+ * The top-level arrays and objects of a text holding several in a row, as
+ * their texts: `ip -j -batch` prints one per line of input, and a value may
+ * span lines or share one, so newlines say nothing. Throws on anything else
+ * at the top level and on a value left open.
+ */
+export function splitJsonValues(text: string): string[] {
+  const out: string[] = [];
+  let depth = 0;
+  let start = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++; // backslash: the next character is escaped
+      else if (c === 0x22) inString = false;
+      continue;
+    }
+    if (c === 0x22 && depth > 0) inString = true;
+    else if (c === 0x5b || c === 0x7b) {
+      if (depth++ === 0) start = i;
+    } else if (c === 0x5d || c === 0x7d) {
+      if (depth === 0) throw new Error(`unbalanced JSON at offset ${i}`);
+      if (--depth === 0) out.push(text.slice(start, i + 1));
+    } else if (depth === 0 && c !== 0x20 && c !== 0x0a && c !== 0x0d && c !== 0x09) {
+      throw new Error(`not a JSON array or object at offset ${i}`);
+    }
+  }
+  if (depth !== 0 || inString) throw new Error('JSON value left open at the end');
   return out;
 }
 

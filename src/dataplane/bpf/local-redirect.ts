@@ -25,8 +25,9 @@
 //   FEATURES_POLL_MS (one netlink query per veth, no process: GRO or XDP
 //   switched in the pod's namespace), and everything every SAFETY_REFRESH_MS
 //   (legacy iptables, a monitor that died, anything missed);
-// - the reads run in a worker thread (off-loop-exec.ts): nothing spawns on
-//   the event loop; the maps are written on it, from the parsed result.
+// - the reads (two processes: one `ip -batch`, one `bridge`) run in a
+//   worker thread (off-loop-exec.ts): nothing spawns on the event loop; the
+//   maps are written on it, from the parsed result.
 // A deleted veth leaves the devmap by itself (the kernel removes it), so a
 // stale entry makes the program fall back to the stack, never redirect elsewhere.
 import type { Clock, TimerHandle } from '../../util/clock.js';
@@ -38,7 +39,7 @@ import { LOCAL_EP, LOCAL_EP_KEY } from './layout.js';
 import { ChildWatch, IP_MONITOR_ARGV, NFT_MONITOR_ARGV, isNftRulesetChange, monitorEventMatters, parseIpMonitorLine, type Spawn } from './link-monitor.js';
 import type { BpfMap } from './map.js';
 import * as native from './native.js';
-import { indexSnapshot, parseFdb, parseNeighbours, parseRoutes, resolveLocalEndpoint, type LocalEndpoint, type NodeNetSnapshot, type RedirectCheck, type SnapLink } from './local-endpoints.js';
+import { indexSnapshot, parseFdb, parseNeighbours, parseRoutes, resolveLocalEndpoint, splitJsonValues, type LocalEndpoint, type NodeNetSnapshot, type RedirectCheck, type SnapLink } from './local-endpoints.js';
 import { netfilterForwardProblem } from './netfilter-forward.js';
 import { OffLoopExec, type Exec } from './off-loop-exec.js';
 import { RefreshScheduler } from './refresh-scheduler.js';
@@ -53,22 +54,24 @@ export const FEATURES_POLL_MS = 2000;
 /** How often everything is read again, events or not. */
 export const SAFETY_REFRESH_MS = 30_000;
 
-/** The node's links, routes, neighbours and bridge forwarding entries, read with `ip` and `bridge` through `exec`. */
+// `ip -batch` takes its options once, for every line (docs/findings.md): the
+// address listing's (devices.ts reads that one). `-d` adds nothing the route
+// and neighbour parsers read but "table": "main", which parseRoutes expects.
+// `route show table all` lists both families (a table named and no family
+// would mean IPv4 only), and still works where the namespace has IPv6 off.
+const [, ...ADDRESS_ARGS] = IP_ADDRESS_ARGV;
+/** The one `ip` process of a read, with IP_BATCH_INPUT on its stdin. */
+export const IP_BATCH_ARGV = ['ip', ...ADDRESS_ARGS.filter((a) => a.startsWith('-')), '-batch', '-'] as const;
+export const IP_BATCH_INPUT = `${ADDRESS_ARGS.filter((a) => !a.startsWith('-')).join(' ')}\nroute show table all\nneigh show\n`;
+
+/** The node's links, routes, neighbours and bridge forwarding entries: one `ip -batch` and one `bridge`, through `exec`. */
 export async function readSnapshot(exec: Exec): Promise<NodeNetSnapshot> {
-  const [links, routes4, routes6, neigh, fdb] = await Promise.all([
-    exec(IP_ADDRESS_ARGV),
-    exec(['ip', '-j', 'route', 'show', 'table', 'main']),
-    // `ip -6` fails where this namespace has IPv6 off: no IPv6 routes then.
-    exec(['ip', '-6', '-j', 'route', 'show', 'table', 'main']).catch(() => ({ stdout: '[]' })),
-    exec(['ip', '-j', 'neigh', 'show']),
-    exec(['bridge', '-j', 'fdb', 'show']),
-  ]);
-  return {
-    links: parseIpAddressJson(links.stdout),
-    routes: [...parseRoutes(routes4.stdout, 4), ...parseRoutes(routes6.stdout, 6)],
-    neighbours: parseNeighbours(neigh.stdout),
-    fdb: parseFdb(fdb.stdout),
-  };
+  const [ip, fdb] = await Promise.all([exec(IP_BATCH_ARGV, IP_BATCH_INPUT), exec(['bridge', '-j', 'fdb', 'show'])]);
+  // An empty listing prints `[]`, so each line of input prints one value.
+  const values = splitJsonValues(ip.stdout);
+  if (values.length !== 3) throw new Error(`${IP_BATCH_ARGV.join(' ')}: ${values.length} JSON values printed, not 3 (addresses, routes, neighbours)`);
+  const [links, routes, neigh] = values as [string, string, string];
+  return { links: parseIpAddressJson(links), routes: parseRoutes(routes), neighbours: parseNeighbours(neigh), fdb: parseFdb(fdb.stdout) };
 }
 
 /** The process clock with timers that do not keep the process alive (the owner disposes them). */

@@ -2,7 +2,7 @@
 // event loop. An asynchronous execFile is not enough: libuv's spawn waits,
 // on the calling thread, until the child has exec'd, and on a busy node the
 // child waits for a CPU first. Measured here (2 cores at load 8-14, a
-// namespace with 20-30 veths, the six commands of one read): event-loop
+// namespace with 20-30 veths, the six commands a read took then): event-loop
 // delay p99 400-750 ms with execFile on the main thread, about what
 // execFileSync blocks (400-900 ms); 40-70 ms with the same spawns made in a
 // worker thread (idle p99 5-9 ms). So the spawns happen in one worker
@@ -21,19 +21,24 @@ export class ExecError extends Error {
   }
 }
 
-export type Exec = (argv: readonly string[]) => Promise<ExecResult>;
+/** Runs argv; `input`, when given, is written to its stdin (`ip -batch -`). */
+export type Exec = (argv: readonly string[], input?: string) => Promise<ExecResult>;
 
 // Plain JavaScript, evaluated by the worker: it imports nothing of ours, so it
 // runs the same from src/ under the tests and from dist/ in the image.
 const WORKER = `
 const { parentPort } = require('node:worker_threads');
 const { execFile } = require('node:child_process');
-parentPort.on('message', ({ id, argv, timeoutMs }) => {
-  execFile(argv[0], argv.slice(1), { encoding: 'utf8', timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
+parentPort.on('message', ({ id, argv, input, timeoutMs }) => {
+  const child = execFile(argv[0], argv.slice(1), { encoding: 'utf8', timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
     if (!err) return parentPort.postMessage({ id, stdout });
     const first = String(stderr || err.message).trim().split('\\n')[0];
     parentPort.postMessage({ id, error: err.killed ? 'timed out' : first, code: err.code ?? null });
   });
+  // A child that exits (or never starts) before reading its input breaks the
+  // pipe: its exit status and stderr say why, so the pipe's error is not thrown.
+  child.stdin.on('error', () => {});
+  child.stdin.end(input);
 });`;
 
 type Reply = { id: number; stdout: string } | { id: number; error: string; code: string | number | null };
@@ -46,10 +51,10 @@ export class OffLoopExec {
 
   constructor(private readonly timeoutMs = 10_000) {}
 
-  readonly run: Exec = (argv) => new Promise((resolve, reject) => {
+  readonly run: Exec = (argv, input) => new Promise((resolve, reject) => {
     const id = ++this.seq;
     this.pending.set(id, { argv, resolve, reject });
-    this.start().postMessage({ id, argv, timeoutMs: this.timeoutMs });
+    this.start().postMessage({ id, argv, input, timeoutMs: this.timeoutMs });
   });
 
   close(): void {
