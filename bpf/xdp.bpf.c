@@ -480,8 +480,7 @@ struct {
 SEC("xdp")
 int bpx_xdp(struct xdp_md *ctx)
 {
-	void *data = (void *)(long)ctx->data;
-	void *data_end = (void *)(long)ctx->data_end;
+	void *data, *data_end;
 	struct bpx_fe_val *fe = NULL;
 	struct bpx_flow f = {};
 	struct bpx_pkt p = {};
@@ -491,6 +490,12 @@ int bpx_xdp(struct xdp_md *ctx)
 	/* An SCTP frame goes through bpx_xdp_sctp first, which tracks the chunks that end or restart
 	 * an association and hands it back (sctp-ct-xdp.h); for any other frame this does nothing. */
 	bpf_tail_call(ctx, &bpx_xdp_jmp, sctp_jmp_slot(ctx));
+	/* Read after the tail call, not before: verifiers with "tail calls invalidate
+	 * packet pointers" (Debian's 6.12.117, stable backport) forget every packet
+	 * pointer across a bpf_tail_call, and the load failed there with
+	 * "R6 invalid mem access 'scalar'" (6.1 and 6.18 loaded it). */
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
 	v = parse_packet(data, data_end, (__u32)(data_end - data), &p);
 	if (v == pass(BPX_EVENT_PKT_PASS_ICMP))
 		v = stage_icmp_error(ctx, &p);
