@@ -27,8 +27,10 @@ export class PortEndpoints {
   flags = new Int32Array(64);
   /** nodeName, zone and hints: interned, shared by every endpoint with the same. */
   place: Place[] = [];
-  /** Scratch for the rare unsorted input: row order. */
+  /** Scratch for input not in address order: row order, a column, the rows' objects. */
   private order: number[] = [];
+  private scratchRows = new Int32Array(64);
+  private readonly scratchObjects: unknown[] = [];
 
   ready(i: number): boolean { return (this.flags[i]! & READY) !== 0; }
   serving(i: number): boolean { return (this.flags[i]! & SERVING) !== 0; }
@@ -116,33 +118,46 @@ export class PortEndpoints {
    */
   private sortAndDedupe(): void {
     const order = this.order;
-    order.length = 0;
-    for (let i = 0; i < this.count; i++) order.push(i);
-    order.sort((i, j) => this.compare(i, j));
+    const count = this.count;
+    order.length = count;
+    for (let i = 0; i < count; i++) order[i] = i;
+    // Slices are short (at most 100 endpoints, most a handful): insertion
+    // sort, stable, without the comparator closure and its calls that
+    // Array.prototype.sort costs (measured: 3.6 us of a 10-endpoint change).
+    if (count <= 32) {
+      for (let i = 1; i < count; i++) {
+        const row = order[i]!;
+        let j = i - 1;
+        while (j >= 0 && this.compare(order[j]!, row) > 0) {
+          order[j + 1] = order[j]!;
+          j--;
+        }
+        order[j + 1] = row;
+      }
+    } else {
+      order.sort((i, j) => this.compare(i, j));
+    }
     let n = 0;
-    for (const row of order) {
+    for (let k = 0; k < count; k++) {
+      const row = order[k]!;
       if (n > 0 && this.compare(order[n - 1]!, row) === 0) {
         if (this.better(row, order[n - 1]!)) order[n - 1] = row;
       } else {
         order[n++] = row;
       }
     }
-    order.length = n;
-    // Apply the permutation through copies of the columns (this path is rare).
-    const packed = order.map((r) => this.packed[r]!);
-    const place = order.map((r) => this.place[r]!);
-    const at = Int32Array.from(order, (r) => this.at[r]!);
-    const v4 = Int32Array.from(order, (r) => this.v4[r]!);
-    const port = Int32Array.from(order, (r) => this.port[r]!);
-    const flags = Int32Array.from(order, (r) => this.flags[r]!);
-    for (let i = 0; i < n; i++) {
-      this.packed[i] = packed[i]!;
-      this.place[i] = place[i]!;
+    // Apply the permutation, one column at a time through reused scratch.
+    const tmp = this.scratchRows.length >= n ? this.scratchRows : (this.scratchRows = new Int32Array(this.at.length));
+    for (const col of [this.at, this.v4, this.port, this.flags]) {
+      for (let i = 0; i < n; i++) tmp[i] = col[order[i]!]!;
+      col.set(tmp.subarray(0, n));
     }
-    this.at.set(at);
-    this.v4.set(v4);
-    this.port.set(port);
-    this.flags.set(flags);
+    const objs = this.scratchObjects;
+    for (let i = 0; i < n; i++) objs[i] = this.packed[order[i]!]!;
+    for (let i = 0; i < n; i++) this.packed[i] = objs[i] as readonly number[];
+    for (let i = 0; i < n; i++) objs[i] = this.place[order[i]!]!;
+    for (let i = 0; i < n; i++) this.place[i] = objs[i] as Place;
+    objs.length = 0;
     this.count = n;
   }
 
