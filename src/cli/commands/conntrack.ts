@@ -16,6 +16,8 @@ const CT_ORIG = 0;
 /** bpf/lib/conntrack.h enum bpx_ct_flag. */
 const CTF_LOCAL = 1 << 0;
 const CTF_SNAT = 1 << 1;
+const CTF_SCTP_SHUTDOWN = 1 << 2;
+const CTF_SCTP_CLOSED = 1 << 3;
 
 export interface Flow {
   protocol: string;
@@ -29,6 +31,13 @@ export interface Flow {
   /** The source the flow leaves with towards a remote backend (node address and NAT port), or null (local backend: DNAT only). */
   snat: { address: string; port: number } | null;
   local: boolean;
+  /**
+   * What the datapath knows of the association's end (SCTP only, bpf/lib/sctp-ct.h):
+   * CLOSED after an ABORT or SHUTDOWN COMPLETE (10 s), SHUTDOWN after a SHUTDOWN
+   * or SHUTDOWN ACK (3 s), ESTABLISHED otherwise; null for TCP and UDP, whose
+   * states XDP does not track (their entries idle out).
+   */
+  state: 'ESTABLISHED' | 'SHUTDOWN' | 'CLOSED' | null;
   /** Seconds since the last packet (the entry's last_ns against CLOCK_MONOTONIC). */
   idle: number;
 }
@@ -47,8 +56,9 @@ export function decodeFlows(d: Dump, nowNs: bigint): Flow[] {
     const family = d.keys.readUInt8(ko + k.family.offset);
     const flags = d.values.readUInt8(vo + v.flags.offset);
     const last = d.values.readBigUInt64LE(vo + v.last_ns.offset);
+    const protocol = PROTO_NAME[d.keys.readUInt8(ko + k.proto.offset)] ?? String(d.keys.readUInt8(ko + k.proto.offset));
     out.push({
-      protocol: PROTO_NAME[d.keys.readUInt8(ko + k.proto.offset)] ?? String(d.keys.readUInt8(ko + k.proto.offset)),
+      protocol,
       client: readAddr(d.keys, ko + k.saddr.offset, family),
       clientPort: u16be(d.keys, ko + k.sport.offset),
       frontend: readAddr(d.keys, ko + k.daddr.offset, family),
@@ -58,6 +68,7 @@ export function decodeFlows(d: Dump, nowNs: bigint): Flow[] {
       backendPort: u16be(d.values, vo + v.port.offset),
       snat: flags & CTF_SNAT ? { address: readAddr(d.values, vo + v.nat_addr.offset, family), port: u16be(d.values, vo + v.nat_port.offset) } : null,
       local: (flags & CTF_LOCAL) !== 0,
+      state: protocol !== 'SCTP' ? null : flags & CTF_SCTP_CLOSED ? 'CLOSED' : flags & CTF_SCTP_SHUTDOWN ? 'SHUTDOWN' : 'ESTABLISHED',
       idle: nowNs >= last ? Number(nowNs - last) / 1e9 : 0,
     });
   }
@@ -79,11 +90,11 @@ export function formatFlows(flows: readonly Flow[]): string {
   const rows = [...flows]
     .sort((a, b) => a.idle - b.idle)
     .map((x) => [
-      x.protocol.toLowerCase(), endpoint(x.client, x.clientPort), endpoint(x.frontend, x.frontendPort), `${x.backendId} => ${endpoint(x.backend, x.backendPort)}`,
+      x.protocol.toLowerCase(), x.state ?? '-', endpoint(x.client, x.clientPort), endpoint(x.frontend, x.frontendPort), `${x.backendId} => ${endpoint(x.backend, x.backendPort)}`,
       x.snat ? `snat ${endpoint(x.snat.address, x.snat.port)}` : x.local ? 'dnat (local)' : 'dnat', age(x.idle),
     ]);
   return formatTable([
-    { title: 'PROTO', min: 5 }, { title: 'CLIENT', min: 21 }, { title: 'FRONTEND', min: 21 }, { title: 'BACKEND', min: 28 }, { title: 'NAT', min: 26 }, { title: 'IDLE', min: 6, right: true },
+    { title: 'PROTO', min: 5 }, { title: 'STATE', min: 5 }, { title: 'CLIENT', min: 21 }, { title: 'FRONTEND', min: 21 }, { title: 'BACKEND', min: 28 }, { title: 'NAT', min: 26 }, { title: 'IDLE', min: 6, right: true },
   ], rows);
 }
 

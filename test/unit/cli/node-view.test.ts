@@ -295,7 +295,7 @@ describe('bpfproxy trace', () => {
 
 describe('bpfproxy conntrack', () => {
   /** One entry as the XDP program writes it, at the codec's offsets. */
-  function ctEntry(dir: number, client: number[], cport: number, fe: number[], fport: number, be: number[], bport: number, flags: number, lastNs: bigint, snat?: [number[], number]) {
+  function ctEntry(dir: number, client: number[], cport: number, fe: number[], fport: number, be: number[], bport: number, flags: number, lastNs: bigint, snat?: [number[], number], proto = 6) {
     const k = Buffer.alloc(CT_KEY.size);
     const v = Buffer.alloc(CT_VAL.size);
     const f = CT_KEY.fields;
@@ -303,7 +303,7 @@ describe('bpfproxy conntrack', () => {
     Buffer.from(fe).copy(k, f.daddr.offset);
     k.writeUInt16BE(cport, f.sport.offset);
     k.writeUInt16BE(fport, f.dport.offset);
-    k.writeUInt8(6, f.proto.offset);
+    k.writeUInt8(proto, f.proto.offset);
     k.writeUInt8(4, f.family.offset);
     k.writeUInt8(dir, f.dir.offset);
     const g = CT_VAL.fields;
@@ -333,9 +333,25 @@ describe('bpfproxy conntrack', () => {
     expect(filterFlows(flows, { src: '172.18.0.101' }).map((f) => f.clientPort)).toEqual([40001]);
     expect(filterFlows(flows, { protocol: 'udp' })).toEqual([]);
     const text = formatFlows(flows);
-    expect(text.split('\n')[0]).toMatch(/^PROTO\s+CLIENT\s+FRONTEND\s+BACKEND\s+NAT\s+IDLE$/);
-    expect(text).toMatch(/tcp\s+172\.18\.0\.101:40001\s+172\.18\.0\.11:30007\s+72 => 10\.244\.1\.10:8080\s+dnat \(local\)\s+30s/);
+    expect(text.split('\n')[0]).toMatch(/^PROTO\s+STATE\s+CLIENT\s+FRONTEND\s+BACKEND\s+NAT\s+IDLE$/);
+    expect(text).toMatch(/tcp\s+-\s+172\.18\.0\.101:40001\s+172\.18\.0\.11:30007\s+72 => 10\.244\.1\.10:8080\s+dnat \(local\)\s+30s/);
     expect(text).toContain('snat 172.18.0.11:61000');
+  });
+
+  it('shows an SCTP flow\'s end as the datapath marked it (bpf/lib/sctp-ct.h): ESTABLISHED, SHUTDOWN, CLOSED', () => {
+    const e = [
+      ctEntry(0, [172, 18, 0, 100], 45001, [172, 18, 0, 11], 30132, [10, 244, 1, 10], 9000, 1, 90_000_000_000n, undefined, 132),
+      ctEntry(0, [172, 18, 0, 100], 45002, [172, 18, 0, 11], 30132, [10, 244, 1, 10], 9000, 1 | 4, 90_000_000_000n, undefined, 132),
+      ctEntry(0, [172, 18, 0, 100], 45003, [172, 18, 0, 11], 30132, [10, 244, 1, 10], 9000, 1 | 8, 90_000_000_000n, undefined, 132),
+      ctEntry(0, [172, 18, 0, 100], 45004, [172, 18, 0, 11], 30007, [10, 244, 1, 10], 8080, 1 | 8, 90_000_000_000n),
+    ];
+    const d: Dump = { keys: Buffer.concat(e.map((x) => x.k)), values: Buffer.concat(e.map((x) => x.v)), count: e.length, valueStride: CT_VAL.size };
+    const flows = decodeFlows(d, 100_000_000_000n);
+    // The SCTP bits mean nothing on a TCP entry: no state shown for it.
+    expect(flows.map((f) => [f.protocol, f.clientPort, f.state])).toEqual([
+      ['SCTP', 45001, 'ESTABLISHED'], ['SCTP', 45002, 'SHUTDOWN'], ['SCTP', 45003, 'CLOSED'], ['TCP', 45004, null],
+    ]);
+    expect(formatFlows(flows)).toMatch(/sctp\s+CLOSED\s+172\.18\.0\.100:45003/);
   });
 });
 
