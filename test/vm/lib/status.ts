@@ -87,3 +87,27 @@ export function consoleTail(text: string, lines = 40): string {
   while (all.length && all[all.length - 1] === '') all.pop();
   return all.slice(-lines).join('\n');
 }
+
+/**
+ * Whether a panic is software emulation's, not the guest's: an `Oops: int3`
+ * in ordinary kernel code whose bytes at the faulting address are no longer
+ * an int3. The kernel patches its own text (static keys, jump labels) by
+ * writing an int3 first and the new instruction after, with an int3 handler
+ * for CPUs that run into the site meanwhile; under TCG with two CPUs a CPU
+ * can take the trap after the patch is complete, and the handler, finding no
+ * patch in progress, oopses. Seen twice on 6.12: once while booting, once at
+ * 54 s in nf_ct_get_id during the nftables file, whose code dump showed the
+ * finished `66 90` (a two-byte nop) where the trap had been. An int3 in a BPF
+ * program's image (its JIT pads with int3), or one still in place, is a real
+ * fault and does not qualify.
+ */
+export function emulatorTextPokeOops(console: string): boolean {
+  const clean = stripConsole(console);
+  const oops = /Oops: int3\b/.exec(clean);
+  if (!oops) return false;
+  const after = clean.slice(oops.index);
+  const rip = /RIP: 0010:(\S+)/.exec(after)?.[1];
+  const code = /Code: [0-9a-f ]*<([0-9a-f]{2})>/.exec(after)?.[1];
+  if (!rip || !code) return false;
+  return !rip.startsWith('bpf_prog_') && !rip.startsWith('0x') && code !== 'cc';
+}

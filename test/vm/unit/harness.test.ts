@@ -2,12 +2,13 @@
 // kernel label means, what goes into the initramfs, the qemu and vng command
 // lines, the guest's job script, and how a guest's end is read. The harness
 // itself boots in `make test-vm`.
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { kernelRelease, metapackageCandidates, packageMatchesLabel, parseDepends, parseVersion } from '../lib/debian.js';
 import { initramfsEntries, initramfsModuleName, parseShowDepends } from '../lib/initramfs.js';
 import { guestEnv, jobScript, shellQuote } from '../lib/job.js';
 import { kernelCommandLine, qemuArgs, type BootSpec } from '../lib/qemu.js';
-import { consoleTail, decideOutcome, exitCode, EXIT, parseStatusFile, readConsole } from '../lib/status.js';
+import { consoleTail, decideOutcome, emulatorTextPokeOops, exitCode, EXIT, parseStatusFile, readConsole } from '../lib/status.js';
 import { compressionOf, payloadRange } from '../lib/vmlinux.js';
 import { vngArgs, vngCommand } from '../lib/vng.js';
 import { report, runGuest } from '../lib/runner.js';
@@ -255,5 +256,18 @@ describe('runGuest, with a shell standing in for qemu', () => {
     const r = await runGuest(guest('echo BPFPROXY-VM-STARTED fake; echo "some last words"'), job, { bootS: 20, runS: 20 }, { echo });
     expect(r.outcome).toEqual({ kind: 'no-status', reason: 'the guest stopped before its job finished' });
     expect(report('fake', r, { bootS: 20, runS: 20 })).toMatch(/--- console tail ---\nBPFPROXY-VM-STARTED fake\nsome last words\n---$/);
+  });
+});
+
+describe('a panic that is software emulation\'s, not the guest\'s (emulatorTextPokeOops)', () => {
+  const real = readFileSync(new URL('./fixtures/tcg-int3-oops-6.12.txt', import.meta.url), 'utf8');
+  it('is the int3 oops of the text-patching race, as 6.12 under TCG printed it (the trap already patched to a nop)', () => {
+    expect(emulatorTextPokeOops(real)).toBe(true);
+  });
+  it('is not an int3 still in place, nor one in a BPF program\'s image, nor another oops', () => {
+    expect(emulatorTextPokeOops(real.replace(/66 <90>/g, '66 <cc>'))).toBe(false);
+    expect(emulatorTextPokeOops(real.replace(/RIP: 0010:nf_ct_get_id/g, 'RIP: 0010:bpf_prog_6deef7357e7b4530_bpx_xdp'))).toBe(false);
+    expect(emulatorTextPokeOops(real.replace(/Oops: int3/g, 'Oops: general protection fault'))).toBe(false);
+    expect(emulatorTextPokeOops('[    1.0] Kernel panic - not syncing: VFS: Unable to mount root fs')).toBe(false);
   });
 });
