@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 /* See xdpfeatures.h. Generic netlink, two requests: the "netdev" family's id,
- * then NETDEV_CMD_DEV_GET for one ifindex. */
+ * then NETDEV_CMD_DEV_GET for one ifindex, or as a dump for every device. */
 #include "xdpfeatures.h"
 #include "netlink.h"
 #include "util.h"
@@ -83,6 +83,88 @@ static int gnl_get(int fd, uint16_t family, uint8_t cmd, uint16_t attr, const vo
 	}
 }
 
+/* The "netdev" family's id on fd; -EOPNOTSUPP (before 6.3) or -errno with err set. */
+static int netdev_family(int fd, uint16_t *family, char *buf, char *err, size_t err_len)
+{
+	int ret = gnl_get(fd, GENL_ID_CTRL, CTRL_CMD_GETFAMILY, CTRL_ATTR_FAMILY_NAME, "netdev", sizeof("netdev"),
+			  CTRL_ATTR_FAMILY_ID, family, sizeof(*family), buf);
+
+	if (ret == -ENOENT) {
+		set_err(err, err_len, "the kernel has no \"netdev\" generic netlink family (6.3+)");
+		return -EOPNOTSUPP;
+	}
+	if (ret < 0)
+		set_err(err, err_len, "resolve the \"netdev\" generic netlink family: %s", strerror(-ret));
+	return ret;
+}
+
+struct dump_ctx {
+	int32_t *ifindexes;
+	uint64_t *features;
+	int max;
+	int n;
+};
+
+/* One device of the dump: its ifindex and features (a device without the attribute: 0). */
+static int dump_one(const struct nlmsghdr *nh, void *arg)
+{
+	struct dump_ctx *c = arg;
+	int left = (int)nh->nlmsg_len - NLMSG_LENGTH(GENL_HDRLEN);
+	int64_t ifindex = -1;
+	uint64_t features = 0;
+
+	for (const struct nlattr *a = (const struct nlattr *)((const char *)NLMSG_DATA(nh) + GENL_HDRLEN);
+	     left >= NLA_HDRLEN && a->nla_len >= NLA_HDRLEN && a->nla_len <= left;
+	     left -= NLA_ALIGN(a->nla_len), a = (const struct nlattr *)((const char *)a + NLA_ALIGN(a->nla_len))) {
+		uint16_t type = a->nla_type & NLA_TYPE_MASK;
+		size_t len = a->nla_len - NLA_HDRLEN;
+
+		if (type == BPX_NETDEV_A_DEV_IFINDEX && len == sizeof(uint32_t))
+			ifindex = *(const uint32_t *)((const char *)a + NLA_HDRLEN);
+		else if (type == BPX_NETDEV_A_DEV_XDP_FEATURES && len == sizeof(uint64_t))
+			memcpy(&features, (const char *)a + NLA_HDRLEN, sizeof(features));
+	}
+	if (ifindex < 0)
+		return 0;
+	if (c->n >= c->max)
+		return -ENOSPC;
+	c->ifindexes[c->n] = (int32_t)ifindex;
+	c->features[c->n] = features;
+	c->n++;
+	return 0;
+}
+
+int bpx_xdp_features_all(int32_t *ifindexes, uint64_t *features, int max, char *err, size_t err_len)
+{
+	static char buf[NL_RECV_BUF];
+	struct dump_ctx c = { .ifindexes = ifindexes, .features = features, .max = max };
+	struct gnl_req r;
+	uint16_t family = 0;
+	int fd, ret;
+
+	fd = nl_open(NETLINK_GENERIC, "generic", err, err_len);
+	if (fd < 0)
+		return fd;
+	ret = netdev_family(fd, &family, buf, err, err_len);
+	if (ret < 0)
+		goto out;
+	memset(&r, 0, sizeof(r));
+	r.nh.nlmsg_len = NLMSG_LENGTH(GENL_HDRLEN);
+	r.nh.nlmsg_type = family;
+	r.nh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+	r.nh.nlmsg_seq = 1;
+	r.g.cmd = BPX_NETDEV_CMD_DEV_GET;
+	r.g.version = 1;
+	ret = nl_dump(fd, &r, r.nh.nlmsg_len, r.nh.nlmsg_seq, buf, dump_one, &c, "netdev dev-get dump", err, err_len);
+	if (ret == -ENOSPC)
+		set_err(err, err_len, "netdev dev-get dump: more than %d devices", max);
+	if (ret == 0)
+		ret = c.n;
+out:
+	close(fd);
+	return ret;
+}
+
 int bpx_xdp_features(int ifindex, uint64_t *features, char *err, size_t err_len)
 {
 	static char buf[NL_RECV_BUF];
@@ -94,17 +176,9 @@ int bpx_xdp_features(int ifindex, uint64_t *features, char *err, size_t err_len)
 	fd = nl_open(NETLINK_GENERIC, "generic", err, err_len);
 	if (fd < 0)
 		return fd;
-	ret = gnl_get(fd, GENL_ID_CTRL, CTRL_CMD_GETFAMILY, CTRL_ATTR_FAMILY_NAME, "netdev", sizeof("netdev"),
-		      CTRL_ATTR_FAMILY_ID, &family, sizeof(family), buf);
-	if (ret == -ENOENT) {
-		set_err(err, err_len, "the kernel has no \"netdev\" generic netlink family (6.3+)");
-		ret = -EOPNOTSUPP;
+	ret = netdev_family(fd, &family, buf, err, err_len);
+	if (ret < 0)
 		goto out;
-	}
-	if (ret < 0) {
-		set_err(err, err_len, "resolve the \"netdev\" generic netlink family: %s", strerror(-ret));
-		goto out;
-	}
 	ret = gnl_get(fd, family, BPX_NETDEV_CMD_DEV_GET, BPX_NETDEV_A_DEV_IFINDEX, &idx, sizeof(idx),
 		      BPX_NETDEV_A_DEV_XDP_FEATURES, features, sizeof(*features), buf);
 	if (ret < 0)

@@ -17,4 +17,9 @@
  * 6.3), or another -errno, with the step in err. */
 int bpx_xdp_features(int ifindex, uint64_t *features, char *err, size_t err_len);
 
+/* Every device of the namespace at once (one dump): up to `max` ifindexes and
+ * their NETDEV_XDP_ACT_* bits. The count, -EOPNOTSUPP before 6.3, -ENOSPC
+ * past `max`, or another -errno, with the step in err. */
+int bpx_xdp_features_all(int32_t *ifindexes, uint64_t *features, int max, char *err, size_t err_len);
+
 #endif

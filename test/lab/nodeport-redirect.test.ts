@@ -23,7 +23,8 @@ import { labMs } from '../../src/lab/time-scale.js';
 import { setLabGro } from '../../src/lab/xdp.js';
 import { pods, put, service, slice, type PortSpec } from '../helpers/lab-manifests.js';
 import { prepareXdpLab } from './xdp-lab.js';
-import { xdpFeatures } from '../../src/dataplane/bpf/xdp-features-native.js';
+import { XDP_ACT_NDO_XMIT, xdpFeatures, xdpFeaturesAll } from '../../src/dataplane/bpf/xdp-features-native.js';
+import { enterNetns } from '../../src/lab/netns-thread.js';
 import { LOCAL_EP, LOCAL_EP_KEY } from '../../src/dataplane/bpf/layout.js';
 import * as native from '../../src/dataplane/bpf/native.js';
 import { SAFETY_REFRESH_MS } from '../../src/dataplane/bpf/local-redirect.js';
@@ -152,6 +153,27 @@ describe.skipIf(!isRoot)('NodePort to a local backend, redirected at XDP into th
     expect(peers(rs)).toEqual(new Set([`${node}:30081`]));
     expect((await events('pkt_local_new')) - before.n).toBe(5);
     expect((await events('pkt_local_redirect')) - before.r).toBe(0);
+  });
+
+  it.runIf(kernelTells)('the poll\'s one dump of every device says what the per-device query says: a1\'s veth (GRO on in the pod) takes redirected frames, a2\'s does not', () => {
+    const leave = enterNetns(lab.nodes[0]!.netns);
+    let all: Map<number, bigint> | null;
+    let one: Map<number, bigint | null>;
+    let a1: number;
+    let a2: number;
+    try {
+      all = xdpFeaturesAll();
+      one = new Map([...(all ?? new Map<number, bigint>()).keys()].map((i) => [i, xdpFeatures(i)]));
+      a1 = native.ifNameToIndex(lab.pod('a1').hostVeth);
+      a2 = native.ifNameToIndex(lab.pod('a2').hostVeth);
+    } finally {
+      leave();
+    }
+    expect(all).not.toBeNull();
+    expect(all!.size).toBeGreaterThanOrEqual(4); // lo, eth0 and the two pods' veths at least
+    expect(new Map(all!)).toEqual(one);
+    expect(all!.get(a1)! & XDP_ACT_NDO_XMIT).toBe(XDP_ACT_NDO_XMIT);
+    expect(all!.get(a2)! & XDP_ACT_NDO_XMIT).toBe(0n);
   });
 
   it.runIf(kernelTells)('GRO turned off on a1\'s eth0: the entry goes within a refresh and a1 is served through the stack again, then redirected again once GRO is back', async () => {
