@@ -98,6 +98,22 @@ static int netdev_family(int fd, uint16_t *family, char *buf, char *err, size_t 
 	return ret;
 }
 
+/* A generic netlink socket and the "netdev" family's id on it; the socket, or -errno (closed) with err set. */
+static int netdev_open(uint16_t *family, char *buf, char *err, size_t err_len)
+{
+	int fd = nl_open(NETLINK_GENERIC, "generic", err, err_len);
+	int ret;
+
+	if (fd < 0)
+		return fd;
+	ret = netdev_family(fd, family, buf, err, err_len);
+	if (ret < 0) {
+		close(fd);
+		return ret;
+	}
+	return fd;
+}
+
 struct dump_ctx {
 	int32_t *ifindexes;
 	uint64_t *features;
@@ -142,12 +158,9 @@ int bpx_xdp_features_all(int32_t *ifindexes, uint64_t *features, int max, char *
 	uint16_t family = 0;
 	int fd, ret;
 
-	fd = nl_open(NETLINK_GENERIC, "generic", err, err_len);
+	fd = netdev_open(&family, buf, err, err_len);
 	if (fd < 0)
 		return fd;
-	ret = netdev_family(fd, &family, buf, err, err_len);
-	if (ret < 0)
-		goto out;
 	memset(&r, 0, sizeof(r));
 	r.nh.nlmsg_len = NLMSG_LENGTH(GENL_HDRLEN);
 	r.nh.nlmsg_type = family;
@@ -160,7 +173,6 @@ int bpx_xdp_features_all(int32_t *ifindexes, uint64_t *features, int max, char *
 		set_err(err, err_len, "netdev dev-get dump: more than %d devices", max);
 	if (ret == 0)
 		ret = c.n;
-out:
 	close(fd);
 	return ret;
 }
@@ -173,17 +185,13 @@ int bpx_xdp_features(int ifindex, uint64_t *features, char *err, size_t err_len)
 	int fd, ret;
 
 	*features = 0;
-	fd = nl_open(NETLINK_GENERIC, "generic", err, err_len);
+	fd = netdev_open(&family, buf, err, err_len);
 	if (fd < 0)
 		return fd;
-	ret = netdev_family(fd, &family, buf, err, err_len);
-	if (ret < 0)
-		goto out;
 	ret = gnl_get(fd, family, BPX_NETDEV_CMD_DEV_GET, BPX_NETDEV_A_DEV_IFINDEX, &idx, sizeof(idx),
 		      BPX_NETDEV_A_DEV_XDP_FEATURES, features, sizeof(*features), buf);
 	if (ret < 0)
 		set_err(err, err_len, "netdev dev-get of ifindex %d: %s", ifindex, strerror(-ret));
-out:
 	close(fd);
 	return ret;
 }

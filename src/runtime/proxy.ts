@@ -116,6 +116,8 @@ export class Proxy {
   private sources: Source[] = [];
   private readonly synced = new Set<string>();
   private everSynced = false;
+  /** The Node's addresses the dataplane last followed (followNode), as JSON. */
+  private followedNodeAddresses: string | null = null;
   /** When the oldest change not yet in the datapath arrived. */
   private pendingSince: number | null = null;
   private readonly logged = new Map<string, string>();
@@ -284,8 +286,15 @@ export class Proxy {
     const co = this.state.checkout();
     this.metrics.countChanges({ services: co.serviceChanges, endpoints: co.endpointChanges });
     const plan = this.planner.plan(this.state, co.services, { all: first || addressesChanged, nodeChanged: co.nodeChanged });
-    // The devices were chosen before the Node was read: its addresses may add some (issue 7).
-    if (this.state.node && (first || co.nodeChanged || addressesChanged)) this.dataplane.followNode?.(this.state.node.addresses);
+    // The devices were chosen before the Node was read: its addresses may add some (issue 7). Only when
+    // they or the node's own addresses changed: following reads the node's links (a process), and a
+    // Node changes for its labels and conditions far more often than for its addresses.
+    const node = this.state.node;
+    const nodeAddresses = node && co.nodeChanged ? JSON.stringify(node.addresses) : this.followedNodeAddresses;
+    if (node && (first || addressesChanged || nodeAddresses !== this.followedNodeAddresses)) {
+      this.followedNodeAddresses = nodeAddresses;
+      this.dataplane.followNode?.(node.addresses);
+    }
     for (const w of plan.warnings) this.onWarning({ kind: 'Service', key: w.service, origin: 'planner', message: w.message });
     this.health.setNodeDeleting(this.state.node?.deleting ?? false);
 

@@ -88,12 +88,15 @@ print(json.dumps(out))`;
  */
 const ABORT_THEN_RECONNECT = `import json, socket, struct, sys
 a = json.loads(sys.argv[1])
-out = []
-for port in a["ports"]:
+def bound(port):
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_SCTP)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.settimeout(10)
     s.bind(("0.0.0.0", port))
+    return s
+out = []
+for port in a["ports"]:
+    s = bound(port)
     try:
         s.connect((a["host"], a["nodePort"]))
         s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -102,10 +105,7 @@ for port in a["ports"]:
         s.close()
         continue
     s.close()
-    r = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_SCTP)
-    r.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    r.settimeout(10)
-    r.bind(("0.0.0.0", port))
+    r = bound(port)
     try:
         r.connect((a["host"], a["nodePort"]))
         r.sendall(b"hi\\n")
