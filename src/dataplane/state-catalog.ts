@@ -32,6 +32,7 @@
 //   let go of it.
 import { Packr } from 'msgpackr';
 import type { BackendSet, DesiredDataplane, PlannedService } from '../planner/types.js';
+import { plainEqual } from '../util/equal.js';
 import { FlatIndex, grown } from '../util/flat-index.js';
 import { encodePlan } from './state-plan.js';
 
@@ -61,16 +62,10 @@ type Phase = 'idle' | 'scan' | 'sweep' | 'blocks' | 'plan';
 
 export interface CatalogCounts { services: number; frontends: number; backends: number }
 
-function sameList(a: readonly string[], b: readonly string[]): boolean {
-  if (a === b) return true;
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
 
 /** The fields of a service the catalog records: when they are equal, a new plan object needs no new bytes. */
 function sameNames(a: PlannedService, b: PlannedService): boolean {
-  return a.id === b.id && a.namespace === b.namespace && a.name === b.name && a.portName === b.portName && sameList(a.sourceRanges, b.sourceRanges);
+  return a.id === b.id && a.namespace === b.namespace && a.name === b.name && a.portName === b.portName && plainEqual(a.sourceRanges, b.sourceRanges);
 }
 
 /**

@@ -21,6 +21,7 @@ import { Metrics } from './metrics.js';
 import { collectFirstSyncGarbage } from './first-sync-gc.js';
 import { pinMallocMmapThreshold } from './malloc.js';
 import { BoundedFrequencyRunner, type RunContext, type RunOutcome } from './runner.js';
+import { plainEqual } from '../util/equal.js';
 
 export interface ProxyDeps {
   log: Logger;
@@ -116,8 +117,8 @@ export class Proxy {
   private sources: Source[] = [];
   private readonly synced = new Set<string>();
   private everSynced = false;
-  /** The Node's addresses the dataplane last followed (followNode), as JSON. */
-  private followedNodeAddresses: string | null = null;
+  /** The Node's addresses the dataplane last followed (followNode). */
+  private followedNodeAddresses: readonly { type: string; address: string }[] | null = null;
   /** When the oldest change not yet in the datapath arrived. */
   private pendingSince: number | null = null;
   private readonly logged = new Map<string, string>();
@@ -290,9 +291,8 @@ export class Proxy {
     // they or the node's own addresses changed: following reads the node's links (a process), and a
     // Node changes for its labels and conditions far more often than for its addresses.
     const node = this.state.node;
-    const nodeAddresses = node && co.nodeChanged ? JSON.stringify(node.addresses) : this.followedNodeAddresses;
-    if (node && (first || addressesChanged || nodeAddresses !== this.followedNodeAddresses)) {
-      this.followedNodeAddresses = nodeAddresses;
+    if (node && (first || addressesChanged || (co.nodeChanged && !plainEqual(node.addresses, this.followedNodeAddresses)))) {
+      this.followedNodeAddresses = node.addresses;
       this.dataplane.followNode?.(node.addresses);
     }
     for (const w of plan.warnings) this.onWarning({ kind: 'Service', key: w.service, origin: 'planner', message: w.message });
